@@ -1,0 +1,143 @@
+"""IPD-Net: SRM high-pass filters -> untrained ResNet-50 trunk -> inter-patch dependency head.
+
+Chen, Lo, Liao, Huang, "IPD-Net: Detecting AI-Generated Images via Inter-Patch
+Dependencies", IJACSA 2024. One module per concept; ``IPDNet.forward_features``
+returns the (B, HW, HW) dependency matrix so tests and tools can reach it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+# Channels and spatial stride of the ResNet-50 trunk after each stage.
+TRUNK_CHANNELS = {"layer2": 512, "layer3": 1024, "layer4": 2048}
+TRUNK_STRIDE = {"layer2": 8, "layer3": 16, "layer4": 32}
+
+
+@dataclass(frozen=True)
+class IPDConfig:
+    variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
+    input_size: int = 256  # side of the square model input
+    hidden: int = 256  # width of the first linear layer (layer2 only: the paper uses two)
+
+    def __post_init__(self):
+        if self.variant not in TRUNK_CHANNELS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(TRUNK_CHANNELS)}")
+        if self.input_size % TRUNK_STRIDE[self.variant]:
+            raise ValueError(f"input_size must be a multiple of {TRUNK_STRIDE[self.variant]} for {self.variant}")
+
+    @property
+    def channels(self) -> int:
+        return TRUNK_CHANNELS[self.variant]
+
+    @property
+    def patches(self) -> int:
+        """HW: the number of feature-map positions ("patches") the dependency matrix relates."""
+        return (self.input_size // TRUNK_STRIDE[self.variant]) ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def srm_kernels() -> torch.Tensor:
+    """The three "simple" SRM kernels (Zhou et al. 2018), each applied to and summed over R, G, B.
+
+    Returns a (3, 3, 5, 5) conv weight: out channel k holds kernel k on every input channel.
+    """
+    kb = torch.tensor([[0, 0, 0, 0, 0],
+                       [0, -1, 2, -1, 0],
+                       [0, 2, -4, 2, 0],
+                       [0, -1, 2, -1, 0],
+                       [0, 0, 0, 0, 0]], dtype=torch.float32) / 4
+    kv = torch.tensor([[-1, 2, -2, 2, -1],
+                       [2, -6, 8, -6, 2],
+                       [-2, 8, -12, 8, -2],
+                       [2, -6, 8, -6, 2],
+                       [-1, 2, -2, 2, -1]], dtype=torch.float32) / 12
+    second_order_h = torch.zeros(5, 5)
+    second_order_h[2, 1:4] = torch.tensor([1.0, -2.0, 1.0])
+    second_order_h = second_order_h / 2
+    kernels = torch.stack([kb, kv, second_order_h])  # (3, 5, 5)
+    return kernels[:, None].expand(3, 3, 5, 5).contiguous()
+
+
+class SRMFilter(nn.Module):
+    """Fixed high-pass residuals: the trunk sees noise, not content."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", srm_kernels())
+
+    def forward(self, x):  # (B, 3, H, W) -> (B, 3, H, W)
+        return nn.functional.conv2d(x, self.weight, padding=2)
+
+
+class ResNetTrunk(nn.Module):
+    """A randomly initialised ResNet-50 cut after ``variant`` (the paper trains it from scratch)."""
+
+    def __init__(self, variant: str):
+        super().__init__()
+        net = resnet50(weights=None)
+        stages = ["layer1", "layer2", "layer3", "layer4"]
+        keep = stages[: stages.index(variant) + 1]
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.stages = nn.Sequential(*(getattr(net, name) for name in keep))
+
+    def forward(self, x):  # (B, 3, S, S) -> (B, C, S/stride, S/stride)
+        return self.stages(self.stem(x))
+
+
+class InterPatchDependency(nn.Module):
+    """Two different 1x1 convs to C/2; their product relates every patch to every other (no softmax)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.query = nn.Conv2d(channels, channels // 2, kernel_size=1)
+        self.key = nn.Conv2d(channels, channels // 2, kernel_size=1)
+
+    def forward(self, x):  # (B, C, H, W) -> (B, HW, HW)
+        q = self.query(x).flatten(2)  # (B, C/2, HW)
+        k = self.key(x).flatten(2)  # (B, C/2, HW)
+        return q.transpose(1, 2) @ k  # (B, HW, HW): [i, j] = <q_i, k_j>
+
+
+class DependencyHead(nn.Module):
+    """Transpose, reshape to (HW, H, W), average-pool each map to one value, then linear layer(s)."""
+
+    def __init__(self, config: IPDConfig):
+        super().__init__()
+        self.side = config.input_size // TRUNK_STRIDE[config.variant]
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        hw = config.patches
+        if config.variant == "layer2":
+            self.classifier = nn.Sequential(nn.Linear(hw, config.hidden), nn.ReLU(inplace=True), nn.Linear(config.hidden, 1))
+        else:
+            self.classifier = nn.Linear(hw, 1)
+
+    def forward(self, dependencies):  # (B, HW, HW) -> (B,) logits
+        b, hw, _ = dependencies.shape
+        maps = dependencies.transpose(1, 2).reshape(b, hw, self.side, self.side)  # (B, HW, H, W)
+        pooled = self.pool(maps).flatten(1)  # (B, HW)
+        return self.classifier(pooled).squeeze(1)  # (B,)
+
+
+class IPDNet(nn.Module):
+    def __init__(self, config: IPDConfig | None = None):
+        super().__init__()
+        self.config = config or IPDConfig()
+        self.srm = SRMFilter()
+        self.trunk = ResNetTrunk(self.config.variant)
+        self.dependency = InterPatchDependency(self.config.channels)
+        self.head = DependencyHead(self.config)
+
+    def forward_features(self, x):  # (B, 3, S, S) normalised images -> (B, HW, HW)
+        return self.dependency(self.trunk(self.srm(x)))
+
+    def forward_head(self, dependencies):  # (B, HW, HW) -> (B,) logits
+        return self.head(dependencies)
+
+    def forward(self, x):  # (B, 3, S, S) -> (B,) logits; sigmoid gives P(AI-generated)
+        return self.forward_head(self.forward_features(x))
