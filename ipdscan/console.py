@@ -1,0 +1,120 @@
+"""What the CLI shows a person: progress on stderr, the result table, the end summary."""
+from __future__ import annotations
+
+import heapq
+import sys
+import threading
+import time
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .result import Result
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+class ScanStats:
+    """Counts for the summary, the top-scoring files, and the exit code's verdict."""
+
+    def __init__(self, top: int = 5):
+        self.started = time.monotonic()
+        self.scanned = self.ok = self.errors = self.flagged = 0
+        self.max_score: float | None = None
+        self._top: list[tuple[float, int, str]] = []
+        self._keep = top
+
+    def add(self, result: Result) -> None:
+        self.scanned += 1
+        if not result.ok:
+            self.errors += 1
+            return
+        self.ok += 1
+        self.flagged += result.label == "ai"
+        self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
+        entry = (result.score, -self.scanned, result.input)
+        (heapq.heappush if len(self._top) < self._keep else heapq.heappushpop)(self._top, entry)
+
+    @property
+    def wall_s(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.scanned / self.wall_s if self.wall_s > 0 else 0.0
+
+    def top(self) -> list[tuple[str, float]]:
+        return [(name, score) for score, _, name in sorted(self._top, reverse=True)]
+
+    def to_dict(self) -> dict:
+        return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
+                "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
+
+
+class ScanProgress:
+    """A rich progress bar on a terminal; plain periodic lines when stderr is a file or pipe; nothing when quiet."""
+
+    def __init__(self, quiet: bool, interval_s: float = 10.0):
+        self.quiet, self.interval_s = quiet, interval_s
+        self.interactive = not quiet and sys.stderr.isatty()
+        self._last_line = time.monotonic()
+        self._total: int | None = None
+        self._bar = None
+
+    def __enter__(self):
+        if self.interactive:
+            self._bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                                 TextColumn("{task.fields[rate]:.1f} img/s"), TimeRemainingColumn(),
+                                 console=stderr, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("scan", total=None, rate=0.0)
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar:
+            self._bar.__exit__(*exc)
+
+    def count_in_background(self, items: Iterable) -> None:
+        """Count the inputs in a daemon thread, so the bar gets a total (and an ETA) without delaying the scan."""
+        def count():
+            self._total = sum(1 for _ in items)
+            if self._bar:
+                self._bar.update(self._task, total=self._total)
+        threading.Thread(target=count, daemon=True).start()
+
+    def update(self, stats: ScanStats) -> None:
+        if self._bar:
+            self._bar.update(self._task, completed=stats.scanned, rate=stats.rate)
+        elif not self.quiet and time.monotonic() - self._last_line >= self.interval_s:
+            self._last_line = time.monotonic()
+            of = f"/{self._total}" if self._total is not None else ""
+            print(f"ipdscan: scanned {stats.scanned}{of} ({stats.rate:.1f} img/s), "
+                  f"{stats.flagged} flagged, {stats.errors} errors", file=sys.stderr, flush=True)
+
+
+def result_table(results: list[Result]) -> Table:
+    table = Table(show_lines=False)
+    for column, justify in (("input", "left"), ("score", "right"), ("label", "left"), ("format", "left"),
+                            ("size", "right"), ("status", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for r in results:
+        score = f"{r.score:.3f}" if r.score is not None else ""
+        label = {"ai": "[bold red]ai[/]", "real": "[green]real[/]"}.get(r.label, "")
+        size = f"{r.width}×{r.height}" if r.width else ""
+        status = "ok" if r.ok else f"[yellow]{r.error_code}[/]: {r.error}"
+        table.add_row(r.input, score, label, r.format, size, status)
+    return table
+
+
+def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
+    stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
+                 f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold:g}), "
+                 f"{stats.ok - stats.flagged} real, {stats.errors} errors", highlight=False)
+    top = [(name, score) for name, score in stats.top() if score is not None]
+    if top:
+        stderr.print("highest scores: " + ", ".join(f"{name} ({score:.3f})" for name, score in top), highlight=False)
+    if out:
+        stderr.print(f"report written to {out}", highlight=False)

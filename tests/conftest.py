@@ -1,0 +1,20 @@
+import pytest
+import torch
+
+from ipdscan.model import IPDConfig, IPDNet
+from ipdscan.preprocess import Preprocessing
+from ipdscan.weights import save_checkpoint
+
+
+def make_checkpoint(path, variant="layer2", seed=0, half=False):
+    """A small random-weights checkpoint in the real format (what 'ipdscan train' writes)."""
+    torch.manual_seed(seed)
+    model = IPDNet(IPDConfig(variant=variant))
+    save_checkpoint(path, model, Preprocessing(), name=f"test-{variant}", half=half,
+                    provenance={"purpose": "tests", "seed": seed})
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt")

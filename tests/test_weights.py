@@ -1,0 +1,91 @@
+import pickle
+
+import pytest
+import torch
+
+from conftest import make_checkpoint
+from ipdscan.weights import WeightsError, load_checkpoint, sidecar
+
+
+def scores(ckpt, x):
+    with torch.no_grad():
+        return torch.sigmoid(ckpt.model(x))
+
+
+def test_round_trip_gives_identical_scores(tmp_path):
+    path = make_checkpoint(tmp_path / "a.pt", seed=3)
+    first, second = load_checkpoint(path), load_checkpoint(path)
+    x = torch.randn(2, 3, 256, 256)
+    assert torch.equal(scores(first, x), scores(second, x))
+    assert first.config.variant == "layer2" and first.name == "test-layer2"
+    assert first.provenance == {"purpose": "tests", "seed": 3}
+    assert sidecar(path).read_text().split()[0] == first.sha256
+
+
+def test_fp16_storage_scores_within_1e3_of_fp32(tmp_path):
+    full = load_checkpoint(make_checkpoint(tmp_path / "full.pt", seed=1))
+    half = load_checkpoint(make_checkpoint(tmp_path / "half.pt", seed=1, half=True))
+    x = torch.randn(4, 3, 256, 256)
+    assert half.meta["dtype"] == "float16"
+    assert (scores(full, x) - scores(half, x)).abs().max() < 1e-3
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+
+
+@pytest.mark.parametrize("keep_sidecar", [True, False])
+def test_a_flipped_byte_is_refused(tmp_path, keep_sidecar):
+    path = make_checkpoint(tmp_path / "a.pt")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the tensor payload
+    path.write_bytes(bytes(data))
+    if not keep_sidecar:
+        sidecar(path).unlink()
+    with pytest.raises(WeightsError, match="a.pt"):
+        load_checkpoint(path)
+
+
+def test_missing_file_names_the_file_and_the_fix(tmp_path):
+    with pytest.raises(WeightsError, match=r"not found: .*nope\.pt.*--weights"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+class Payload:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED_MARKER",))
+
+
+def test_a_pickle_with_code_never_executes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "ipdscan-checkpoint", "x": Payload()}, path)
+    with pytest.raises(WeightsError, match="not a safe ipdscan checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(WeightsError):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+def test_not_a_checkpoint_and_mismatched_config_are_refused(tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(3)}, plain)
+    with pytest.raises(WeightsError, match="not an ipdscan checkpoint"):
+        load_checkpoint(plain)
+    path = make_checkpoint(tmp_path / "l3.pt", variant="layer3")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["variant"] = "layer2"  # tensors no longer fit the config
+    from ipdscan.weights import content_sha256
+    payload["content_sha256"] = content_sha256(payload["config"], payload["preprocessing"], payload["provenance"],
+                                               payload["name"], payload["state_dict"])
+    torch.save(payload, path)
+    sidecar(path).unlink()
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_checkpoint(path)
+
+
+def test_sidecar_mismatch_is_refused(tmp_path):
+    path = make_checkpoint(tmp_path / "a.pt")
+    sidecar(path).write_text("0" * 64 + "  a.pt\n")
+    with pytest.raises(WeightsError, match="does not match its recorded sha256"):
+        load_checkpoint(path)
