@@ -1,0 +1,185 @@
+"""Bytes -> RGB uint8 pixels and metadata, for the formats a scan accepts.
+
+Every failure is a ``DecodeError`` whose ``code`` is one of ``ERROR_CODES``; nothing here prints.
+The pixel limit is checked from the header, before any pixels are decoded, and never touches
+Pillow's global settings, so decoding is safe in any process or thread.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+
+import exifread
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's plugins to try; MPO opens through JPEG's
+EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP")  # GIF and BMP cannot carry EXIF: don't parse them twice
+ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
+
+# exifread logs a warning for every file without EXIF, which is most of a scan.
+logging.getLogger("exifread").setLevel(logging.CRITICAL)
+
+EXIF_TAGS = {  # field -> exifread keys, the first non-empty one wins
+    "make": ("Image Make",),
+    "model": ("Image Model",),
+    "software": ("Image Software",),
+    "datetime": ("EXIF DateTimeOriginal", "Image DateTime"),
+}
+
+
+@dataclass
+class Decoded:
+    pixels: torch.Tensor  # (3, H, W) uint8 RGB, contiguous: the first frame, EXIF orientation applied
+    format: str  # Pillow's name: JPEG, PNG, WEBP, GIF, BMP, TIFF, MPO
+    width: int  # as displayed, after orientation
+    height: int
+    frames: int  # 1 for stills
+    exif: dict[str, str]  # make, model, software, datetime; "" when absent
+
+
+class DecodeError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def decode(data: bytes, *, max_pixels: int = 100_000_000) -> Decoded:
+    """Decode the first frame of an image file's bytes to RGB; refuse more than ``max_pixels`` before decoding."""
+    if not data:
+        raise DecodeError("empty_file", "the file is empty")
+    with warnings.catch_warnings():
+        # Pillow warns about corrupt EXIF, palettes, truncated TIFF tags and sizes over its own advisory
+        # limit; here each image's problems become its DecodeError, and the pixel limit is max_pixels.
+        # catch_warnings swaps the process-wide filter list: a thread racing another thread's catch_warnings
+        # could at worst keep these ignore filters, which silences warnings and changes no result.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        with _open(data) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise DecodeError("decompression_bomb", f"{width}x{height} is {width * height:,} pixels, "
+                                                        f"over the limit of {max_pixels:,}")
+            try:
+                frames = getattr(im, "n_frames", 1)  # walks the frames' headers: fails on truncation too
+                im.load()
+            except Image.DecompressionBombError as exc:  # a later frame or tile is bigger than the header said
+                raise DecodeError("decompression_bomb", str(exc)) from exc
+            except Exception as exc:
+                raise DecodeError("decode_error", f"corrupt or truncated {im.format}: {exc}") from exc
+            _apply_orientation(im)
+            try:
+                pixels = _rgb_channels_first(im)
+            except Exception as exc:
+                raise DecodeError("decode_error", f"cannot convert {im.mode} pixels to RGB: {exc}") from exc
+            image_format = im.format
+    exif = read_exif(data) if image_format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+    return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
+                   height=pixels.shape[1], frames=frames, exif=exif)
+
+
+def read_exif(data: bytes) -> dict[str, str]:
+    """Camera fields from the EXIF in an image file's bytes; empty strings where absent or unreadable. Never raises."""
+    try:
+        # details=False skips MakerNotes, the slow part. (The thumbnail is still extracted, as exifread < 3.1
+        # has no switch for it; it is a slice of bytes already in memory.)
+        tags = exifread.process_file(_exif_source(data), details=False)
+    except Exception:  # malformed EXIF can make exifread raise almost anything
+        tags = {}
+    return {field: _first_text(tags, keys) for field, keys in EXIF_TAGS.items()}
+
+
+def _exif_source(data: bytes) -> io.BytesIO:
+    """What exifread should parse: the file itself, but a WebP's EXIF chunk on its own.
+
+    exifread expects that chunk to start with "Exif\\0\\0", as JPEG's APP1 does; the WebP spec, libwebp and
+    Pillow store bare TIFF data there, which exifread reads as TIFF when handed it directly.
+    """
+    if not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return io.BytesIO(data)
+    position = 12
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position + 4:position + 8], "little")
+        if data[position:position + 4] == b"EXIF":
+            chunk = data[position + 8:position + 8 + size]
+            return io.BytesIO(chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk)
+        position += 8 + size + (size & 1)  # chunks are padded to even sizes
+    return io.BytesIO(b"")
+
+
+def _first_text(tags: dict, keys: tuple[str, ...]) -> str:
+    for key in keys:
+        text = str(tags.get(key, "")).strip(" \t\r\n\x00")
+        if text:
+            return text
+    return ""
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=OPENED_AS)
+    except Image.DecompressionBombError as exc:  # Pillow's own hard ceiling, twice Image.MAX_IMAGE_PIXELS
+        raise DecodeError("decompression_bomb", str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        claimed = _signature_format(data)
+        if claimed:
+            raise DecodeError("decode_error", f"corrupt {claimed}: its header cannot be read") from exc
+        raise DecodeError("unsupported_format",
+                          f"not an image in a supported format ({', '.join(SUPPORTED_FORMATS)})") from exc
+    except Exception as exc:
+        raise DecodeError("decode_error", f"corrupt image header: {exc}") from exc
+
+
+def _signature_format(data: bytes) -> str:
+    """The supported format whose signature the bytes start with, or "": a broken image is not some other file."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    # "BM" alone starts plenty of text files; a BMP's info header size is one of a few known values.
+    if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124):
+        return "BMP"
+    return ""
+
+
+def _apply_orientation(im: Image.Image) -> None:
+    try:
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception:
+        # Corrupt EXIF: the pixels are still good, so keep them as stored. The transpose itself happens
+        # before Pillow rewrites the EXIF, so a failure here never leaves a half-rotated image.
+        pass
+
+
+def _rgb_channels_first(im: Image.Image) -> np.ndarray:
+    """(3, H, W) contiguous uint8 RGB from a loaded image in any mode Pillow decodes to."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;"):
+        gray = _high_depth_to_uint8(np.asarray(im))
+        return np.array(np.broadcast_to(gray, (3, *gray.shape)), order="C")
+    # Alpha (RGBA, LA, PA, palette transparency) is dropped and the colour underneath kept as stored: a
+    # generator's pixels are what we score, not what a viewer would composite them onto.
+    rgb = im if im.mode == "RGB" else im.convert("RGB")  # CMYK JPEGs' Adobe inversion is Pillow's job
+    return np.array(np.asarray(rgb).transpose(2, 0, 1), order="C")  # a copy: torch wants it writable
+
+
+def _high_depth_to_uint8(a: np.ndarray) -> np.ndarray:
+    """16-bit, 32-bit int or float gray -> uint8, scaled (Image.convert would clip 16-bit values to 255)."""
+    if a.dtype.kind in "ui" and a.min() >= 0 and a.max() <= 65535:
+        # 16-bit samples (Pillow's I;16 modes, and mode I for 16-bit files): x/257 rounded, so 65535 -> 255.
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(a.min()), float(a.max())
+    if 0 <= low and high <= 1:  # float images conventionally hold 0..1
+        low, high = 0.0, 1.0
+    scale = 255 / (high - low) if high > low else 0.0  # otherwise: whatever range it has, stretched
+    return np.rint((a - low) * scale).astype(np.uint8)

@@ -1,0 +1,217 @@
+"""Report writers, chosen by the --out extension: .csv, .jsonl or .json, one row per Result.
+
+Columns and keys are ``result.FIELDS`` in order; a missing value is an empty CSV cell or JSON null.
+
+- .jsonl is one JSON object per image and is made durable at every ``flush()`` (after each batch),
+  so a killed scan loses at most the batch in flight and ``--resume`` carries on from it.
+- .csv and .json only appear under their final name at ``close()``: rows go to an anonymous
+  temporary file beside the report and are copied into place then, so an interrupted scan never
+  leaves a half-written report (nor a stray temporary file, unless killed during close).
+
+Text that is not valid Unicode (file names that are not UTF-8, which Python carries as lone
+surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format: see
+``report_text``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Protocol
+
+from .result import FIELDS, Result
+
+REPORT_FORMATS = (".csv", ".jsonl", ".json")
+
+
+class ReportWriter(Protocol):
+    def write(self, result: Result) -> None: ...
+
+    def flush(self) -> None: ...  # called after every batch
+
+    def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
+
+
+def open_report(path: Path, header: dict, *, resume: bool = False) -> ReportWriter:
+    """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in REPORT_FORMATS:
+        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use .csv, .jsonl or .json")
+    if resume and suffix != ".jsonl":
+        raise ValueError("--resume needs a .jsonl report")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
+    if suffix == ".jsonl":
+        return JsonlReport(path, resume=resume)
+    return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+
+
+def completed_inputs(path: Path) -> set[str]:
+    """The inputs a .jsonl report already holds, so that ``--resume`` can skip them.
+
+    A trailing line without its newline is a write cut short: it is ignored here, and dropped
+    when the report is reopened with ``resume=True``.
+    """
+    done = set()
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, 1):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                written = json.loads(line)["input"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
+            done.add(written)
+            done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
+    return done
+
+
+def report_text(text: str) -> str:
+    """The rule for text no UTF-8 report can hold: undecodable bytes become ``\\xNN`` escapes.
+
+    A file name with the Latin-1 byte 0xE9 reaches Python as "caf\\udce9.jpg" and is written as
+    "caf\\\\xe9.jpg" (a backslash, then x, e, 9). Valid text is unchanged.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that came from no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _unescaped(text: str) -> str:
+    """The inverse of report_text, for matching written inputs against the paths a scan finds.
+
+    A name that really contains a backslash-x-hex sequence maps to another name too; adding both to
+    the resume set can only skip that other name, if it exists and was not scanned yet.
+    """
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8"))
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _record(result: Result) -> dict:
+    return {name: _clean(getattr(result, name)) for name in FIELDS}
+
+
+def _clean(value):
+    """JSON-ready with report_text applied to every string, inside lists and dicts too."""
+    if isinstance(value, str):
+        return report_text(value)
+    if isinstance(value, dict):
+        return {report_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+class JsonlReport:
+    """One JSON object per line, no header line: consumers expect items only."""
+
+    def __init__(self, path: Path, *, resume: bool = False):
+        if resume and path.exists():
+            _drop_partial_last_line(path)
+        self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
+
+    def write(self, result: Result) -> None:
+        self.file.write(_json_line(_record(result)) + "\n")
+
+    def flush(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self, summary: dict) -> None:
+        self.flush()
+        self.file.close()
+
+
+def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:
+    """Truncate the file after its last newline: a write that a crash cut short."""
+    with open(path, "r+b") as file:
+        end = file.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - block)
+            file.seek(start)
+            newline = file.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        else:
+            keep = 0
+        if keep < end:
+            file.truncate(keep)
+
+
+class _PublishedAtClose:
+    """Rows go to an anonymous temporary file beside the report; close() writes the report under a
+    temporary name from prologue + rows + epilogue, then renames it into place."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=path.parent)
+
+    def flush(self) -> None:
+        pass  # nothing to make durable: the report appears whole at close() or not at all
+
+    def _publish(self, prologue: str, epilogue: str) -> None:
+        partial = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.part")
+        try:
+            with open(partial, "x", encoding="utf-8", newline="") as out:
+                out.write(prologue)
+                self.rows.seek(0)
+                shutil.copyfileobj(self.rows, out)
+                out.write(epilogue)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, self.path)
+        finally:
+            self.rows.close()
+            partial.unlink(missing_ok=True)
+
+
+class CsvReport(_PublishedAtClose):
+    """A header row of FIELDS, then one row per image; scores with 6 decimals. The scan header and
+    summary have no place in a CSV: use .json to keep them."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.writer = csv.writer(self.rows)
+        self.writer.writerow(FIELDS)
+
+    def write(self, result: Result) -> None:
+        record = _record(result)
+        if record["score"] is not None:
+            record["score"] = f"{record['score']:.6f}"
+        self.writer.writerow(record.values())  # csv writes None as an empty cell
+
+    def close(self, summary: dict) -> None:
+        self._publish("", "")
+
+
+class JsonReport(_PublishedAtClose):
+    """{"header": {...header, ...summary}, "items": [...]}, items one per line. Memory stays flat: items
+    are streamed to the temporary file and copied after the header, which is only complete at close."""
+
+    def __init__(self, path: Path, header: dict):
+        super().__init__(path)
+        self.header = header
+        self.count = 0
+
+    def write(self, result: Result) -> None:
+        self.rows.write((",\n" if self.count else "\n") + _json_line(_record(result)))
+        self.count += 1
+
+    def close(self, summary: dict) -> None:
+        header = json.dumps(_clean({**self.header, **summary}), ensure_ascii=False, indent=1, default=str)
+        self._publish(f'{{"header": {header},\n"items": [', "\n]}\n" if self.count else "]}\n")

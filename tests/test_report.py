@@ -1,0 +1,222 @@
+import csv
+import json
+import os
+
+import pytest
+
+from ipdscan.report import REPORT_FORMATS, completed_inputs, open_report, report_text
+from ipdscan.result import FIELDS, Result
+
+HEADER = {"tool": "ipdscan", "model": "test", "threshold": 0.5, "inputs": ["photos", "caf\udce9"]}
+SUMMARY = {"end_time": "2024-01-01T00:00:00+00:00", "scanned": 3, "ok": 2, "errors": 1, "flagged": 1}
+LATIN1_NAME = "photos/caf\udce9.jpg"  # the file name b"caf\xe9.jpg", which is not UTF-8
+LATIN1_WRITTEN = "photos/caf\\xe9.jpg"
+
+
+def results() -> list[Result]:
+    return [
+        Result(input="photos/a.jpg", score=0.91234567, label="ai", sha256="ab" * 32, bytes=1744, format="JPEG",
+               width=64, height=48, frames=1, exif_make="Canon", exif_model="Canon EOS R5",
+               exif_software="Ünïcødé 写真", exif_datetime="2023:05:06 07:08:09"),
+        Result.failed("photos/notes.jpg", "unsupported_format", 'not an image, "quoted", with, commas\nand a newline'),
+        Result(input=LATIN1_NAME, score=0.0000012, label="real", format="PNG", width=1, height=100000, frames=3),
+    ]
+
+
+def write_report(path, items=None, **kwargs):
+    writer = open_report(path, HEADER, **kwargs)
+    for result in items if items is not None else results():
+        writer.write(result)
+    writer.flush()
+    writer.close(SUMMARY)
+    return path
+
+
+def expected_records() -> list[dict]:
+    records = [r.to_dict() for r in results()]
+    records[2]["input"] = LATIN1_WRITTEN
+    return records
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_jsonl_round_trip(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")
+    records = read_jsonl(path)
+    assert [list(r) for r in records] == [FIELDS] * 3  # keys in FIELDS order, no header line
+    assert records == expected_records()
+    assert records[1]["score"] is None and records[1]["width"] is None
+
+
+def test_json_round_trip(tmp_path):
+    path = write_report(tmp_path / "report.json")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert list(report) == ["header", "items"]
+    assert report["header"] == {**HEADER, "inputs": ["photos", "caf\\xe9"], **SUMMARY}
+    assert [list(r) for r in report["items"]] == [FIELDS] * 3
+    assert report["items"] == expected_records()
+
+
+def test_json_without_items_is_valid(tmp_path):
+    report = json.loads(write_report(tmp_path / "report.json", items=[]).read_text(encoding="utf-8"))
+    assert report["items"] == [] and report["header"]["scanned"] == 3
+
+
+def test_csv_round_trip(tmp_path):
+    path = write_report(tmp_path / "report.csv")
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == FIELDS
+    parsed = [dict(zip(FIELDS, row)) for row in rows[1:]]
+    want = [{k: "" if v is None else str(v) for k, v in r.items()} for r in expected_records()]
+    for row in want:
+        if row["score"]:
+            row["score"] = f"{float(row['score']):.6f}"
+    assert parsed == want
+    assert parsed[0]["score"] == "0.912346" and parsed[2]["score"] == "0.000001" and parsed[1]["score"] == ""
+
+
+@pytest.mark.parametrize("name", ["report.csv", "report.json"])
+def test_csv_and_json_appear_only_at_close(tmp_path, name):
+    path = tmp_path / name
+    writer = open_report(path, HEADER)
+    for result in results():
+        writer.write(result)
+    writer.flush()
+    assert os.listdir(tmp_path) == []  # rows live in an anonymous temporary file until close
+    writer.close(SUMMARY)
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_csv_replaces_an_existing_report_only_at_close(tmp_path):
+    path = tmp_path / "report.csv"
+    path.write_text("old report\n")
+    writer = open_report(path, HEADER)
+    writer.write(results()[0])
+    assert path.read_text() == "old report\n"
+    writer.close(SUMMARY)
+    assert path.read_text(encoding="utf-8").startswith(",".join(FIELDS))
+
+
+def test_jsonl_rows_are_on_disk_after_each_flush(tmp_path):
+    path = tmp_path / "report.jsonl"
+    writer = open_report(path, HEADER)
+    first, second, third = results()
+    writer.write(first)
+    writer.flush()
+    assert [r["input"] for r in read_jsonl(path)] == [first.input]
+    writer.write(second)
+    writer.write(third)
+    writer.flush()
+    assert len(read_jsonl(path)) == 3  # readable mid-scan, as after a kill -9
+
+
+def test_jsonl_without_resume_replaces_the_file(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")
+    write_report(path, items=results()[:1])
+    assert len(read_jsonl(path)) == 1
+
+
+def test_resume_drops_a_partial_line_and_appends(tmp_path):
+    path = write_report(tmp_path / "report.jsonl", items=results()[:2])
+    with open(path, "ab") as file:
+        file.write(b'{"input": "photos/cut-short.jpg", "status": "o')  # killed mid-write
+    assert completed_inputs(path) == {"photos/a.jpg", "photos/notes.jpg"}
+    write_report(path, items=results()[2:], resume=True)
+    assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN]
+
+
+def test_resume_drops_a_complete_object_missing_its_newline(tmp_path):
+    # completed_inputs and the truncation must agree, or the image would be skipped yet not reported
+    path = write_report(tmp_path / "report.jsonl", items=results()[:1])
+    with open(path, "ab") as file:
+        file.write(json.dumps(results()[1].to_dict()).encode())
+    assert completed_inputs(path) == {"photos/a.jpg"}
+    write_report(path, items=[], resume=True)
+    assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg"]
+
+
+def test_resume_of_a_file_that_is_one_partial_line(tmp_path):
+    path = tmp_path / "report.jsonl"
+    path.write_bytes(b'{"input": "x' * 20000)  # longer than one read block, no newline at all
+    assert completed_inputs(path) == set()
+    write_report(path, items=results()[:1], resume=True)
+    assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg"]
+
+
+def test_resume_creates_a_missing_report(tmp_path):
+    path = write_report(tmp_path / "report.jsonl", resume=True)
+    assert len(read_jsonl(path)) == 3
+
+
+def test_completed_inputs_match_non_utf8_names_as_found(tmp_path):
+    done = completed_inputs(write_report(tmp_path / "report.jsonl"))
+    assert LATIN1_NAME in done  # what the scan will find again, so it is skipped
+    assert {"photos/a.jpg", "photos/notes.jpg"} <= done
+
+
+def test_completed_inputs_refuses_a_file_that_is_not_a_report(tmp_path):
+    path = tmp_path / "report.jsonl"
+    path.write_text('{"input": "a"}\nnot json\n{"input": "b"}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        completed_inputs(path)
+
+
+def test_report_text_rule():
+    assert report_text("plain/ascii.jpg") == "plain/ascii.jpg"
+    assert report_text("Ünïcødé/写真.jpg") == "Ünïcødé/写真.jpg"
+    assert report_text("caf\udce9.jpg") == "caf\\xe9.jpg"
+    assert report_text("lone\ud800") == "lone\\ud800"  # a surrogate that came from no byte
+
+
+def test_extension_is_case_insensitive(tmp_path):
+    for name in ("R.CSV", "R.JsonL", "R.JSON"):
+        assert write_report(tmp_path / name).exists()
+    assert len(read_jsonl(tmp_path / "R.JsonL")) == 3
+
+
+def test_unknown_extension_is_refused(tmp_path):
+    assert REPORT_FORMATS == (".csv", ".jsonl", ".json")
+    with pytest.raises(ValueError, match=r"unsupported report format '\.xyz': use \.csv, \.jsonl or \.json"):
+        open_report(tmp_path / "report.xyz", HEADER)
+    with pytest.raises(ValueError, match="unsupported report format 'report'"):
+        open_report(tmp_path / "report", HEADER)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["report.csv", "report.json"])
+def test_resume_needs_jsonl(tmp_path, name):
+    with pytest.raises(ValueError, match="--resume needs a .jsonl report"):
+        open_report(tmp_path / name, HEADER, resume=True)
+
+
+@pytest.mark.parametrize("name", ["report.csv", "report.jsonl", "report.json"])
+def test_missing_directory_is_a_clear_error(tmp_path, name):
+    path = tmp_path / "missing" / name
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
+        open_report(path, HEADER)
+    assert str(path) in str(info.value)
+
+
+def test_jsonl_flush_makes_rows_durable(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    writer = open_report(tmp_path / "report.jsonl", HEADER)
+    writer.write(results()[0])
+    writer.flush()
+    assert len(synced) == 1
+    writer.close(SUMMARY)
+
+
+@pytest.mark.parametrize("name", ["report.csv", "report.json"])
+def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monkeypatch, name):
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+    writer = open_report(tmp_path / name, HEADER)
+    writer.write(results()[0])
+    monkeypatch.setattr("ipdscan.report.shutil.copyfileobj", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        writer.close(SUMMARY)
+    assert os.listdir(tmp_path) == []
