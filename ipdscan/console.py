@@ -13,7 +13,8 @@ from rich.table import Table
 
 from .result import Result
 
-stdout = Console(soft_wrap=True)
+# Piped or redirected, the table is read by tools and people with wide windows: don't fold paths at 80 columns.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)
 
 

@@ -1,0 +1,216 @@
+"""End-to-end CLI tests in temp dirs: stdout, stderr, exit codes, report files, failure paths."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_checkpoint
+from http_server import LocalServer
+from images import encoded, make_corpus, make_image, natural
+from ipdscan.cli import app
+from ipdscan.result import FIELDS
+
+runner = CliRunner()
+KINDS = ["jpeg", "png", "webp", "gray", "rgba", "cmyk_jpeg", "png16", "corrupt_jpeg", "empty", "text_as_jpg"]
+
+
+def scan(*args, input=None):
+    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], input=input)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    return folder, make_corpus(folder, KINDS)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == FIELDS
+        return list(reader)
+
+
+def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoint, tmp_path):
+    folder, expected = corpus
+    out = tmp_path / "report.csv"
+    result = scan(folder, "--weights", checkpoint, "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    assert sorted(Path(r["input"]).name for r in rows) == sorted(expected)
+    for row in rows:
+        want = expected[Path(row["input"]).name]
+        if want.code == "ok":
+            assert row["status"] == "ok" and row["error_code"] == "", row
+            assert 0.0 <= float(row["score"]) <= 1.0 and row["label"] in ("ai", "real")
+            assert (int(row["width"]), int(row["height"])) == want.size and row["format"] == want.format
+            assert len(row["sha256"]) == 64 and int(row["bytes"]) > 0
+        else:
+            assert row["status"] == "error" and row["error_code"] == want.code and row["error"], row
+            assert row["score"] == "" and row["label"] == ""
+    assert "scanned 10" in result.stderr and "3 errors" in result.stderr
+    assert result.stdout == ""  # the report went to the file; stdout stays clean
+
+
+def test_table_on_stdout_without_out(corpus, checkpoint):
+    folder, _ = corpus
+    result = scan(folder, "--weights", checkpoint, "--quiet")
+    assert result.exit_code == 0
+    assert "cmyk.jpg" in result.stdout and "empty_file" in result.stdout
+    assert result.stderr == ""  # --quiet: no progress, no summary
+
+
+def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
+    folder, expected = corpus
+    assert scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.jsonl", "-q").exit_code == 0
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(lines) == len(expected) and all(list(obj) == FIELDS for obj in lines)
+    assert scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.json", "-q", "--threshold", "0.3").exit_code == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    header = doc["header"]
+    assert header["weights_sha256"] == Path(f"{checkpoint}.sha256").read_text().split()[0]
+    assert header["threshold"] == 0.3 and header["variant"] == "layer2" and header["device"] == "cpu"
+    assert header["scanned"] == len(expected) and header["errors"] == 3
+    assert [item["input"] for item in doc["items"]] == [obj["input"] for obj in lines]
+    for item in doc["items"]:
+        if item["status"] == "ok":
+            assert item["label"] == ("ai" if item["score"] >= 0.3 else "real")
+
+
+def test_fail_on_flips_the_exit_code(corpus, checkpoint, tmp_path):
+    folder, _ = corpus
+    out = tmp_path / "r.csv"
+    assert scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    top = max(float(r["score"]) for r in read_csv(out) if r["score"])
+    assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", top).exit_code == 1
+    assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", min(1.0, top + 1e-4)).exit_code == 0
+
+
+def test_exif_columns(tmp_path, checkpoint):
+    make_image(tmp_path / "camera.jpg", "jpeg")
+    out = tmp_path / "r.csv"
+    assert scan(tmp_path / "camera.jpg", "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    (row,) = read_csv(out)
+    assert (row["exif_make"], row["exif_model"]) == ("Canon", "Canon EOS R5")
+    assert row["exif_datetime"] == "2023:05:06 07:08:09"
+
+
+def test_missing_inputs_are_rows_not_crashes(tmp_path, checkpoint):
+    make_image(tmp_path / "a.png", "png")
+    out = tmp_path / "r.csv"
+    result = scan(tmp_path / "a.png", tmp_path / "missing.jpg", "--weights", checkpoint, "--out", out)
+    assert result.exit_code == 0
+    codes = {Path(r["input"]).name: r["error_code"] for r in read_csv(out)}
+    assert codes == {"a.png": "", "missing.jpg": "not_found"}
+
+
+def test_stdin_lists_paths(tmp_path, checkpoint):
+    for name in ("a.png", "b.png"):
+        make_image(tmp_path / name, "png")
+    out = tmp_path / "r.jsonl"
+    result = scan("-", "--weights", checkpoint, "--out", out, "-q",
+                  input=f"{tmp_path / 'a.png'}\n{tmp_path / 'b.png'}\n")
+    assert result.exit_code == 0, result.output
+    assert [Path(json.loads(line)["input"]).name for line in out.read_text().splitlines()] == ["a.png", "b.png"]
+
+
+def test_url_list_against_a_local_server(tmp_path, checkpoint):
+    with LocalServer() as server:
+        good = server.add("a.png", encoded(natural(), "PNG"))
+        urls = [good, server.url("/404"), server.url("/slow?s=3"), server.url("/big?declare=999999999")]
+        listing = tmp_path / "urls.txt"
+        listing.write_text("# scraped\n" + "\n".join(urls) + "\n\n")
+        out = tmp_path / "r.csv"
+        result = scan(listing, "--weights", checkpoint, "--out", out, "-q", "--allow-private-urls",
+                      "--timeout", "0.5", "--max-mb", "1")
+        assert result.exit_code == 0, result.output
+        rows = read_csv(out)
+    assert [r["input"] for r in rows] == urls
+    assert [r["error_code"] for r in rows] == ["", "http_404", "timeout", "too_large"]
+    assert rows[0]["format"] == "PNG" and rows[0]["score"] != ""
+
+
+def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint):
+    with LocalServer() as server:
+        url = server.add("a.png", encoded(natural(), "PNG"))
+        out = tmp_path / "r.csv"
+        assert scan(url, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+        assert read_csv(out)[0]["error_code"] == "blocked_address"
+        assert server.requests == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--weights", "nope.pt"], "weights file not found"),
+    (["--out", "report.xlsx"], "unsupported report format"),
+    (["--out", "no/such/dir/r.csv"], "does not exist"),
+    (["--resume", "--out", "r.csv"], "--resume needs --out FILE.jsonl"),
+    (["--shard", "3/2"], "--shard"),
+    (["--device", "cuda:7"], "device"),
+    (["--variant", "layer4"], "does not match the weights"),
+])
+def test_usage_and_fatal_errors_exit_2_with_one_line(tmp_path, checkpoint, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    weights = [] if "--weights" in args else ["--weights", str(checkpoint)]
+    result = scan("a.png", *weights, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_tampered_weights_exit_2(tmp_path):
+    weights = make_checkpoint(tmp_path / "w.pt")
+    data = bytearray(weights.read_bytes())
+    data[-5000] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    make_image(tmp_path / "a.png", "png")
+    result = scan(tmp_path / "a.png", "--weights", weights)
+    assert result.exit_code == 2 and "w.pt" in result.stderr
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("ipdscan ")
+    result = runner.invoke(app, ["scan", "--help"])
+    assert result.exit_code == 0 and "--fail-on" in result.stdout and "ipdscan scan ./photos" in result.stdout
+
+
+def run_cli(*args, cwd, stdin=None):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "ipdscan", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, input=stdin, timeout=120)
+
+
+def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint):
+    for i in range(5):
+        make_image(tmp_path / f"{i}.png", "png")
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("scan", tmp_path, "--weights", checkpoint, "--out", out, "--workers", "2", "--batch-size", "2",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    names = [Path(json.loads(line)["input"]).name for line in out.read_text().splitlines()]
+    assert names == [f"{i}.png" for i in range(5)]  # input order, across two workers
+    assert "scanned 5" in proc.stderr and "\x1b[" not in proc.stderr  # no terminal codes in a pipe
+
+
+def test_subprocess_usage_error_is_exit_2(tmp_path):
+    proc = run_cli("scan", "--batch-size", "0", "x.png", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
+    from images import KINDS as ALL_KINDS
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    expected = make_corpus(folder, ALL_KINDS)
+    os.mkfifo(folder / "pipe.jpg")  # never opened: a reader would block here forever
+    out = tmp_path / "r.csv"
+    proc = run_cli("scan", folder, "--weights", checkpoint, "--out", out, "--workers", "1", cwd=tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    codes = {Path(r["input"]).name: r["error_code"] or "ok" for r in read_csv(out)}
+    assert codes == {**{name: e.code for name, e in expected.items()}, "pipe.jpg": "not_a_file"}
