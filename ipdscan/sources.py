@@ -1,0 +1,283 @@
+"""Inputs -> Items: the files and URLs a scan covers, in a deterministic order, found lazily.
+
+An input is an image file, a directory (walked recursively), a URL list (``.txt``: one URL a line;
+``.csv``: a ``url`` column), an http(s) URL, or ``-`` for inputs read from stdin one a line.
+Nothing here reads pixels, and nothing raises on a bad input: a path or URL that is already known
+to fail becomes an Item with an ``error_code``, so it gets its row in the report like any other.
+
+Listing error codes: not_found, permission_denied, not_a_file, symlink_loop, read_error,
+invalid_url, unsupported_scheme, bad_url_list.
+"""
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+from urllib.parse import urlsplit
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+                              ".heic", ".heif", ".avif"})
+URL_LIST_EXTENSIONS = frozenset({".txt", ".csv"})
+URL_SCHEMES = ("http", "https")
+# Schemes that are plainly URLs even without "//"; anything else without "//" is just not a URL.
+OPAQUE_SCHEMES = frozenset({"javascript", "data", "mailto", "file", "about", "blob", "vbscript", "ftp"})
+SNIFF_BYTES = 32
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # the DIB header sizes real BMPs use
+ARGUMENT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class Item:
+    input: str  # the path as found (non-UTF-8 names via os.fsdecode's surrogateescape) or the URL
+    kind: str  # "file" | "url"
+    error_code: str = ""  # set when listing already knows this input fails
+    error: str = ""
+
+
+def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | None = None) -> Iterator[Item]:
+    """Yield an Item for every file and URL the inputs name, as soon as each is found.
+
+    Directories are walked depth first, sorted by name at each level; hidden names (a leading '.')
+    inside them are skipped unless ``hidden``. '-' reads more inputs from ``stdin`` (default: sys.stdin),
+    one a line, where a '-' line is a plain path, not stdin again.
+    """
+    for argument in inputs:
+        if argument == "-":
+            for line in _stdin_lines(stdin):
+                if line.strip():
+                    yield from _items_for(line, hidden)
+        else:
+            yield from _items_for(argument, hidden)
+
+
+def shard_filter(items: Iterable[Item], shard: tuple[int, int]) -> Iterator[Item]:
+    """The items of partition K of N (K is 1-based), chosen by a hash of the input alone, so N jobs
+    over the same inputs cover them all, none twice, whatever order each job lists them in."""
+    k, n = shard
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {k}/{n}: need 1 <= K <= N")
+    for item in items:
+        if shard_of(item.input, n) == k:
+            yield item
+
+
+def shard_of(input: str, n: int) -> int:
+    digest = hashlib.sha1(input.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def url_problem(url: str) -> tuple[str, str] | None:
+    """(error_code, message) if ``url`` cannot be fetched as it is written, else None."""
+    if not url.isprintable():  # spaces in a path are quoted when fetched; tabs and controls are damage
+        return "invalid_url", f"invalid URL {url!r}: contains control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        return "invalid_url", f"invalid URL {url!r}: {exc}"
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES:
+        if scheme and ("://" in url or scheme in OPAQUE_SCHEMES):
+            return "unsupported_scheme", f"unsupported URL scheme {scheme!r} (only http and https): {url}"
+        return "invalid_url", f"invalid URL {url!r}: no http:// or https:// scheme"
+    if not parts.hostname or " " in parts.netloc:
+        return "invalid_url", f"invalid URL {url!r}: no valid host"
+    if port == 0:
+        return "invalid_url", f"invalid URL {url!r}: port 0"
+    return None
+
+
+def url_item(url: str, where: str = "") -> Item:
+    problem = url_problem(url)
+    if problem is None:
+        return Item(url, "url")
+    code, message = problem
+    return Item(url, "url", code, f"{where}: {message}" if where else message)
+
+
+def os_error_code(exc: OSError) -> str:
+    """The error code for an OSError met while listing or reading a path."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "not_found"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission_denied"
+    if exc.errno == errno.ELOOP:
+        return "symlink_loop"
+    if exc.errno in (errno.EISDIR, errno.ENXIO):  # open_regular's refusals
+        return "not_a_file"
+    return "read_error"
+
+
+def path_error(path: str, exc: OSError) -> Item:
+    return Item(path, "file", os_error_code(exc), f"{path}: {exc.strerror or exc}")
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor for ``path`` if it is a regular file; raises IsADirectoryError or
+    OSError(ENXIO) otherwise. O_NONBLOCK keeps open() from ever waiting on a FIFO that replaced
+    the file since it was stat'ed; it changes nothing for regular files."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        raise OSError(errno.ENXIO, "not a regular file", path)
+    return fd
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def sniff_image(head: bytes) -> bool:
+    """Whether the first bytes of a file look like an image format a scan may meet."""
+    return (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS)
+            or (head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in BMP_HEADER_SIZES))
+
+
+def _stdin_lines(stdin: TextIO | None) -> Iterator[str]:
+    if stdin is None:
+        # The bytes, decoded like argv, so that names that are not UTF-8 survive a `find | ipdscan scan -`.
+        stdin = sys.stdin
+        if hasattr(stdin, "buffer"):
+            for raw in stdin.buffer:
+                yield os.fsdecode(raw.rstrip(b"\r\n"))
+            return
+    for line in stdin:
+        yield line.rstrip("\r\n")
+
+
+def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
+    if ARGUMENT_URL.match(argument):
+        yield url_item(argument)
+        return
+    try:
+        info = os.stat(argument)
+    except OSError as exc:
+        yield path_error(argument, exc)
+        return
+    if stat.S_ISDIR(info.st_mode):
+        yield from _walk(argument, info, hidden)
+    elif not stat.S_ISREG(info.st_mode):
+        yield Item(argument, "file", "not_a_file", f"{argument}: not a regular file (a FIFO, socket or device)")
+    elif os.path.splitext(argument)[1].lower() in URL_LIST_EXTENSIONS:
+        yield from _url_list(argument)
+    else:
+        yield Item(argument, "file")  # named explicitly: the decoder judges what it is
+
+
+def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
+    """Image files under ``root``, depth first and sorted by name at each level.
+
+    Symlinked directories are followed, except into a directory that is being walked already
+    (a loop: reported) or that was walked before through another link (skipped: its files are listed).
+    """
+    key = (root_info.st_dev, root_info.st_ino)
+    visited, walking = {key}, [key]
+    entries = _sorted_entries(root)
+    if isinstance(entries, Item):
+        yield entries
+        return
+    stack = [iter(entries)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            walking.pop()
+            continue
+        if not hidden and entry.name.startswith("."):
+            continue
+        try:
+            info = entry.stat()  # follows symlinks
+        except OSError as exc:
+            # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.
+            if exc.errno == errno.ELOOP or is_image_name(entry.name):
+                yield path_error(entry.path, exc)
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in walking:
+                yield Item(entry.path, "file", "symlink_loop", f"{entry.path}: links back to a directory it is inside")
+            elif key not in visited:
+                visited.add(key)
+                children = _sorted_entries(entry.path)
+                if isinstance(children, Item):
+                    yield children
+                else:
+                    stack.append(iter(children))
+                    walking.append(key)
+        elif stat.S_ISREG(info.st_mode):
+            if is_image_name(entry.name) or _sniffed(entry.path, info):
+                yield Item(entry.path, "file")
+        elif is_image_name(entry.name):  # a FIFO, socket or device named like an image: stat'ed, never opened
+            yield Item(entry.path, "file", "not_a_file", f"{entry.path}: not a regular file (a FIFO, socket or device)")
+
+
+def _sorted_entries(path: str) -> list[os.DirEntry] | Item:
+    try:
+        with os.scandir(path) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError as exc:
+        return path_error(path, exc)
+
+
+def _sniffed(path: str, info: os.stat_result) -> bool:
+    if info.st_size < 4:
+        return False
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return False  # unreadable and not named like an image: nothing says it is one
+    try:
+        return sniff_image(os.read(fd, SNIFF_BYTES))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _url_list(path: str) -> Iterator[Item]:
+    """The URLs of a .txt (one a line, '#' comments) or .csv (a 'url' column) list, read lazily."""
+    try:
+        stream = open(path, encoding="utf-8-sig", errors="replace", newline="")
+    except OSError as exc:
+        yield path_error(path, exc)
+        return
+    with stream:
+        try:
+            if path.lower().endswith(".csv"):
+                yield from _csv_urls(path, stream)
+            else:
+                for number, line in enumerate(stream, 1):
+                    line = line.strip()
+                    if line and not line.startswith("#"):
+                        yield url_item(line, f"{path}:{number}")
+        except OSError as exc:  # a read error or a malformed CSV stops the list, not the scan
+            yield path_error(path, exc)
+        except csv.Error as exc:
+            yield Item(path, "file", "bad_url_list", f"{path}: {exc}")
+
+
+def _csv_urls(path: str, stream: TextIO) -> Iterator[Item]:
+    reader = csv.reader(stream)
+    header = next(reader, None) or []
+    columns = [name.strip().lower() for name in header]
+    if "url" not in columns:
+        yield Item(path, "file", "bad_url_list", f"{path}: no 'url' column in the header {header!r}")
+        return
+    column = columns.index("url")
+    for row in reader:
+        url = row[column].strip() if column < len(row) else ""
+        if url:
+            yield url_item(url, f"{path}:{reader.line_num}")

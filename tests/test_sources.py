@@ -1,0 +1,357 @@
+import builtins
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import traceback
+import tracemalloc
+
+import pytest
+from PIL import Image
+
+from ipdscan.sources import Item, iter_items, open_regular, os_error_code, shard_filter, sniff_image, url_problem
+
+
+posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs, fork and permission bits are POSIX")
+
+
+def image_bytes(format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 30, 60)).save(buffer, format)
+    return buffer.getvalue()
+
+
+def listed(inputs, **kwargs) -> list[tuple[str, str, str]]:
+    return [(item.input, item.kind, item.error_code) for item in iter_items(inputs, **kwargs)]
+
+
+@pytest.fixture
+def opened_paths(monkeypatch):
+    """Every path opened through os.open or open() while the test runs."""
+    paths = []
+    real_os_open, real_open = os.open, builtins.open
+
+    def os_open(path, *args, **kwargs):
+        paths.append(os.fsdecode(path))
+        return real_os_open(path, *args, **kwargs)
+
+    def open_(file, *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)):
+            paths.append(os.fsdecode(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", open_)
+    return paths
+
+
+def finishes(function, seconds: float = 20.0):
+    """function()'s value, or a failure if it blocks (as opening a FIFO without a writer would)."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("value", function()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"{function} blocked: it must never open a FIFO")
+    return box["value"]
+
+
+def unblock_fifo(path):
+    """Open the writing end without waiting, which releases any reader stuck in open()."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # no reader: nothing was stuck
+
+
+def run_unprivileged(function, *args):
+    """function(*args) in a forked child that, when we are root (who reads everything), first becomes
+    nobody; its value comes back as JSON."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            with os.fdopen(write_end, "w") as out:
+                json.dump({"value": function(*args)}, out)
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as results:
+        text = results.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, "the unprivileged child failed (its traceback is in the captured stderr)"
+    return json.loads(text)["value"]
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary directory that nobody can enter (pytest's tmp_path is private to its user)."""
+    path = tempfile.mkdtemp(prefix="ipdscan-test-")
+    os.chmod(path, 0o755)
+    yield path
+    for directory, subdirectories, _ in os.walk(path):
+        for name in subdirectories:
+            os.chmod(os.path.join(directory, name), 0o755)
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """photos/ with nested, hidden, sniffed, skipped and hostile entries."""
+    root = tmp_path / "photos"
+    (root / "b" / "deeper").mkdir(parents=True)
+    (root / "a").mkdir()
+    (root / ".hidden_dir").mkdir()
+    (root / "b" / "z.JPG").write_bytes(image_bytes("JPEG"))
+    (root / "b" / "deeper" / "one.webp").write_bytes(image_bytes("WEBP"))
+    (root / "a" / "pic.png").write_bytes(image_bytes())
+    (root / "a" / "notes.txt").write_text("not an image, not a URL list inside a directory\n")
+    (root / "a" / "data.bin").write_bytes(b"\x00\x01 random bytes that are no image at all")
+    (root / "a" / "noext").write_bytes(image_bytes())  # a PNG without an extension: sniffed
+    (root / "a" / "tiny.gif").write_bytes(b"")  # named like an image: listed, the decoder reports it empty
+    (root / ".hidden.png").write_bytes(image_bytes())
+    (root / ".hidden_dir" / "in_hidden.png").write_bytes(image_bytes())
+    (root / "c.bmp").write_bytes(image_bytes("BMP"))
+    return root
+
+
+def test_directory_walk_is_sorted_recursive_and_skips_hidden_and_non_images(tree):
+    expected = [f"{tree}/a/noext", f"{tree}/a/pic.png", f"{tree}/a/tiny.gif",
+                f"{tree}/b/deeper/one.webp", f"{tree}/b/z.JPG", f"{tree}/c.bmp"]
+    items = list(iter_items([str(tree)]))
+    assert [item.input for item in items] == expected
+    assert all(item.kind == "file" and not item.error_code for item in items)
+    assert listed([str(tree)]) == listed([str(tree)])  # deterministic
+
+
+def test_hidden_included_on_request(tree):
+    inputs = [item.input for item in iter_items([str(tree)], hidden=True)]
+    assert f"{tree}/.hidden.png" in inputs
+    assert f"{tree}/.hidden_dir/in_hidden.png" in inputs
+
+
+def test_explicitly_named_files_are_items_whatever_they_hold(tree):
+    named = [str(tree / "a" / "data.bin"), str(tree / ".hidden.png")]
+    assert listed(named) == [(named[0], "file", ""), (named[1], "file", "")]
+
+
+def test_sniffing_recognises_formats_and_rejects_lookalikes():
+    for format in ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"):
+        assert sniff_image(image_bytes(format)[:32]), format
+    assert sniff_image(b"\x00\x00\x00\x1cftypheic" + bytes(20))
+    assert sniff_image(b"\x00\x00\x00\x1cftypavif" + bytes(20))
+    assert not sniff_image(b"\x00\x00\x00\x1cftypisom" + bytes(20))  # an MP4
+    assert not sniff_image(b"BMW 320i service history, 2019 to 2024")  # starts "BM", no DIB header
+    assert not sniff_image(b"")
+    assert not sniff_image(b"%PDF-1.7\n")
+
+
+@posix
+def test_fifo_named_like_an_image_is_a_row_and_is_never_opened(tmp_path, opened_paths):
+    (tmp_path / "real.png").write_bytes(image_bytes())
+    fifo, quiet_fifo = tmp_path / "x.jpg", tmp_path / "pipe"
+    os.mkfifo(fifo)
+    os.mkfifo(quiet_fifo)
+    try:
+        items = finishes(lambda: list(iter_items([str(tmp_path)])))
+        named = finishes(lambda: list(iter_items([str(fifo)])))
+        opened = list(opened_paths)
+    finally:
+        unblock_fifo(fifo)
+        unblock_fifo(quiet_fifo)
+    assert [(i.input, i.error_code) for i in items] == [(str(tmp_path / "real.png"), ""), (str(fifo), "not_a_file")]
+    assert [(i.input, i.error_code) for i in named] == [(str(fifo), "not_a_file")]
+    assert str(fifo) not in opened and str(quiet_fifo) not in opened
+
+
+@posix
+def test_open_regular_refuses_a_fifo_without_waiting(tmp_path):
+    # The guard for a file swapped for a FIFO between stat and open: open() must not wait for a writer.
+    fifo = tmp_path / "swapped.png"
+    os.mkfifo(fifo)
+    try:
+        refused = finishes(lambda: pytest.raises(OSError, open_regular, str(fifo)))
+    finally:
+        unblock_fifo(fifo)
+    assert os_error_code(refused.value) == "not_a_file"
+    with pytest.raises(OSError) as directory:
+        open_regular(str(tmp_path))
+    assert os_error_code(directory.value) == "not_a_file"
+
+
+def test_symlink_loops_are_reported_not_followed(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "img.png").write_bytes(image_bytes())
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)  # root/sub/up -> root: a loop
+    (root / "self.png").symlink_to(root / "self.png")  # a link to itself: ELOOP
+    (root / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (root / "dangling.dat").symlink_to(tmp_path / "gone.dat")  # not named like an image: silent
+    assert listed([str(root)]) == [
+        (f"{root}/dangling.png", "file", "not_found"),
+        (f"{root}/self.png", "file", "symlink_loop"),
+        (f"{root}/sub/img.png", "file", ""),
+        (f"{root}/sub/up", "file", "symlink_loop"),
+    ]
+    assert listed([str(root / "self.png")]) == [(f"{root}/self.png", "file", "symlink_loop")]
+
+
+def test_symlinked_directories_are_followed_once(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.png").write_bytes(image_bytes())
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "link1").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "scan" / "link2").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert listed([str(tmp_path / "scan")]) == [(f"{tmp_path}/scan/link1/a.png", "file", "")]
+
+
+def test_non_utf8_file_names_survive(tmp_path):
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9-\xff.png")
+    with open(name, "wb") as file:
+        file.write(image_bytes())
+    [item] = iter_items([str(tmp_path)])
+    assert item.input == os.fsdecode(name) and not item.error_code
+    assert os.fsencode(item.input) == name
+    with open(item.input, "rb") as file:  # the str round-trips to the same file
+        assert file.read() == image_bytes()
+
+
+def test_missing_and_special_paths(tmp_path):
+    missing = str(tmp_path / "nope.jpg")
+    assert listed([missing]) == [(missing, "file", "not_found")]
+    assert listed(["/dev/null"]) == [("/dev/null", "file", "not_a_file")]
+    [item] = iter_items([missing])
+    assert "nope.jpg" in item.error
+
+
+def test_url_arguments_and_url_validation():
+    assert listed(["https://example.com/a.jpg", "HTTP://EXAMPLE.com", "ftp://example.com/a.jpg"]) == [
+        ("https://example.com/a.jpg", "url", ""), ("HTTP://EXAMPLE.com", "url", ""),
+        ("ftp://example.com/a.jpg", "url", "unsupported_scheme")]
+    for bad in ("example.com/a.jpg", "http://", "http:///path", "http://host:99999/", "http://host:x/",
+                "http://exa mple.com/", "http://a.com/\tb", "//example.com/a.jpg"):
+        assert url_problem(bad)[0] == "invalid_url", bad
+    for other in ("javascript:alert(1)", "file:///etc/passwd", "data:image/png;base64,AAAA", "ftp://h/x"):
+        assert url_problem(other)[0] == "unsupported_scheme", other
+    for good in ("http://a.com", "https://a.com:8443/x?y=1#z", "http://[::1]:80/", "https://例え.jp/画像 1.jpg"):
+        assert url_problem(good) is None, good
+
+
+def test_txt_url_list(tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\ufeff# a comment\n\nhttps://a.example/1.jpg\n   \n  http://b.example/2.png  \r\n"
+                    "not a url\njavascript:alert(1)\n# https://commented.example/out\nhttps://c.example/3\n",
+                    encoding="utf-8")
+    items = list(iter_items([str(urls)]))
+    assert [(i.input, i.kind, i.error_code) for i in items] == [
+        ("https://a.example/1.jpg", "url", ""), ("http://b.example/2.png", "url", ""),
+        ("not a url", "url", "invalid_url"), ("javascript:alert(1)", "url", "unsupported_scheme"),
+        ("https://c.example/3", "url", "")]
+    assert f"{urls}:6" in items[2].error  # says where the bad line is
+
+
+def test_csv_url_list(tmp_path):
+    good = tmp_path / "list.csv"
+    good.write_text('id,URL,caption\n1,https://a.example/1.jpg,"a, quoted caption"\n2,,empty\n'
+                    '3,https://b.example/2.png,x\n4,gopher://old.example/,y\n5\n')
+    assert listed([str(good)]) == [("https://a.example/1.jpg", "url", ""), ("https://b.example/2.png", "url", ""),
+                                   ("gopher://old.example/", "url", "unsupported_scheme")]
+    bad = tmp_path / "no-url-column.csv"
+    bad.write_text("id,link\n1,https://a.example/1.jpg\n")
+    [item] = iter_items([str(bad)])
+    assert (item.input, item.error_code) == (str(bad), "bad_url_list") and "url" in item.error
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert listed([str(empty)]) == [(str(empty), "file", "bad_url_list")]
+
+
+def test_stdin_and_mixed_inputs_keep_argument_order(tree, tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://a.example/1.jpg\n")
+    stdin = io.StringIO(f"{tree}/c.bmp\n\nhttps://s.example/x.png\n{urls}\n-\n")
+    items = listed([str(tree / "b"), "-", "https://z.example/z.gif", str(tmp_path / "missing.png")], stdin=stdin)
+    assert items == [
+        (f"{tree}/b/deeper/one.webp", "file", ""), (f"{tree}/b/z.JPG", "file", ""),
+        (f"{tree}/c.bmp", "file", ""), ("https://s.example/x.png", "url", ""), ("https://a.example/1.jpg", "url", ""),
+        ("-", "file", "not_found"),  # '-' on stdin is a path, not stdin again
+        ("https://z.example/z.gif", "url", ""), (f"{tmp_path}/missing.png", "file", "not_found")]
+
+
+def test_stdin_is_read_lazily():
+    consumed = []
+
+    def lines():  # a million lines that only exist as they are asked for
+        for number in range(1_000_000):
+            consumed.append(number)
+            yield f"https://example.com/{number}.jpg\n"
+
+    items = iter_items(["-"], stdin=lines())
+    assert next(items).input == "https://example.com/0.jpg"
+    assert len(consumed) == 1
+
+
+def test_big_url_list_streams_in_flat_memory(tmp_path):
+    urls = tmp_path / "urls.txt"
+    lines = 200_000
+    with open(urls, "w") as file:
+        for number in range(lines):
+            file.write(f"https://img{number % 97}.example.com/some/long/path/{number:09d}.jpg\n")
+    size = urls.stat().st_size
+    items = iter_items([str(urls)])
+    tracemalloc.start()
+    try:
+        first = next(items)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert first.input == "https://img0.example.com/some/long/path/000000000.jpg"
+    assert peak < size / 50, (peak, size)  # the first item came before the file was read, let alone held
+    assert 1 + sum(1 for _ in items) == lines
+
+
+def test_shards_partition_inputs_disjointly_and_completely():
+    inputs = [f"https://example.com/{n}.jpg" for n in range(500)] + [f"/data/photo{n}.png" for n in range(500)]
+    items = [Item(x, "url" if x.startswith("http") else "file") for x in inputs]
+    shards = [[item.input for item in shard_filter(items, (k, 3))] for k in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == sorted(inputs)  # complete and disjoint
+    assert all(len(shard) > 250 for shard in shards)  # and roughly even
+    reordered = [[item.input for item in shard_filter(reversed(items), (k, 3))] for k in (1, 2, 3)]
+    assert [set(s) for s in reordered] == [set(s) for s in shards]  # membership does not depend on order
+    assert [item.input for item in shard_filter(items, (1, 1))] == inputs
+    with pytest.raises(ValueError):
+        list(shard_filter(items, (0, 3)))
+    with pytest.raises(ValueError):
+        list(shard_filter(items, (4, 3)))
+
+
+def listing_codes(inputs):
+    return [[item.input, item.error_code] for item in iter_items(inputs)]
+
+
+@posix
+def test_unreadable_directory_and_url_list_are_permission_denied(shared_tmp):
+    root = os.path.join(shared_tmp, "root")
+    os.makedirs(os.path.join(root, "locked"))
+    with open(os.path.join(root, "locked", "secret.png"), "wb") as file:
+        file.write(image_bytes())
+    with open(os.path.join(root, "open.png"), "wb") as file:
+        file.write(image_bytes())
+    urls = os.path.join(shared_tmp, "urls.txt")
+    with open(urls, "w") as file:
+        file.write("https://a.example/1.jpg\n")
+    os.chmod(root, 0o755)
+    os.chmod(os.path.join(root, "locked"), 0o000)
+    os.chmod(urls, 0o000)
+    assert run_unprivileged(listing_codes, [root, urls]) == [
+        [f"{root}/locked", "permission_denied"], [f"{root}/open.png", ""], [urls, "permission_denied"]]
