@@ -1,0 +1,211 @@
+"""SARIF 2.1.0 reports, for code-scanning dashboards and SARIF viewers.
+
+Rules, with stable ids; one SARIF result per finding, none for an input with nothing to report:
+    ipdscan/ai-score       the model's score is at or above the scan's threshold: level "error" from ERROR_SCORE
+                           (0.9) up, "warning" from the threshold up to it; below the threshold, no result
+    ipdscan/provenance-ai  the file's own metadata declares AI generation (C2PA, IPTC XMP, generator text chunks;
+                           see ipdscan.evidence): level "error", whatever the score
+    ipdscan/scan-error     the input could not be scanned (unreadable, not an image, download failed): level "note"
+
+Local files are artifacts relative to the scanned root (uriBaseId SRCROOT, resolved in originalUriBaseIds);
+files outside it get absolute file: URIs, URLs are their own URI. The file's sha256 is each result's partial
+fingerprint ("sha256/v1") and its artifact's "sha-256" hash.
+
+A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts stream to unnamed
+temporary files beside the report, and close() assembles the document in a temporary file in the same
+directory and os.replace()s it into place, so the report appears whole or not at all.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, metadata
+from pathlib import Path
+from urllib.parse import quote
+
+from PIL import Image
+
+from .evidence import codes_indicate_ai
+from .result import Result
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+ERROR_SCORE = 0.9
+AI_SCORE, PROVENANCE_AI, SCAN_ERROR = "ipdscan/ai-score", "ipdscan/provenance-ai", "ipdscan/scan-error"
+RULES = [
+    {"id": AI_SCORE, "name": "AiGeneratedByScore",
+     "shortDescription": {"text": "IPD-Net scores the image as likely AI-generated."},
+     "fullDescription": {"text": "The IPD-Net model's probability that the image is AI-generated is at or above the "
+                                 f"scan's threshold: level error from {ERROR_SCORE}, warning below that."},
+     "help": {"text": "A score is a model's judgement of the pixels, not proof: review the image, and its "
+                      "provenance where it has any. Raise --threshold to report fewer, surer findings."},
+     "defaultConfiguration": {"level": "warning"},
+     "properties": {"tags": ["ai-generated-image", "model-score"]}},
+    {"id": PROVENANCE_AI, "name": "AiGeneratedByProvenance",
+     "shortDescription": {"text": "The file's metadata declares AI generation."},
+     "fullDescription": {"text": "The image's own metadata says it was made by a generative model: a C2PA manifest "
+                                 "or IPTC XMP digital source type such as trainedAlgorithmicMedia, a generator's "
+                                 "parameters text chunk, or a known generator named as the creating software."},
+     "help": {"text": "Metadata can be stripped or forged; its presence is a declaration by whoever made the file. "
+                      "The result's properties list the evidence codes and details."},
+     "defaultConfiguration": {"level": "error"},
+     "properties": {"tags": ["ai-generated-image", "provenance"]}},
+    {"id": SCAN_ERROR, "name": "ScanError",
+     "shortDescription": {"text": "The input could not be scanned."},
+     "fullDescription": {"text": "The file or URL could not be read, downloaded or decoded as an image, so it has "
+                                 "no score."},
+     "help": {"text": "The result's properties hold the error code; the message says what went wrong."},
+     "defaultConfiguration": {"level": "note"},
+     "properties": {"tags": ["scan-error"]}},
+]
+RULE_INDEX = {rule["id"]: index for index, rule in enumerate(RULES)}
+
+
+class SarifWriter:
+    def __init__(self, path: Path, header: dict, *, root: Path | None = None, threshold: float = 0.5):
+        self.path = Path(path)
+        self.header = header
+        self.root = Path(os.path.abspath(root if root is not None else os.curdir))
+        self.threshold = threshold
+        # Unnamed temporary files on the report's own file system: nothing is left behind if the scan dies.
+        self._artifacts = tempfile.TemporaryFile(dir=self.path.parent)
+        self._results = tempfile.TemporaryFile(dir=self.path.parent)
+        self._artifact_count = self._result_count = 0
+        Image.init()  # Image.MIME knows only the formats of Pillow plugins already loaded
+
+    def write(self, result: Result) -> None:
+        findings = self._findings(result)
+        if not findings:
+            return
+        location = self._location(result.input)
+        artifact = {"location": location, "roles": ["analysisTarget"]}
+        if result.bytes is not None:
+            artifact["length"] = result.bytes
+        if result.sha256:
+            artifact["hashes"] = {"sha-256": result.sha256}
+        if Image.MIME.get(result.format):
+            artifact["mimeType"] = Image.MIME[result.format]
+        _append(self._artifacts, self._artifact_count, artifact)
+        for finding in findings:
+            finding["locations"] = [{"physicalLocation": {
+                "artifactLocation": {**location, "index": self._artifact_count}}}]
+            _append(self._results, self._result_count, finding)
+            self._result_count += 1
+        self._artifact_count += 1
+
+    def flush(self) -> None:
+        """Push buffered rows to the temporary files (the report itself appears at close)."""
+        self._artifacts.flush()
+        self._results.flush()
+
+    def close(self, summary: dict) -> None:
+        # The run object up to its two streamed arrays: dump it, drop its closing brace, and append them.
+        run = {"tool": {"driver": self._driver()}, "invocations": [self._invocation(summary)],
+               "originalUriBaseIds": {"SRCROOT": {"uri": _directory_uri(self.root)}},
+               "properties": {key: value for key, value in self.header.items() if key not in ("tool", "version")}}
+        log = {"$schema": SARIF_SCHEMA, "version": "2.1.0"}
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(run)[:-1]}, "artifacts": ['.encode())
+                self._artifacts.seek(0)
+                shutil.copyfileobj(self._artifacts, out)
+                out.write(b'], "results": [')
+                self._results.seek(0)
+                shutil.copyfileobj(self._results, out)
+                out.write(b"]}]}\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        finally:
+            self._artifacts.close()
+            self._results.close()
+
+    def _findings(self, result: Result) -> list[dict]:
+        findings = []
+        score = "no score" if result.score is None else f"score {result.score:.3f}"
+        if not result.ok:
+            findings.append(_finding(SCAN_ERROR, "note", f"Not scanned: {result.error} ({result.error_code}).",
+                                     result, error_code=result.error_code))
+        if result.score is not None and result.score >= self.threshold:
+            level = "error" if result.score >= ERROR_SCORE else "warning"
+            findings.append(_finding(AI_SCORE, level, f"IPD-Net {score} that the image is AI-generated "
+                                                      f"(threshold {self.threshold:g}).", result))
+        codes = [code for code in getattr(result, "evidence", "").split(";") if code]
+        if codes_indicate_ai(codes):
+            findings.append(_finding(PROVENANCE_AI, "error", f"The file's metadata declares AI generation "
+                                                             f"({', '.join(codes)}); IPD-Net {score}.", result))
+        return findings
+
+    def _location(self, input: str) -> dict:
+        if input.startswith(("http://", "https://")):
+            return {"uri": input}
+        path = Path(os.path.abspath(input))
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            return {"uri": path.as_uri()}
+        return {"uri": quote(relative.as_posix()), "uriBaseId": "SRCROOT"}
+
+    def _driver(self) -> dict:
+        driver = {"name": "ipdscan", "version": str(self.header.get("version", "")), "rules": RULES}
+        homepage = _project_homepage()
+        if homepage:
+            driver["informationUri"] = homepage
+        return driver
+
+    def _invocation(self, summary: dict) -> dict:
+        invocation = {"executionSuccessful": not summary.get("interrupted", False),
+                      "properties": dict(summary)}
+        for key, source in (("startTimeUtc", self.header.get("start_time")), ("endTimeUtc", summary.get("end_time"))):
+            if source:
+                invocation[key] = _utc(source)
+        return invocation
+
+
+def _finding(rule: str, level: str, message: str, result: Result, **properties) -> dict:
+    codes = [code for code in getattr(result, "evidence", "").split(";") if code]
+    detail = getattr(result, "evidence_detail", "")
+    if result.score is not None:
+        properties.update(score=result.score, label=result.label)
+    if codes:
+        properties["evidence"] = codes
+    if detail:
+        try:
+            properties["evidence_detail"] = json.loads(detail)
+        except ValueError:
+            properties["evidence_detail"] = detail
+    finding = {"ruleId": rule, "ruleIndex": RULE_INDEX[rule], "level": level, "message": {"text": message},
+               "properties": properties}
+    if result.sha256:
+        finding["partialFingerprints"] = {"sha256/v1": result.sha256}
+    return finding
+
+
+def _append(stream, count: int, item: dict) -> None:
+    stream.write((b"," if count else b"") + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _directory_uri(path: Path) -> str:
+    uri = path.as_uri()
+    return uri if uri.endswith("/") else uri + "/"  # a base URI must end with a slash
+
+
+def _utc(timestamp: str) -> str:
+    """SARIF wants UTC times with a Z: 2024-01-02T03:04:05+00:00 -> 2024-01-02T03:04:05Z."""
+    return timestamp[:-6] + "Z" if timestamp.endswith("+00:00") else timestamp
+
+
+def _project_homepage() -> str:
+    """The package's Homepage URL ([project.urls] in pyproject.toml), or ""."""
+    try:
+        urls = metadata("ipdscan").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return ""
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("homepage", "home", "repository", "source"):
+            return url.strip()
+    return ""

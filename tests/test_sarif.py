@@ -1,0 +1,204 @@
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ipdscan.result import Result
+from ipdscan.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
+
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "weights_sha256": "ab" * 32,
+          "threshold": 0.5, "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
+SUMMARY = {"end_time": "2024-01-02T03:05:00+00:00", "interrupted": False, "scanned": 9, "errors": 2}
+
+
+def validate(document: dict):
+    validator = jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(document), key=str)
+    assert not errors, "\n".join(f"{list(error.absolute_path)}: {error.message}" for error in errors[:5])
+
+
+def scored(input: str, score: float, evidence: str = "", detail: str = "", **fields) -> Result:
+    result = Result(input=input, score=score, label="ai" if score >= 0.5 else "real", sha256=fields.pop(
+        "sha256", f"{abs(hash(input)):064x}"[-64:]), bytes=1234, format="PNG", width=64, height=48, **fields)
+    result.evidence, result.evidence_detail = evidence, detail  # the fields the lead adds to Result
+    return result
+
+
+def write_report(path: Path, results, root=None, threshold=0.5, summary=SUMMARY) -> dict:
+    writer = SarifWriter(path, HEADER, root=root, threshold=threshold)
+    for result in results:
+        writer.write(result)
+    writer.flush()
+    writer.close(summary)
+    return json.loads(path.read_text())
+
+
+def results_by_uri(document: dict) -> dict[str, list[tuple[str, str]]]:
+    run = document["runs"][0]
+    found = {}
+    for result in run["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        found.setdefault(location["uri"], []).append((result["ruleId"], result["level"]))
+    return found
+
+
+@pytest.fixture
+def scan(tmp_path, monkeypatch):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    c2pa_detail = json.dumps({"c2pa": {"validation_state": "Valid", "digital_source_types": ["x"]}})
+    results = [
+        scored("photos/a b.png", 0.95),
+        scored("photos/sub/warn.png", 0.7),
+        scored("photos/real.png", 0.2),
+        scored("photos/declared.png", 0.3, "c2pa:present;c2pa:trainedAlgorithmicMedia", c2pa_detail),
+        scored(str(root / "both.png"), 0.91, "png:parameters", '{"png": {"parameters": "Steps: 20"}}'),
+        scored("photos/camera.jpg", 0.1, "c2pa:digitalCapture;c2pa:present", c2pa_detail),
+        Result.failed("photos/broken.jpg", "decode_error", "corrupt or truncated JPEG", sha256="cd" * 32, bytes=10),
+        Result.failed("https://example.com/x.png?size=2", "http_error", "HTTP 404 Not Found"),
+        scored(str(tmp_path / "elsewhere.png"), 0.99),
+    ]
+    document = write_report(tmp_path / "report.sarif", results, root=root)
+    return tmp_path, document
+
+
+def test_report_validates_against_the_sarif_schema(scan):
+    _, document = scan
+    validate(document)
+    assert document["version"] == "2.1.0"
+
+
+def test_rule_ids_and_levels_follow_the_score_bands_and_evidence(scan):
+    tmp_path, document = scan
+    assert results_by_uri(document) == {
+        "a%20b.png": [(AI_SCORE, "error")],
+        "sub/warn.png": [(AI_SCORE, "warning")],
+        "declared.png": [(PROVENANCE_AI, "error")],
+        "both.png": [(AI_SCORE, "error"), (PROVENANCE_AI, "error")],
+        "broken.jpg": [(SCAN_ERROR, "note")],
+        "https://example.com/x.png?size=2": [(SCAN_ERROR, "note")],
+        (tmp_path / "elsewhere.png").as_uri(): [(AI_SCORE, "error")],
+    }  # real.png (under the threshold) and camera.jpg (provenance that declares no AI) have no result
+
+
+def test_locations_artifacts_and_fingerprints(scan):
+    tmp_path, document = scan
+    run = document["runs"][0]
+    assert run["originalUriBaseIds"] == {"SRCROOT": {"uri": (tmp_path / "photos").as_uri() + "/"}}
+    artifacts = run["artifacts"]
+    assert len(artifacts) == 7  # one per input with a result
+    for result in run["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        artifact = artifacts[location["index"]]
+        assert artifact["location"]["uri"] == location["uri"]
+        is_local_under_root = not location["uri"].startswith(("https:", "file:"))
+        assert (location.get("uriBaseId") == "SRCROOT") == is_local_under_root
+        if "hashes" in artifact:
+            assert result["partialFingerprints"] == {"sha256/v1": artifact["hashes"]["sha-256"]}
+        else:
+            assert "partialFingerprints" not in result
+    broken = next(a for a in artifacts if a["location"]["uri"] == "broken.jpg")
+    assert broken["hashes"] == {"sha-256": "cd" * 32} and broken["length"] == 10
+    assert next(a for a in artifacts if a["location"]["uri"] == "a%20b.png")["mimeType"] == "image/png"
+
+
+def test_messages_and_properties(scan):
+    _, document = scan
+    results = {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], r["ruleId"]): r
+               for r in document["runs"][0]["results"]}
+    score = results[("a%20b.png", AI_SCORE)]
+    assert "0.950" in score["message"]["text"] and score["properties"]["score"] == 0.95
+    provenance = results[("declared.png", PROVENANCE_AI)]
+    assert "c2pa:trainedAlgorithmicMedia" in provenance["message"]["text"]
+    assert "0.300" in provenance["message"]["text"]
+    assert provenance["properties"]["evidence"] == ["c2pa:present", "c2pa:trainedAlgorithmicMedia"]
+    assert provenance["properties"]["evidence_detail"]["c2pa"]["validation_state"] == "Valid"
+    error = results[("broken.jpg", SCAN_ERROR)]
+    assert "corrupt or truncated JPEG" in error["message"]["text"]
+    assert error["properties"]["error_code"] == "decode_error"
+
+
+def test_tool_rules_and_invocation(scan):
+    _, document = scan
+    run = document["runs"][0]
+    driver = run["tool"]["driver"]
+    assert driver["name"] == "ipdscan" and driver["version"] == "1.2.3"
+    assert [rule["id"] for rule in driver["rules"]] == [AI_SCORE, PROVENANCE_AI, SCAN_ERROR]
+    for result in run["results"]:
+        assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+    invocation = run["invocations"][0]
+    assert invocation["executionSuccessful"] is True
+    assert invocation["startTimeUtc"] == "2024-01-02T03:04:05Z"
+    assert invocation["endTimeUtc"] == "2024-01-02T03:05:00Z"
+    assert run["properties"]["weights_sha256"] == "ab" * 32
+
+
+def test_report_appears_whole_at_close_and_leaves_nothing_else(tmp_path):
+    path = tmp_path / "report.sarif"
+    writer = SarifWriter(path, HEADER, root=tmp_path)
+    writer.write(scored(str(tmp_path / "a.png"), 0.99))
+    writer.flush()
+    assert not path.exists()
+    writer.close(SUMMARY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.sarif"]
+
+
+def test_failed_close_leaves_no_report_and_no_temporary_file(tmp_path):
+    path = tmp_path / "report.sarif"
+    writer = SarifWriter(path, HEADER, root=tmp_path)
+    writer.write(scored(str(tmp_path / "a.png"), 0.99))
+    with pytest.raises(TypeError):
+        writer.close({**SUMMARY, "unserialisable": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_and_interrupted_scan_is_still_a_valid_log(tmp_path):
+    document = write_report(tmp_path / "report.sarif", [scored("x.png", 0.1)], root=tmp_path,
+                            summary={**SUMMARY, "interrupted": True})
+    validate(document)
+    run = document["runs"][0]
+    assert run["results"] == [] and run["artifacts"] == []
+    assert run["invocations"][0]["executionSuccessful"] is False
+
+
+def test_threshold_above_the_error_band(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    document = write_report(tmp_path / "report.sarif", [scored("low.png", 0.93), scored("high.png", 0.97)],
+                            root=tmp_path, threshold=0.95)
+    assert results_by_uri(document) == {"high.png": [(AI_SCORE, "error")]}
+
+
+def test_many_results_stream_through(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = (scored(f"img{i:05d}.png", 0.5 + (i % 50) / 100, "png:parameters" if i % 7 == 0 else "")
+               for i in range(2000))
+    document = write_report(tmp_path / "report.sarif", results, root=tmp_path)
+    run = document["runs"][0]
+    assert len(run["artifacts"]) == 2000
+    assert len(run["results"]) == 2000 + len(range(0, 2000, 7))
+    assert [a["location"]["uri"] for a in run["artifacts"][:2]] == ["img00000.png", "img00001.png"]
+
+
+def test_rules_have_stable_ids_and_default_levels():
+    assert {rule["id"]: rule["defaultConfiguration"]["level"] for rule in RULES} == {
+        AI_SCORE: "warning", PROVENANCE_AI: "error", SCAN_ERROR: "note"}
+
+
+def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path):
+    from evidence_files import A1111, png_with_text
+
+    from ipdscan.evidence import find_evidence
+
+    data = png_with_text(parameters=A1111)
+    result = Result(input=str(tmp_path / "gen.png"), score=0.12, label="real", sha256="ef" * 32, bytes=len(data),
+                    format="PNG")
+    fields = find_evidence(data).fields()
+    result.evidence, result.evidence_detail = fields["evidence"], fields["evidence_detail"]
+    document = write_report(tmp_path / "report.sarif", [result], root=tmp_path)
+    validate(document)
+    (finding,) = document["runs"][0]["results"]
+    assert (finding["ruleId"], finding["level"]) == (PROVENANCE_AI, "error")
+    assert finding["properties"]["evidence_detail"]["png"]["parameters"] == A1111
