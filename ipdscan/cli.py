@@ -10,7 +10,9 @@ import typer
 
 from . import __version__
 from .console import ScanProgress, ScanStats, print_summary, result_table, stderr, stdout
+from .distributed import ScanGroup
 from .fetch import FetchOptions
+from .merge import MergeError, merge_reports
 from .pipeline import ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
 from .score import DeviceError, load_detector
@@ -81,6 +83,7 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
 ):
     """Score images: the probability that each one is AI-generated."""
+    group = ScanGroup.from_env()  # set when launched by torchrun
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, threshold=threshold, hidden=hidden,
                               shard=parse_shard(shard),
@@ -88,13 +91,18 @@ def scan(
                                                  allow_private=allow_private_urls))
         if out is not None and out.suffix.lower() not in REPORT_FORMATS:
             raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
+        if out is not None and not out.parent.exists():
+            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+        report_path = out
+        if group:
+            if out is None or shard:
+                raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
+            options.shard, device, report_path = group.shard, group.device(device), group.part(out)
         if resume:
             if out is None or out.suffix.lower() != ".jsonl":
                 raise UsageError("--resume needs --out FILE.jsonl")
-            done = completed_inputs(out) if out.exists() else set()
+            done = completed_inputs(report_path) if report_path.exists() else set()
             options.skip = done.__contains__
-        if out is not None and not out.parent.exists():
-            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
         detector = load_detector(weights, device)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
@@ -105,9 +113,9 @@ def scan(
     header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
               "weights_sha256": detector.sha256, "threshold": threshold, "device": str(detector.device),
               "start_time": started, "inputs": inputs}
-    writer = open_report(out, header, resume=resume) if out else None
+    writer = open_report(report_path, header, resume=resume) if report_path else None
     stats, shown = ScanStats(), []
-    interrupted = False
+    stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
     with ScanProgress(quiet) as progress:
         if "-" not in inputs:
             progress.count_in_background(selected_items(inputs, options))
@@ -123,19 +131,56 @@ def scan(
                     writer.flush()
                 progress.update(stats)
         except KeyboardInterrupt:
-            interrupted = True
-    summary = {"end_time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "interrupted": interrupted,
-               **stats.to_dict()}
+            stopped_by = "interrupted"
+        except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
+            stopped_by = f"stopped by {type(exc).__name__}: {exc}"
+    summary = {"end_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "interrupted": stopped_by is not None, **stats.to_dict()}
     if writer:
         writer.close(summary)
     else:
         stdout.print(result_table(shown))
+    if group:
+        group.wait_for_all()
+        if group.rank == 0 and stopped_by is None:
+            try:
+                merge_reports(group.parts(out), out, header)
+            except MergeError as exc:
+                raise fail(f"cannot merge the ranks' parts into {out}: {exc}")
+            for part in group.parts(out):
+                part.unlink()
+        group.finish()
     if not quiet:
         print_summary(stats, threshold, str(out) if out else None)
-    if interrupted:
-        raise fail(f"interrupted after {stats.scanned} images" + (f"; {out} holds them" if out else ""))
+    if stopped_by:
+        raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
         raise typer.Exit(EXIT_FLAGGED)
+
+
+@app.command(epilog="Example:\n\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos")
+def merge(
+    parts: list[Path] = typer.Argument(..., help=".jsonl reports written by `ipdscan scan --shard K/N`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl or .json."),
+    expect: Optional[list[str]] = typer.Option(None, help="The scan's inputs (repeatable): each must have a row."),
+    hidden: bool = typer.Option(False, help="With --expect: the scan included hidden files."),
+    allow_duplicates: bool = typer.Option(False, help="Keep the first row of an input found twice instead of failing."),
+):
+    """Combine sharded scan reports into one, checking for duplicates and gaps."""
+    try:
+        missing = [str(p) for p in parts if not p.is_file()]
+        if missing:
+            raise UsageError(f"no such report: {missing[0]}")
+        if out.resolve() in {p.resolve() for p in parts}:
+            raise UsageError(f"--out {out} is one of the parts")
+        if out.suffix.lower() not in REPORT_FORMATS:
+            raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
+        expected = (item.input for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
+        header = {"tool": "ipdscan", "version": __version__, "merged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
+    except (UsageError, MergeError, OSError) as exc:
+        raise fail(str(exc))
+    stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {out}", highlight=False)
 
 
 def main() -> None:

@@ -1,0 +1,104 @@
+"""Crash-safe resume, --shard partitions, merge, and a two-process torchrun scan."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from images import make_image
+from ipdscan.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(40):
+        make_image(folder / f"img{i:02d}.png", "png")
+    return folder
+
+
+def names(path):
+    return [Path(json.loads(line)["input"]).name for line in Path(path).read_text().splitlines()]
+
+
+def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, tmp_path):
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint), "--out", str(out),
+           "--batch-size", "2", "--workers", "0", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = out.read_bytes()
+    complete = before[: before.rfind(b"\n") + 1].splitlines()
+    assert 6 <= len(complete) < 40  # killed mid-scan, and what was flushed parses
+    for line in complete:
+        json.loads(line)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(names(out)) == [f"img{i:02d}.png" for i in range(40)]  # each exactly once
+    assert names(out)[: len(complete)] == [Path(json.loads(l)["input"]).name for l in complete]
+
+
+def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp_path):
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"part{k}.jsonl"
+        result = runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(part),
+                                     "--shard", f"{k}/3", "--workers", "0", "-q"])
+        assert result.exit_code == 0, result.output
+        parts.append(part)
+    shard_sets = [set(names(p)) for p in parts]
+    assert all(shard_sets) and sum(map(len, shard_sets)) == 40 and set.union(*shard_sets) == {f"img{i:02d}.png" for i in range(40)}
+    merged = tmp_path / "all.json"
+    result = runner.invoke(app, ["merge", *map(str, parts), "--out", str(merged), "--expect", str(photos)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(merged.read_text())["items"]) == 40
+    # a gap: leave one shard out
+    result = runner.invoke(app, ["merge", *map(str, parts[:2]), "--out", str(tmp_path / "x.csv"), "--expect", str(photos)])
+    assert result.exit_code == 2 and "have no row" in result.stderr and not (tmp_path / "x.csv").exists()
+    # a duplicate: the same shard twice
+    result = runner.invoke(app, ["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv")])
+    assert result.exit_code == 2 and "more than one row" in result.stderr
+    result = runner.invoke(app, ["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv"), "--allow-duplicates"])
+    assert result.exit_code == 0 and len((tmp_path / "y.csv").read_text().splitlines()) == 1 + len(shard_sets[0])
+
+
+def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint):
+    part = tmp_path / "p.jsonl"
+    assert runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(part), "-q",
+                               "--workers", "0"]).exit_code == 0
+    part.write_bytes(part.read_bytes()[:-10])
+    result = runner.invoke(app, ["merge", str(part), "--out", str(tmp_path / "m.csv")])
+    assert result.exit_code == 2 and "cut short" in result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp_path):
+    single = tmp_path / "single.jsonl"
+    assert runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(single), "-q",
+                               "--workers", "0"]).exit_code == 0
+    multi = tmp_path / "multi.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--standalone", "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint),
+                           "--out", str(multi), "--workers", "0", "-q"],
+                          capture_output=True, text=True, timeout=280, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = lambda p: {json.loads(l)["input"]: json.loads(l) for l in p.read_text().splitlines()}
+    one, two = rows(single), rows(multi)
+    assert one.keys() == two.keys() and len(two) == 40
+    assert len(multi.read_text().splitlines()) == 40  # no duplicates
+    for key in one:
+        assert two[key]["score"] == pytest.approx(one[key]["score"], abs=1e-5)
+    assert not list(tmp_path.glob(".multi.jsonl.part*"))
