@@ -66,7 +66,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
   find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet""")
 def scan(
     inputs: list[str] = typer.Argument(..., help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl or .json. Default: a table on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl, .json or .sarif. Default: a table on stdout."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use instead of the shipped default."),
     variant: Optional[str] = typer.Option(None, help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or cuda:N."),
@@ -74,6 +74,7 @@ def scan(
     workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU, up to 16 on CUDA)."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Score at or above which an image is labelled ai."),
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Exit 1 if any image scores at or above this."),
+    fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
@@ -113,7 +114,8 @@ def scan(
     header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
               "weights_sha256": detector.sha256, "threshold": threshold, "device": str(detector.device),
               "start_time": started, "inputs": inputs}
-    writer = open_report(report_path, header, resume=resume) if report_path else None
+    sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
+    writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
     stats, shown = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
     with ScanProgress(quiet) as progress:
@@ -155,6 +157,8 @@ def scan(
     if stopped_by:
         raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
+        raise typer.Exit(EXIT_FLAGGED)
+    if fail_on_evidence and stats.declared_ai:
         raise typer.Exit(EXIT_FLAGGED)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .evidence import codes_indicate_ai
 from .result import Result
 
 # Piped or redirected, the table is read by tools and people with wide windows: don't fold paths at 80 columns.
@@ -23,13 +24,14 @@ class ScanStats:
 
     def __init__(self, top: int = 5):
         self.started = time.monotonic()
-        self.scanned = self.ok = self.errors = self.flagged = 0
+        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
         self.max_score: float | None = None
         self._top: list[tuple[float, int, str]] = []
         self._keep = top
 
     def add(self, result: Result) -> None:
         self.scanned += 1
+        self.declared_ai += codes_indicate_ai(result.evidence.split(";"))
         if not result.ok:
             self.errors += 1
             return
@@ -52,6 +54,7 @@ class ScanStats:
 
     def to_dict(self) -> dict:
         return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
+                "declared_ai": self.declared_ai,
                 "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
 
 
@@ -114,6 +117,9 @@ def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold:g}), "
                  f"{stats.ok - stats.flagged} real, {stats.errors} errors", highlight=False)
+    if stats.declared_ai:
+        stderr.print(f"{stats.declared_ai} file(s) declare AI generation in their metadata (see the evidence column)",
+                     highlight=False)
     top = [(name, score) for name, score in stats.top() if score is not None]
     if top:
         stderr.print("highest scores: " + ", ".join(f"{name} ({score:.3f})" for name, score in top), highlight=False)

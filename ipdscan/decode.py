@@ -14,11 +14,17 @@ from dataclasses import dataclass
 import exifread
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+from pillow_heif import register_heif_opener
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
-OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's plugins to try; MPO opens through JPEG's
-EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP")  # GIF and BMP cannot carry EXIF: don't parse them twice
+# Phone photos are HEIC: pillow-heif adds the HEIF plugin. AVIF comes from Pillow's own plugin (Pillow >= 11.3).
+register_heif_opener()
+_AVIF = ("AVIF",) if features.check("avif") else ()
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", *_AVIF)
+# Pillow's plugins to try; MPO opens through JPEG's
+OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *_AVIF)
+EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *_AVIF)  # GIF and BMP cannot carry EXIF
 ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
 
 # exifread logs a warning for every file without EXIF, which is most of a scan.

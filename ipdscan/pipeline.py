@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .decode import DecodeError, decode
+from .evidence import find_evidence
 from .fetch import FetchError, FetchOptions, fetch_many
 from .preprocess import Preprocessing, crop
 from .result import Result
@@ -69,7 +70,8 @@ def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, 
     exif = decoded.exif
     result = Result(input=item.input, format=decoded.format, width=decoded.width, height=decoded.height,
                     frames=decoded.frames, exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
-                    exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""), **known)
+                    exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
+                    **find_evidence(data).fields(), **known)
     return result, crop(decoded.pixels, preprocessing)
 
 

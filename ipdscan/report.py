@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .result import FIELDS, Result
+from .sarif import SarifWriter
 
-REPORT_FORMATS = (".csv", ".jsonl", ".json")
+REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
 
 
 class ReportWriter(Protocol):
@@ -37,18 +38,23 @@ class ReportWriter(Protocol):
     def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
 
 
-def open_report(path: Path, header: dict, *, resume: bool = False) -> ReportWriter:
-    """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...)."""
+def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | None = None) -> ReportWriter:
+    """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...).
+
+    ``root`` is the folder SARIF artifact URIs are relative to (default: the current directory).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in REPORT_FORMATS:
-        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use .csv, .jsonl or .json")
+        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
     if resume and suffix != ".jsonl":
         raise ValueError("--resume needs a .jsonl report")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     if suffix == ".jsonl":
         return JsonlReport(path, resume=resume)
+    if suffix == ".sarif":
+        return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
     return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 class Result:
     input: str  # the path or URL as given / found
     status: str = "ok"  # ok | error
-    error_code: str = ""  # not_found, decode_error, unsupported_format, too_large, http_error, timeout, ...
+    error_code: str = ""  # not_found, decode_error, decompression_bomb, too_large, http_404, timeout, ... (README)
     error: str = ""  # a human-readable message
     score: float | None = None  # P(AI-generated), 0..1
     label: str = ""  # ai | real (by the threshold); empty on error
@@ -22,6 +22,8 @@ class Result:
     exif_model: str = ""
     exif_software: str = ""
     exif_datetime: str = ""
+    evidence: str = ""  # what the file declares about itself (C2PA, IPTC, generator metadata): ';'-joined codes
+    evidence_detail: str = ""  # those declarations' details, as JSON
 
     @property
     def ok(self) -> bool:

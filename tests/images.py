@@ -202,6 +202,15 @@ def _bmp():
     return encoded(natural(), "BMP")
 
 
+def _heic():
+    import ipdscan.decode  # noqa: F401  (registers pillow-heif's HEIF plugin, which can also encode)
+    return encoded(natural(), "HEIF", quality=90)
+
+
+def _avif():
+    return encoded(natural(), "AVIF", quality=90)
+
+
 def _tiny():
     return encoded(natural(1, 1), "PNG")
 
@@ -270,6 +279,8 @@ KINDS: dict[str, tuple[str, Callable[[], bytes], Expected]] = {
     "tiff_pages": ("pages.tiff", _tiff_pages, Expected(format="TIFF", frames=2)),
     "tiff_float": ("float.tif", _tiff_float, Expected(format="TIFF")),
     "bmp": ("picture.bmp", _bmp, Expected(format="BMP")),
+    "heic": ("phone.heic", _heic, Expected(format="HEIF")),
+    "avif": ("picture.avif", _avif, Expected(format="AVIF")),
     "orientation_jpeg": ("rotated.jpg", _orientation_jpeg, Expected(format="JPEG", size=(HEIGHT, WIDTH))),
     # HOSTILE_KINDS: extreme, broken, fake
     "tiny": ("tiny.png", _tiny, Expected(format="PNG", size=(1, 1))),

@@ -214,3 +214,33 @@ def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     codes = {Path(r["input"]).name: r["error_code"] or "ok" for r in read_csv(out)}
     assert codes == {**{name: e.code for name, e in expected.items()}, "pipe.jpg": "not_a_file"}
+
+
+def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint):
+    from evidence_files import png_with_text
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "sd.png").write_bytes(png_with_text(parameters="a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7"))
+    make_image(folder / "camera.jpg", "jpeg")
+    out = tmp_path / "r.csv"
+    assert scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    rows = {Path(r["input"]).name: r for r in read_csv(out)}
+    assert "png:parameters" in rows["sd.png"]["evidence"] and json.loads(rows["sd.png"]["evidence_detail"])
+    assert rows["camera.jpg"]["evidence"] == "" and rows["camera.jpg"]["evidence_detail"] == ""
+    result = scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.sarif", "--fail-on-evidence")
+    assert result.exit_code == 1 and "declare AI generation" in result.stderr
+    sarif = json.loads((tmp_path / "r.sarif").read_text())
+    found = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+             for r in sarif["runs"][0]["results"]}
+    assert ("ipdscan/provenance-ai", "sd.png") in found  # relative to the scanned folder
+    assert scan(folder / "camera.jpg", "--weights", checkpoint, "-q", "--fail-on-evidence").exit_code == 0
+
+
+def test_heic_and_avif_round_trip_through_a_scan(tmp_path, checkpoint):
+    make_image(tmp_path / "phone.heic", "heic")
+    make_image(tmp_path / "picture.avif", "avif")
+    out = tmp_path / "r.csv"
+    assert scan(tmp_path, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    rows = {Path(r["input"]).name: r for r in read_csv(out)}
+    assert rows["phone.heic"]["format"] == "HEIF" and rows["picture.avif"]["format"] == "AVIF"
+    assert all(r["status"] == "ok" and r["score"] for r in rows.values())
