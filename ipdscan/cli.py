@@ -81,13 +81,14 @@ def scan(
     allow_private_urls: bool = typer.Option(False, help="Allow URLs on loopback/private addresses (intranets, tests)."),
     max_mb: float = typer.Option(50.0, min=0.001, help="Largest file or download accepted, in MB."),
     timeout: float = typer.Option(30.0, min=0.1, help="Network read timeout per URL, seconds."),
+    crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
 ):
     """Score images: the probability that each one is AI-generated."""
     group = ScanGroup.from_env()  # set when launched by torchrun
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, threshold=threshold, hidden=hidden,
-                              shard=parse_shard(shard),
+                              shard=parse_shard(shard), crops=crops,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
         if out is not None and out.suffix.lower() not in REPORT_FORMATS:
@@ -185,6 +186,34 @@ def merge(
     except (UsageError, MergeError, OSError) as exc:
         raise fail(str(exc))
     stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {out}", highlight=False)
+
+
+@app.command(epilog="Example:\n\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
+def explain(
+    image: Path = typer.Argument(..., help="One image file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Heatmap PNG: the image with tile scores blended in."),
+    tiles: int = typer.Option(16, min=1, max=256, help="About how many tiles to score."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint instead of the shipped default."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+):
+    """Show where in an image the detector reacts: per-tile scores and a heatmap."""
+    from .decode import DecodeError
+    from .explain import explain as explain_image, heatmap
+    try:
+        if out.suffix.lower() != ".png":
+            raise UsageError(f"--out must be a .png file, not {out.name}")
+        if not out.parent.exists():
+            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+        tile_map = explain_image(load_detector(weights, device), image.read_bytes(), tiles)
+        heatmap(tile_map).save(out)
+    except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
+        raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
+    window = tile_map.window
+    stdout.print(f"{image}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
+                 f"max {max(tile_map.scores):.3f}, mean {sum(tile_map.scores) / len(tile_map.scores):.3f}", highlight=False)
+    for (top, left), score in sorted(zip(tile_map.offsets, tile_map.scores), key=lambda pair: -pair[1]):
+        stdout.print(f"  tile x={max(0, left)} y={max(0, top)}: {score:.3f}", highlight=False)
+    stderr.print(f"heatmap written to {out}", highlight=False)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from .preprocess import Preprocessing, crop
 from .result import Result
 from .score import Detector, load_detector
 from .sources import Item, iter_items, shard_filter
+from .tiles import crop_tiles
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ScanOptions:
     max_pixels: int = 100_000_000
     fetch: FetchOptions = field(default_factory=FetchOptions)
     fetch_concurrency: int = 8  # per worker; URL lists are latency-bound
+    crops: int = 1  # >1: also score about this many tiles across the image (crops_max / crops_mean)
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
 
@@ -56,23 +58,30 @@ def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> I
     return items
 
 
-def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int) -> tuple[Result, torch.Tensor | None]:
-    """Bytes -> (Result without score, uint8 crop), or an error Result and no crop."""
+Sample = tuple[Result, torch.Tensor | None, list[tuple[int, int]]]  # row, (K, 3, crop, crop) uint8, tile offsets
+
+
+def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int, crops: int = 1) -> Sample:
+    """Bytes -> (Result without score, crops: the centre crop first, then any tiles), or an error Result."""
     if isinstance(data, FetchError):
-        return Result.failed(item.input, data.code, data.message), None
+        return Result.failed(item.input, data.code, data.message), None, []
     known = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     try:
         decoded = decode(data, max_pixels=max_pixels)
     except DecodeError as exc:
-        return Result.failed(item.input, exc.code, exc.message, **known), None
+        return Result.failed(item.input, exc.code, exc.message, **known), None, []
     except Exception as exc:  # a decoder bug must cost one row, not the scan
-        return Result.failed(item.input, "decode_error", f"{type(exc).__name__}: {exc}", **known), None
+        return Result.failed(item.input, "decode_error", f"{type(exc).__name__}: {exc}", **known), None, []
     exif = decoded.exif
     result = Result(input=item.input, format=decoded.format, width=decoded.width, height=decoded.height,
                     frames=decoded.frames, exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
                     exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
                     **find_evidence(data).fields(), **known)
-    return result, crop(decoded.pixels, preprocessing)
+    centre = crop(decoded.pixels, preprocessing)[None]
+    if crops <= 1:
+        return result, centre, []
+    tiles, offsets = crop_tiles(decoded.pixels, crops, preprocessing)
+    return result, torch.cat([centre, tiles]), offsets
 
 
 class ScanDataset(IterableDataset):
@@ -92,14 +101,29 @@ class ScanDataset(IterableDataset):
     def __iter__(self):
         fetched = fetch_many(self._my_items(), self.options.fetch, concurrency=self.options.fetch_concurrency)
         for item, data in fetched:
-            yield prepare(item, data, self.preprocessing, self.options.max_pixels)
+            yield prepare(item, data, self.preprocessing, self.options.max_pixels, self.options.crops)
 
 
-def collate(samples: list[tuple[Result, torch.Tensor | None]]):
-    results = [result for result, _ in samples]
-    crops = [c for _, c in samples if c is not None]
-    stacked = torch.stack(crops) if crops else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
-    return results, stacked
+def collate(samples: list[Sample]):
+    crops = [c for _, c, _ in samples if c is not None]
+    stacked = torch.cat(crops) if crops else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    return samples, stacked
+
+
+def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_size: int) -> Result:
+    """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box."""
+    result, _, offsets = sample
+    result.score = scores[0]
+    result.label = "ai" if result.score >= threshold else "real"
+    if offsets:
+        tile_scores = scores[1:]
+        best = max(range(len(tile_scores)), key=tile_scores.__getitem__)
+        top, left = offsets[best]
+        x, y = max(0, left), max(0, top)
+        width, height = min(result.width, left + crop_size) - x, min(result.height, top + crop_size) - y
+        result.crops_max, result.crops_mean = tile_scores[best], sum(tile_scores) / len(tile_scores)
+        result.crops_max_tile = f"{x},{y},{width},{height}"
+    return result
 
 
 def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, *, options: ScanOptions | None = None,
@@ -118,14 +142,14 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=workers, collate_fn=collate,
                         pin_memory=detector.device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if workers else None)
-    for results, crops in loader:
-        scores = detector.score(crops).tolist()
-        scored = iter(scores)
-        for result in results:
-            if result.ok:
-                result.score = next(scored)
-                result.label = "ai" if result.score >= options.threshold else "real"
-        yield results
+    for samples, crops in loader:
+        scores, start = detector.score(crops).tolist(), 0
+        for sample in samples:
+            if sample[1] is not None:
+                count = len(sample[1])
+                attach_scores(sample, scores[start:start + count], options.threshold, detector.preprocessing.crop)
+                start += count
+        yield [result for result, _, _ in samples]
 
 
 def scan(inputs: Iterable[str] | str, detector: Detector | None = None, **kwargs) -> Iterator[Result]:

@@ -22,6 +22,9 @@ class Result:
     exif_model: str = ""
     exif_software: str = ""
     exif_datetime: str = ""
+    crops_max: float | None = None  # with --crops N: the highest tile score
+    crops_mean: float | None = None  # ... the mean tile score
+    crops_max_tile: str = ""  # ... the highest-scoring tile as "x,y,width,height" in image pixels
     evidence: str = ""  # what the file declares about itself (C2PA, IPTC, generator metadata): ';'-joined codes
     evidence_detail: str = ""  # those declarations' details, as JSON
 

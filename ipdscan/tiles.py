@@ -1,0 +1,39 @@
+"""Multi-crop scoring: the paper scores one centre crop; a large image has room for many.
+
+``tile_offsets`` lays a grid of crop windows over the image (matched to its aspect ratio), and
+``crop_tiles`` cuts them with the same reflect-pad crop the centre score uses, so a tile over a
+small image is exactly the centre crop.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .preprocess import Preprocessing, crop
+
+
+def grid_shape(height: int, width: int, tiles: int) -> tuple[int, int]:
+    """A rows x cols grid of at least ``tiles`` cells whose shape follows the image's aspect ratio."""
+    rows = min(tiles, max(1, round(math.sqrt(tiles * height / max(width, 1)))))
+    return rows, math.ceil(tiles / rows)
+
+
+def _starts(length: int, window: int, count: int) -> list[int]:
+    if length <= window or count == 1:
+        return [(length - window) // 2]  # one window, centred (reflect padding fills a short side)
+    return sorted({round(i * (length - window) / (count - 1)) for i in range(count)})
+
+
+def tile_offsets(height: int, width: int, tiles: int, window: int) -> list[tuple[int, int]]:
+    """(top, left) of each window in image coordinates (negative: it reaches into the reflect padding)."""
+    rows, cols = grid_shape(height, width, tiles)
+    return [(top, left) for top in _starts(height, window, rows) for left in _starts(width, window, cols)]
+
+
+def crop_tiles(pixels: torch.Tensor, tiles: int, p: Preprocessing = Preprocessing()) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """(3, H, W) -> ((T, 3, crop, crop) uint8, their (top, left) offsets)."""
+    _, h, w = pixels.shape
+    offsets = tile_offsets(h, w, tiles, p.crop)
+    windows = [crop(pixels, p, top + p.pad, left + p.pad) for top, left in offsets]
+    return torch.stack(windows), offsets

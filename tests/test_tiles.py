@@ -1,0 +1,100 @@
+"""Multi-crop scoring (--crops) and the explain heatmap."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from images import encoded
+from ipdscan import ScanOptions, load_detector, scan
+from ipdscan.cli import app
+from ipdscan.model import IPDConfig, IPDNet
+from ipdscan.preprocess import Preprocessing
+from ipdscan.tiles import grid_shape, tile_offsets
+from ipdscan.weights import save_checkpoint
+
+
+@pytest.mark.parametrize("h,w,n,shape", [(480, 640, 4, (2, 2)), (1000, 250, 4, (4, 1)), (100, 100, 9, (3, 3)),
+                                         (300, 300, 1, (1, 1))])
+def test_grid_follows_the_aspect_ratio(h, w, n, shape):
+    assert grid_shape(h, w, n) == shape
+
+
+def test_tiles_cover_the_image_corners_and_stay_inside():
+    offsets = tile_offsets(480, 640, 4, 224)
+    assert offsets == [(0, 0), (0, 416), (256, 0), (256, 416)]
+    assert tile_offsets(100, 100, 4, 224) == [(-62, -62)]  # smaller than a tile: one centred window
+
+
+def smooth(seed, h, w):
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (h // 32 + 1, w // 32 + 1, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+
+
+def noisy(seed, h, w):
+    rng = np.random.default_rng(seed)
+    return np.clip(smooth(seed, h, w) + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+BASE, PATCH = smooth(1, 448, 448), noisy(2, 448, 448)
+
+
+@pytest.fixture(scope="module")
+def calm_detector(tmp_path_factory):
+    """Random weights whose last layer is rescaled so the two test textures land at about 0.1 and 0.9."""
+    from ipdscan.preprocess import crop, to_model_input
+    torch.manual_seed(0)
+    model = IPDNet(IPDConfig()).eval()
+    as_input = lambda a: to_model_input(crop(torch.from_numpy(a.copy()).permute(2, 0, 1))[None])
+    with torch.no_grad():
+        low, high = (float(model(as_input(a))) for a in (BASE, PATCH))
+        last = model.head.classifier[-1]
+        scale = 4.4 / (high - low)  # logits of the two textures become -2.2 and +2.2
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).sub_(scale * (low + high) / 2)
+    path = tmp_path_factory.mktemp("calm") / "calm.pt"
+    save_checkpoint(path, model, Preprocessing(), name="calm")
+    return load_detector(path, "cpu")
+
+
+def test_the_tile_over_a_different_quadrant_scores_highest(calm_detector, tmp_path):
+    h, w = BASE.shape[:2]
+    for name, pixels in (("base", BASE), ("patch", PATCH)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    base, patch = (r.score for r in scan([str(tmp_path / "base.png"), str(tmp_path / "patch.png")], calm_detector,
+                                         options=ScanOptions(workers=0)))
+    assert base < 0.2 and patch > 0.8  # the calibration holds through the real scan path
+    mixed = BASE.copy()
+    mixed[h // 2:, w // 2:] = PATCH[h // 2:, w // 2:]  # the bottom-right quadrant made "fake-like"
+    Image.fromarray(mixed).save(tmp_path / "mixed.png")
+    (result,) = scan([str(tmp_path / "mixed.png")], calm_detector, options=ScanOptions(workers=0, crops=4))
+    assert result.crops_max_tile == "224,224,224,224"
+    assert result.crops_max > 0.5 and result.crops_max > result.crops_mean + 0.1
+
+
+def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp_path, checkpoint):
+    image = tmp_path / "wide.png"
+    Image.fromarray(noisy(3, 300, 900)).save(image)
+    out = tmp_path / "heat.png"
+    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
+                                      "--tiles", "6", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    heat = Image.open(out)
+    assert heat.size == (900, 300) and "centre-crop score" in result.stdout
+    assert result.stdout.count("tile x=") == 6
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["explain", str(bad), "--out", str(out), "--weights", str(checkpoint)])
+    assert result.exit_code == 2 and "bad.png" in result.stderr
+
+
+def test_crops_columns_in_reports(tmp_path, checkpoint):
+    (tmp_path / "a.jpg").write_bytes(encoded(Image.fromarray(noisy(4, 480, 640)), "JPEG"))
+    out = tmp_path / "r.jsonl"
+    result = CliRunner().invoke(app, ["scan", str(tmp_path / "a.jpg"), "--weights", str(checkpoint), "--out", str(out),
+                                      "--crops", "4", "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    import json
+    row = json.loads(out.read_text())
+    assert 0 <= row["crops_mean"] <= row["crops_max"] <= 1 and row["crops_max_tile"].count(",") == 3
