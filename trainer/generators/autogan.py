@@ -1,0 +1,120 @@
+"""AutoGAN-style up-sampling simulator (Zhang, Karaman, Chang, WIFS 2019; ref. [8] of the IPD-Net paper).
+
+An encoder/decoder with no skip connections, so every output pixel passes through a GAN generator's
+up-sampling path. Trained (L1) to reproduce real photos, its outputs keep the real content and carry the
+up-sampler's spectral traces. Three decoders, one per common GAN up-sampler: transposed convolution
+(k4 s2, checkerboard), nearest + conv, bilinear + conv.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+UPSAMPLERS = ("convt", "nearest", "bilinear")
+
+
+def up(cin: int, cout: int, kind: str) -> nn.Module:
+    if kind == "convt":
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode=kind), nn.Conv2d(cin, cout, 3, padding=1))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class AutoGANNet(nn.Module):
+    """256 -> 64 (two stride-2 convs) -> 256 (two up-sampling stages); input and output in [-1, 1]."""
+
+    def __init__(self, upsampler: str, width: int = 32):
+        super().__init__()
+        w = width
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            ResBlock(4 * w),
+        )
+        self.decoder = nn.Sequential(
+            up(4 * w, 2 * w, upsampler), nn.ReLU(inplace=True),
+            up(2 * w, w, upsampler), nn.ReLU(inplace=True),
+            nn.Conv2d(w, 3, 3, padding=1), nn.Tanh(),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+class AutoGAN:
+    """One trained simulator; ``prepare`` trains it on the train-split reals (or loads saved weights)."""
+
+    def __init__(self, upsampler: str, steps: int = 300, batch: int = 16, patch: int = 64, width: int = 32, lr: float = 2e-3):
+        self.upsampler, self.steps, self.batch, self.patch, self.width, self.lr = upsampler, steps, batch, patch, width, lr
+        self.name = f"autogan_{upsampler}"
+        self.net: AutoGANNet | None = None
+
+    def prepare(self, train_windows: Sequence[np.ndarray], workdir: Path, seed: int) -> dict:
+        """Train with L1 on random patches of ``train_windows``; weights cached in ``workdir`` per seed/config."""
+        path = Path(workdir) / f"{self.name}-w{self.width}-seed{seed}-steps{self.steps}.pt"
+        torch.manual_seed(seed)
+        self.net = AutoGANNet(self.upsampler, self.width)
+        if path.exists():
+            self.net.load_state_dict(torch.load(path, map_location="cpu"))
+            self.net.eval()
+            record = path.with_suffix(".json")
+            return {**(json.loads(record.read_text()) if record.exists() else {}), "trained": False}
+        rng = np.random.default_rng(seed)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.steps)
+        start, losses = time.perf_counter(), []
+        self.net.train()
+        for _ in range(self.steps):
+            x = to_tensor(self.sample_patches(train_windows, rng))
+            loss = (self.net(x) - x).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        self.net.eval()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.net.state_dict(), path)
+        tail = losses[-max(1, len(losses) // 10):]
+        info = {"weights": str(path), "train_s": round(time.perf_counter() - start, 1), "steps": self.steps,
+                "final_l1": round(float(np.mean(tail)), 4)}
+        path.with_suffix(".json").write_text(json.dumps(info) + "\n")  # so a reuse still reports how it was trained
+        return {**info, "trained": True}
+
+    def sample_patches(self, windows: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        out = np.empty((self.batch, self.patch, self.patch, 3), np.uint8)
+        for i, j in enumerate(rng.integers(0, len(windows), self.batch)):
+            w = windows[j]
+            top = rng.integers(0, w.shape[0] - self.patch + 1)
+            left = rng.integers(0, w.shape[1] - self.patch + 1)
+            out[i] = w[top:top + self.patch, left:left + self.patch]
+        return out
+
+    @torch.no_grad()
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        y = self.net(to_tensor(window[None]))[0].add(1).mul(127.5).permute(1, 2, 0).numpy().astype(np.float64)
+        # A briefly trained simulator desaturates and flattens; match each channel's mean/std to the real
+        # (a pointwise map, so the up-sampling traces stay) so colour is not a shortcut for the detector.
+        x = window.astype(np.float64)
+        y = (y - y.mean((0, 1))) / (y.std((0, 1)) + 1e-6) * x.std((0, 1)) + x.mean((0, 1))
+        return np.clip(np.round(y), 0, 255).astype(np.uint8)
