@@ -1,0 +1,190 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from ipdscan.evaluate import metrics
+from ipdscan.preprocess import Preprocessing, crop
+from ipdscan.score import load_detector
+from ipdscan.weights import load_checkpoint
+from trainer import TrainConfig, TrainError, train
+from trainer.datasets import load_rgb, split_roots
+from ipdscan.model import IPDConfig, IPDNet
+from trainer.loop import Logits, Progress, Run
+
+SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test
+
+
+def write_textures(root: Path, n: int, size: int = 64, seed: int = 0) -> Path:
+    """Smooth random textures as real; the same textures down-sampled x2 and nearest up-sampled x2 as fake.
+
+    Both are stored as PNG, so only the up-sampler's pixel-grid trace tells them apart.
+    """
+    rng = np.random.default_rng(seed)
+    for folder in ("0_real", "1_fake"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        noise = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        real = Image.fromarray(noise).filter(ImageFilter.GaussianBlur(2))
+        fake = real.resize((size // 2, size // 2), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.NEAREST)
+        real.save(root / "0_real" / f"{i:03d}.png")
+        fake.save(root / "1_fake" / f"{i:03d}.png")
+    return root
+
+
+def small_config(root, out, **overrides) -> TrainConfig:
+    settings = dict(roots=[str(root)], out=str(out), batch_size=4, workers=0, val_split=0.25, log_every=1,
+                    progress=False, preprocessing=SMALL, seed=3)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def val_events(run_dir: Path) -> list[dict]:
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [e for e in events if e["event"] == "val"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The tests share a small CPU: spinning OpenMP threads waiting on busy cores cost far more than they give.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return write_textures(tmp_path_factory.mktemp("tiny"), 12)
+
+
+def test_ipdnet_learns_the_upsampling_trace(tmp_path):
+    root = write_textures(tmp_path / "data", 64)
+    summary = train(small_config(root, tmp_path / "run", epochs=26, batch_size=16, log_every=10))
+    vals = val_events(tmp_path / "run")
+    assert vals[0]["ap"] < 0.8  # untrained, it cannot tell them apart ...
+    assert summary["best_val_ap"] >= 0.9 and vals[-1]["ap"] >= 0.9  # ... trained, it can, and stays so
+    assert vals[-1]["n_real"] == vals[-1]["n_fake"] >= 12
+
+    # best.pt is a scan-ready checkpoint: scored the way `ipdscan scan --weights` scores, it ranks the
+    # held-out images as training's validation did.
+    detector = load_detector(tmp_path / "run" / "best.pt", "cpu", precision="fp32")
+    split = split_roots([str(root)], 0.25, 3)
+    crops = torch.stack([crop(torch.from_numpy(np.array(load_rgb(s.path))).permute(2, 0, 1), SMALL) for s in split.val])
+    scores = detector.score(crops).numpy()
+    assert metrics([s.label for s in split.val], scores)["ap"] == pytest.approx(summary["best_val_ap"], abs=1e-6)
+    assert detector.checkpoint.provenance["config"]["batch_size"] == 16
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+
+def test_training_logits_are_the_models():
+    torch.manual_seed(0)
+    model = IPDNet(IPDConfig("layer2", input_size=32)).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(Logits(model, bf16=False)(x), model(x), rtol=1e-4, atol=1e-4)
+        assert (Logits(model, bf16=True)(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()
+
+
+def test_resume_continues_with_the_same_optimizer_state(tiny_data, tmp_path):
+    straight = train(small_config(tiny_data, tmp_path / "straight", max_steps=4))
+    first = train(small_config(tiny_data, tmp_path / "split", max_steps=2))
+    assert first["steps"] == 2 and straight["steps"] == 4
+    resumed = train(small_config(tiny_data, tmp_path / "split", max_steps=4, resume=str(tmp_path / "split")))
+    assert resumed["steps"] == 4
+
+    a = torch.load(tmp_path / "straight" / "last.state.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.state.pt", weights_only=True)
+    where = ("step", "epoch", "batch_in_epoch", "lr")  # best AP differs: the split run also validated at step 2
+    assert [a["progress"][k] for k in where] == [b["progress"][k] for k in where] == [4, 1, 1, 1e-4]
+    states_a, states_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert states_a.keys() == states_b.keys()
+    for key in states_a:
+        assert float(states_a[key]["step"]) == float(states_b[key]["step"]) == 4
+        for name in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(states_a[key][name], states_b[key][name], rtol=1e-5, atol=1e-8)
+    model_a = load_checkpoint(tmp_path / "straight" / "last.pt").model.state_dict()
+    model_b = load_checkpoint(tmp_path / "split" / "last.pt").model.state_dict()
+    for key in model_a:
+        torch.testing.assert_close(model_a[key], model_b[key], rtol=1e-5, atol=1e-6)
+
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "train"]
+    assert steps == [1, 2, 3, 4]  # the resumed run picked up at step 3, nothing repeated or skipped
+
+
+def test_checkpoint_reloads_to_identical_scores(tiny_data, tmp_path):
+    train(small_config(tiny_data, tmp_path / "run", max_steps=2))
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    first, second = (load_detector(tmp_path / "run" / "last.pt", "cpu") for _ in range(2))
+    assert torch.equal(first.score(x), second.score(x))
+    provenance = first.checkpoint.provenance
+    assert provenance["step"] == 2 and provenance["config"]["lr"] == 1e-4 and provenance["config"]["betas"] == [0.9, 0.999]
+    assert provenance["data"]["train"]["real"] + provenance["data"]["val"]["real"] == 12
+    assert provenance["versions"]["torch"] == str(torch.__version__)
+
+
+def test_resume_refuses_mismatched_files(tiny_data, tmp_path):
+    train(small_config(tiny_data, tmp_path / "run", max_steps=1))
+    state = tmp_path / "run" / "last.state.pt"
+    kept = state.read_bytes()
+    train(small_config(tiny_data, tmp_path / "run", max_steps=2, resume=str(tmp_path / "run")))
+    state.write_bytes(kept)  # last.pt from step 2, state from step 1
+    with pytest.raises(TrainError, match="different steps"):
+        train(small_config(tiny_data, tmp_path / "run", max_steps=3, resume=str(tmp_path / "run")))
+    state.unlink()
+    with pytest.raises(TrainError, match="missing"):
+        train(small_config(tiny_data, tmp_path / "run", max_steps=3, resume=str(tmp_path / "run")))
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    root = write_textures(tmp_path / "data", 8)
+    (root / "1_fake" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    summary = train(small_config(root, tmp_path / "run", epochs=2, val_split=0))
+    assert summary["unreadable"] == 1
+    assert summary["steps"] == 2 * 4  # 16 training files, one unreadable: 4 batches per epoch, one of 3 images
+    assert not (tmp_path / "run" / "best.pt").exists()  # no validation set: nothing to pick a best by
+
+
+def plateau_run(**config):
+    """A Run reduced to what its learning-rate schedule touches."""
+    logged = []
+    run = SimpleNamespace(config=SimpleNamespace(plateau_metric="acc", min_delta=0.001, patience=2, min_lr=1e-6, **config),
+                          progress=Progress(lr=1e-4), log=lambda event, **f: logged.append((event, f)), say=lambda m: None)
+    return run, logged
+
+
+def test_lr_drops_tenfold_after_patience_and_stops_below_min_lr():
+    run, logged = plateau_run()
+    accs = [0.6, 0.7, 0.7005, 0.69]  # +0.0005 is below min_delta: no gain
+    assert [Run.plateau(run, {"acc": a}) for a in accs] == ["", "", "", ""]
+    assert run.progress.lr == pytest.approx(1e-5) and logged == [("lr", {"lr": run.progress.lr})]
+    # After a drop the next validation sets a fresh baseline (CNNDetection restarts its early stopping).
+    outcomes = [Run.plateau(run, {"acc": 0.5}) for _ in range(6)]
+    assert outcomes == [""] * 5 + ["lr_below_min"]  # 1e-5 -> 1e-6 (kept) -> 1e-7 (below 1e-6): stop
+    assert run.progress.lr == pytest.approx(1e-7)
+
+
+@pytest.mark.timeout(240)
+def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "trainer", str(tiny_data), "--out", str(out), "--device", "cpu", "--max-steps", "2",
+           "--batch-size", "4", "--workers", "0", "--log-every", "1", "--no-progress"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=220, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "best.pt.sha256", "curves.png", "last.pt",
+                                                     "last.pt.sha256", "last.state.pt", "metrics.jsonl"]
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "train"] == [1, 2]  # one writer, not two
+    assert [e["event"] for e in events].count("val") == 1
+    checkpoint = load_checkpoint(out / "last.pt")
+    assert checkpoint.provenance["world_size"] == 2 and checkpoint.provenance["step"] == 2
+    assert json.loads(done.stdout)["steps"] == 2  # one summary, from rank 0

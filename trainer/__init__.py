@@ -1,0 +1,5 @@
+"""Training IPD-Net for ipdscan: ``train(TrainConfig(roots=[...]))``, or ``python -m trainer ROOT...`` (torchrun-ready)."""
+from .augment import Augmentation
+from .loop import TrainConfig, TrainError, train
+
+__all__ = ["Augmentation", "TrainConfig", "TrainError", "train"]

@@ -1,0 +1,79 @@
+"""The paper's training views (CNNDetection's "Blur+JPEG (0.1)" recipe, then IPD-Net's crop).
+
+On the decoded PIL image, as CNNDetection does: Gaussian blur (sigma ~ U[0, 3]) with p = 0.1,
+then JPEG re-encoding (quality ~ U{30..100}) with p = 0.1; then the paper's random crop of the
+reflect-padded image (``ipdscan.preprocess.random_crop``) and a horizontal flip with p = 0.5.
+The resize to the model's input size happens batched on the device (``to_model_input``).
+
+Every random choice comes from one ``numpy.random.Generator`` per sample, seeded by
+(seed, epoch, index) in the dataset, so a seed fixes every view whichever worker makes it.
+The blur and JPEG operations are the ones the robustness evaluation applies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from ipdscan.evaluate import gaussian_blur, jpeg_reencode
+from ipdscan.preprocess import Preprocessing, crop, random_crop
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    blur_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.0, 3.0)  # uniform range
+    jpeg_prob: float = 0.1
+    jpeg_quality: tuple[int, int] = (30, 100)  # uniform over the integers, both ends included
+    flip_prob: float = 0.5
+
+    def __post_init__(self):
+        for name in ("blur_prob", "jpeg_prob", "flip_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
+        lo, hi = self.blur_sigma
+        if not 0 <= lo <= hi:
+            raise ValueError(f"blur_sigma must be a range 0 <= low <= high, not {self.blur_sigma}")
+        lo, hi = self.jpeg_quality
+        if not (1 <= lo <= hi <= 100 and lo == int(lo) and hi == int(hi)):
+            raise ValueError(f"jpeg_quality must be an integer range within 1..100, not {self.jpeg_quality}")
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """One sample's draw: None means the operation is skipped."""
+    blur_sigma: float | None
+    jpeg_quality: int | None
+    flip: bool
+
+
+def sample_params(aug: Augmentation, rng: np.random.Generator) -> ViewParams:
+    # Each decision draws a fixed number of values, so changing one probability keeps the others' stream.
+    blur, sigma = rng.random() < aug.blur_prob, float(rng.uniform(*aug.blur_sigma))
+    jpeg, quality = rng.random() < aug.jpeg_prob, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1))
+    flip = bool(rng.random() < aug.flip_prob)
+    return ViewParams(sigma if blur else None, quality if jpeg else None, flip)
+
+
+def degrade(image: Image.Image, params: ViewParams) -> Image.Image:
+    if params.blur_sigma is not None:
+        image = gaussian_blur(image, params.blur_sigma)
+    if params.jpeg_quality is not None:
+        image = jpeg_reencode(image, params.jpeg_quality)
+    return image
+
+
+def train_view(image: Image.Image, aug: Augmentation, p: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
+    """PIL RGB image -> (3, crop, crop) uint8: degrade, random crop of the padded image, maybe flip."""
+    params = sample_params(aug, rng)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    view = random_crop(pil_to_tensor(degrade(image, params)), p, generator)
+    return view.flip(-1) if params.flip else view
+
+
+def val_view(image: Image.Image, p: Preprocessing) -> torch.Tensor:
+    """The scan's view: the centre crop, nothing random."""
+    return crop(pil_to_tensor(image), p)

@@ -1,0 +1,435 @@
+"""``train(config)``: IPD-Net with the CNNDetection recipe, in one process or many (torchrun).
+
+The recipe (Wang et al. 2020, which IPD-Net follows): BCE on logits, Adam (lr 1e-4, betas 0.9 /
+0.999), batch 32, "Blur+JPEG (0.1)" augmentation, validation every epoch. When validation accuracy
+has not improved by ``min_delta`` for ``patience`` validations the learning rate drops tenfold;
+training stops once it falls below ``min_lr``.
+
+A run directory holds:
+
+    last.pt, best.pt   ipdscan checkpoints (``ipdscan scan --weights runs/x/best.pt``); best = highest val AP
+    last.state.pt      optimizer, step, epoch, lr schedule, RNG: what ``resume`` needs beside last.pt
+    metrics.jsonl      one JSON object per train log, validation and learning-rate drop
+    curves.png         loss, val AP and val accuracy against step
+
+Under torchrun every process trains on its shard of each batch (DistributedDataParallel); rank 0
+alone validates, logs and writes files, and broadcasts its learning-rate decisions.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import ipdscan
+from ipdscan.evaluate import default_workers, metrics
+from ipdscan.model import IPDConfig, IPDNet
+from ipdscan.preprocess import Preprocessing, to_model_input
+from ipdscan.score import pooled_dependencies
+from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+
+from . import distributed
+from .augment import Augmentation
+from .datasets import Batch, EpochSampler, LabelledImages, collate, split_roots
+from .distributed import Topology
+from .plots import plot_training
+
+STATE_FORMAT = "ipdscan-train-state"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored whole in every checkpoint's provenance."""
+
+    roots: list[str]  # dataset folders (CNNSpot / GenImage / flat 0_real,1_fake layouts)
+    out: str = "runs/ipdnet"  # run directory: checkpoints, metrics.jsonl, curves.png
+    variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
+    epochs: int = 100  # upper bound; the lr schedule usually stops training first
+    max_steps: int | None = None  # stop after this many optimizer steps in all (counting resumed ones)
+    max_minutes: float | None = None  # stop after this much wall time in this invocation
+    batch_size: int = 32  # images per optimizer step, over all processes
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam
+    seed: int = 0  # fixes initialisation, data order, augmentation and the val split
+    workers: int | None = None  # decoding processes per training process (default: 1 on CPU, more on CUDA)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each process takes cuda:LOCAL_RANK)
+    threads: int | None = None  # torch CPU threads per process (default: torch's, one per core)
+    cpu_bf16: bool = False  # the trunk in bfloat16 on the CPU (CUDA always); SRM and head stay float32
+    channels_last: bool = True  # NHWC: about twice as fast on CPU, faster on CUDA too
+    val_split: float = 0.1  # fraction held out for validation from roots that have no val/ folders
+    val_every: int = 0  # also validate every N steps (0: once per epoch only)
+    patience: int = 5  # validations without improvement before lr /= 10 (CNNDetection's earlystop_epoch)
+    min_lr: float = 1e-6  # stop once the lr falls below this
+    min_delta: float = 0.001  # the least gain in the plateau metric that counts as improvement
+    plateau_metric: str = "acc"  # acc (as CNNDetection) | ap
+    blur_prob: float = Augmentation.blur_prob
+    blur_sigma: tuple[float, float] = Augmentation.blur_sigma
+    jpeg_prob: float = Augmentation.jpeg_prob
+    jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
+    flip_prob: float = Augmentation.flip_prob
+    log_every: int = 10  # steps between train lines in metrics.jsonl
+    resume: str | None = None  # a run directory or its last.pt: continue from its step and optimizer state
+    name: str | None = None  # checkpoint name (default: ipdnet-<variant>-<out folder name>)
+    progress: bool = True  # tqdm bars on stderr
+    # The paper's pad 224 / crop 224 / resize 256; the model's input size follows preprocessing.size.
+    # Not a command-line option: the tests train small models with a small one.
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self):
+        self.roots = [str(root) for root in self.roots]  # plain data: provenance loads with weights_only
+        self.out = str(self.out)
+        self.resume = None if self.resume is None else str(self.resume)
+        self.betas, self.blur_sigma, self.jpeg_quality = tuple(self.betas), tuple(self.blur_sigma), tuple(self.jpeg_quality)
+        if not self.roots:
+            raise ValueError("give at least one dataset root")
+        if self.plateau_metric not in ("acc", "ap"):
+            raise ValueError(f"plateau_metric must be acc or ap, not {self.plateau_metric!r}")
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"val_split must be in [0, 1), not {self.val_split}")
+        for name in ("epochs", "batch_size", "log_every", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        self.augmentation()  # validates the augmentation fields
+        self.model_config()  # validates variant against the input size
+
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.blur_prob, self.blur_sigma, self.jpeg_prob, self.jpeg_quality, self.flip_prob)
+
+    def model_config(self) -> IPDConfig:
+        return IPDConfig(self.variant, input_size=self.preprocessing.size)
+
+    def checkpoint_name(self) -> str:
+        return self.name or f"ipdnet-{self.variant}-{Path(self.out).resolve().name}"
+
+
+class TrainError(ValueError):
+    """A run that cannot start or resume; the message names the cause and the fix."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands: saved in last.state.pt, restored by resume."""
+
+    lr: float
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of ``epoch`` already trained on
+    best_ap: float | None = None  # best.pt's validation AP
+    plateau_best: float | None = None  # best plateau metric since the last lr drop
+    bad_rounds: int = 0  # validations since it last improved
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) a run; returns its summary. Under torchrun, call it in every process."""
+    topology = distributed.setup(config.device)
+    try:
+        return Run(config, topology).fit()
+    finally:
+        distributed.teardown(topology)
+
+
+class Logits(nn.Module):
+    """``model(x)`` computed as the scanner computes it (``ipdscan.score.Detector.logits``).
+
+    The SRM high-pass and the head stay in float32 (in bfloat16 the SRM's pixel differences are mostly
+    rounding error); only the trunk runs under bfloat16 autocast, when ``bf16``. The head's pooled
+    dependencies are computed without forming the (HW, HW) matrix: the same function, less work.
+    """
+
+    def __init__(self, model: IPDNet, bf16: bool):
+        super().__init__()
+        self.model, self.bf16 = model, bf16
+
+    def forward(self, x):  # (B, 3, S, S) normalised -> (B,) float32 logits
+        residuals = self.model.srm(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            features = self.model.trunk(residuals)
+        return self.model.head.classifier(pooled_dependencies(self.model.dependency, features.float())).squeeze(1)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def versions() -> dict:
+    return {"ipdscan": ipdscan.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+class Run:
+    def __init__(self, config: TrainConfig, topology: Topology):
+        self.config, self.topology, self.device = config, topology, topology.device
+        self.out = Path(config.out)
+        if config.batch_size % topology.world:
+            raise TrainError(f"batch_size {config.batch_size} does not split over {topology.world} processes")
+        self.per_rank = config.batch_size // topology.world
+        if not config.resume and (self.out / "last.pt").exists():
+            raise TrainError(f"{self.out} already holds a run: pass resume={config.out!r} (--resume) to continue it, "
+                             "or choose another out directory")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.data = split_roots(config.roots, config.val_split, config.seed)
+
+        torch.manual_seed(config.seed)
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = IPDNet(config.model_config()).to(self.device, memory_format=memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
+        self.progress = Progress(lr=config.lr)
+        self.rounds_at = None  # the step of the last validation + checkpoint
+        if config.resume:
+            self.restore(config.resume)
+        self.logits = Logits(self.model, bf16=self.device.type == "cuda" or config.cpu_bf16)
+        self.net = self.logits if topology.world == 1 else DistributedDataParallel(
+            self.logits, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        workers = default_workers(config.workers, self.device)
+        if config.workers is None and workers:
+            workers = max(1, workers // topology.world)  # processes on one machine share its cores
+        train_set = LabelledImages(self.data.train, config.preprocessing, config.augmentation(), config.seed)
+        self.sampler = EpochSampler(train_set, topology.world, topology.rank, config.seed)
+        self.batches_per_epoch = self.sampler.num_samples // self.per_rank
+        if not self.batches_per_epoch:
+            raise TrainError(f"{len(train_set)} training images give no full batch of {config.batch_size}: "
+                             "lower batch_size or add images")
+        pin = self.device.type == "cuda"
+        self.train_loader = DataLoader(train_set, batch_size=self.per_rank, sampler=self.sampler, drop_last=True,
+                                       num_workers=workers, collate_fn=collate, pin_memory=pin)
+        self.val_loader = None
+        if topology.main and self.data.val:
+            self.val_loader = DataLoader(LabelledImages(self.data.val, config.preprocessing), batch_size=config.batch_size,
+                                         num_workers=workers, collate_fn=collate, pin_memory=pin)
+        self.unreadable: set[str] = set()
+        self.last_val: dict | None = None
+        self.started = time.monotonic()
+        self.loss_sum, self.loss_steps, self.logged_at = torch.zeros((), device=self.device), 0, time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> dict:
+        c, p = self.config, self.progress
+        if self.topology.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not c.resume:  # a fresh run's curves start clean, even over a run that died before saving
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+            t, v = self.data.summary["train"], self.data.summary["val"]
+            self.say(f"train: {t['real']} real + {t['fake']} fake; val: {v['real']} real + {v['fake']} fake; "
+                     f"{self.topology.world} process(es) on {self.device}, batch {c.batch_size}"
+                     + (f"; resuming at step {p.step}" if c.resume else ""))
+        stop = self.budget_spent()
+        while not stop:
+            if p.epoch >= c.epochs:
+                stop = "epochs"
+                break
+            self.sampler.set_epoch(p.epoch)
+            self.sampler.skip = p.batch_in_epoch * self.per_rank
+            bar = tqdm(self.train_loader, desc=f"epoch {p.epoch}", unit="batch", leave=False,
+                       disable=not (c.progress and self.topology.main))
+            for batch in bar:
+                self.note_unreadable(batch)
+                # All processes skip an all-unreadable batch together, or DDP's collectives would hang.
+                trained = not distributed.any_rank(len(batch.labels) == 0, self.topology)
+                if trained:
+                    self.train_step(batch)
+                    bar.set_postfix(step=p.step, lr=f"{p.lr:.0e}", refresh=False)
+                p.batch_in_epoch += 1
+                if p.batch_in_epoch >= self.batches_per_epoch:
+                    break  # the epoch's own validation follows
+                if c.val_every and trained and p.step % c.val_every == 0:
+                    stop = self.end_round()
+                stop = stop or self.budget_spent()
+                if stop:
+                    break
+            bar.close()
+            if p.batch_in_epoch >= self.batches_per_epoch:  # also when a changed dataset shortened the epoch
+                p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+                stop = self.end_round() or self.budget_spent()
+        if self.rounds_at != p.step:
+            self.end_round()  # stopped between validations: save where it stands
+        return self.finish(stop)
+
+    def train_step(self, batch: Batch) -> None:
+        c, p = self.config, self.progress
+        logits = self.net(self.model_input(batch.crops))
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(self.device, non_blocking=True))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        p.step += 1
+        self.loss_sum += loss.detach()
+        self.loss_steps += 1
+        if self.topology.main and p.step % c.log_every == 0:
+            now = time.monotonic()
+            self.log("train", loss=self.loss_sum.item() / self.loss_steps, lr=p.lr,
+                     images_per_s=round(self.loss_steps * c.batch_size / (now - self.logged_at), 2))
+            self.loss_sum.zero_()
+            self.loss_steps, self.logged_at = 0, now
+
+    def model_input(self, crops: torch.Tensor) -> torch.Tensor:
+        x = to_model_input(crops.to(self.device, non_blocking=True), self.config.preprocessing)
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
+    # ------------------------------------------------------------------ validation, lr schedule, checkpoints
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.model.eval()
+        scores, labels, loss = [], [], 0.0
+        for batch in self.val_loader:
+            self.note_unreadable(batch)
+            if not len(batch.labels):
+                continue
+            logits = self.logits(self.model_input(batch.crops)).cpu()
+            loss += F.binary_cross_entropy_with_logits(logits, batch.labels, reduction="sum").item()
+            scores.append(torch.sigmoid(logits))
+            labels.append(batch.labels)
+        self.model.train()
+        y, s = (torch.cat(labels).numpy(), torch.cat(scores).numpy()) if labels else ([], [])
+        return {**metrics(y, s), "loss": loss / max(1, len(y))}
+
+    def end_round(self) -> str:
+        """Validate (rank 0), step the lr schedule, write checkpoints; returns a stop reason or ""."""
+        p = self.progress
+        stop, improved, val = "", False, None
+        if self.val_loader is not None:
+            val = self.last_val = self.validate()
+            improved = val["ap"] is not None and (p.best_ap is None or val["ap"] > p.best_ap)
+            if improved:
+                p.best_ap = val["ap"]
+            self.log("val", **val)
+            self.say(f"step {p.step}: val AP {fmt(val['ap'])}, acc {fmt(val['acc'])}, loss {val['loss']:.4f}")
+            stop = self.plateau(val)
+        lr, stopping = distributed.from_main([p.lr, float(bool(stop))], self.topology)
+        p.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.topology.main:
+            self.save(val, improved)
+        self.rounds_at = p.step
+        return "lr_below_min" if stopping else ""
+
+    def plateau(self, val: dict) -> str:
+        """CNNDetection's schedule: no gain for ``patience`` validations -> lr / 10, and a fresh plateau."""
+        c, p = self.config, self.progress
+        metric = val[c.plateau_metric]
+        if metric is not None and (p.plateau_best is None or metric > p.plateau_best + c.min_delta):
+            p.plateau_best, p.bad_rounds = metric, 0
+            return ""
+        p.bad_rounds += 1
+        if p.bad_rounds < c.patience:
+            return ""
+        p.lr, p.plateau_best, p.bad_rounds = p.lr / 10, None, 0
+        self.log("lr", lr=p.lr)
+        if p.lr < c.min_lr * (1 - 1e-9):  # 1e-4 / 10 / 10 is 1.0000000000000002e-06: not below 1e-6
+            return "lr_below_min"
+        self.say(f"step {p.step}: no {c.plateau_metric} gain in {c.patience} validations, lr -> {p.lr:g}")
+        return ""
+
+    def provenance(self, val: dict | None) -> dict:
+        p = self.progress
+        provenance = {"trainer": "trainer.loop, CNNDetection recipe", "config": asdict(self.config),
+                      "world_size": self.topology.world, "step": p.step, "epoch": p.epoch, "lr": p.lr,
+                      "metrics": {"val": val, "best_val_ap": p.best_ap}, "data": self.data.summary, "versions": versions(),
+                      "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return json.loads(json.dumps(provenance))  # plain data only, so the checkpoint loads with weights_only
+
+    def save(self, val: dict | None, improved: bool) -> None:
+        c = self.config
+        provenance = self.provenance(val)
+        digest = save_checkpoint(self.out / "last.pt", self.model, c.preprocessing, name=c.checkpoint_name(), provenance=provenance)
+        if improved:
+            save_checkpoint(self.out / "best.pt", self.model, c.preprocessing, name=c.checkpoint_name(), provenance=provenance)
+        state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(self.progress),
+                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+        tmp = self.out / "last.state.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.out / "last.state.pt")
+
+    def restore(self, resume: str) -> None:
+        path = Path(resume)
+        last = path / "last.pt" if path.is_dir() else path
+        state_path = last.with_name(f"{last.stem}.state.pt")
+        try:
+            checkpoint = load_checkpoint(last)
+        except WeightsError as exc:
+            raise TrainError(f"cannot resume: {exc}") from None
+        if not state_path.is_file():
+            raise TrainError(f"cannot resume from {last}: its training state {state_path.name} is missing")
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise TrainError(f"{state_path} is not an ipdscan training state")
+        if state["last_sha256"] != checkpoint.sha256:
+            raise TrainError(f"{last} and {state_path.name} come from different steps (interrupted write?); "
+                              "start a new run or restore both files")
+        if checkpoint.config != self.model.config or checkpoint.preprocessing != self.config.preprocessing:
+            raise TrainError(f"{last} holds a {checkpoint.config.variant} model with input size "
+                              f"{checkpoint.config.input_size}; resume with the same variant")
+        self.model.load_state_dict(checkpoint.model.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device
+        self.progress = Progress(**state["progress"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rounds_at = self.progress.step
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def time_up(self) -> bool:
+        return bool(self.config.max_minutes) and (time.monotonic() - self.started) / 60 >= self.config.max_minutes
+
+    def budget_spent(self) -> str:
+        if self.config.max_steps is not None and self.progress.step >= self.config.max_steps:
+            return "max_steps"
+        return "max_minutes" if distributed.any_rank(self.time_up(), self.topology) else ""
+
+    def note_unreadable(self, batch: Batch) -> None:
+        for bad in batch.unreadable:
+            if bad.path not in self.unreadable:
+                self.unreadable.add(bad.path)
+                self.say(f"skipping unreadable {bad.path}: {bad.reason}", every_rank=True)
+
+    def log(self, event: str, **fields) -> None:
+        if self.topology.main:
+            p = self.progress
+            append_jsonl(self.out / "metrics.jsonl", {"event": event, "step": p.step, "epoch": p.epoch,
+                                                      "time": round(time.time(), 3), **fields})
+
+    def say(self, message: str, every_rank: bool = False) -> None:
+        if self.topology.main or every_rank:
+            prefix = f"[rank {self.topology.rank}] " if self.topology.world > 1 else ""
+            tqdm.write(prefix + message, file=sys.stderr)
+
+    def finish(self, stop: str) -> dict:
+        unreadable = self.unreadable
+        if self.topology.world > 1:
+            gathered = [None] * self.topology.world
+            dist.all_gather_object(gathered, sorted(unreadable))
+            unreadable = {path for paths in gathered for path in paths}
+        p = self.progress
+        best = self.out / "best.pt"
+        summary = {"out": str(self.out), "stopped": stop, "steps": p.step, "epochs": p.epoch, "lr": p.lr,
+                   "best_val_ap": p.best_ap, "last_val": self.last_val,
+                   "checkpoint": str(best if best.exists() else self.out / "last.pt"),
+                   "train_images": len(self.data.train), "val_images": len(self.data.val),
+                   "unreadable": len(unreadable), "minutes": round((time.monotonic() - self.started) / 60, 2)}
+        if self.topology.main:
+            self.log("end", **{k: v for k, v in summary.items() if k not in ("last_val", "steps", "epochs")})
+            plot_training(self.out / "metrics.jsonl", self.out / "curves.png")
+            self.say(f"stopped ({stop}) at step {p.step}; best val AP {fmt(p.best_ap)}; {summary['checkpoint']}")
+        return summary
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
