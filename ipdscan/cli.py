@@ -163,6 +163,54 @@ def scan(
         raise typer.Exit(EXIT_FLAGGED)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def train(ctx: typer.Context):
+    """Train IPD-Net on CNNSpot/GenImage-style folders (the paper's recipe). See `ipdscan train --help`."""
+    from trainer.__main__ import main as train_main  # torch training code loads only when asked for
+    raise typer.Exit(train_main(ctx.args, prog="ipdscan train"))
+
+
+@app.command("eval", epilog="""Examples:\n\n
+  ipdscan eval /data/cnnspot_test /data/GenImage --weights best.pt --out table.md --group\n\n
+  ipdscan eval data/dev-eval --perturb jpeg=95,75,50 --perturb blur=1,2 --plot robustness.png""")
+def evaluate_command(
+    roots: list[Path] = typer.Argument(..., help="Folders holding 0_real/1_fake or nature/ai sets, at any depth."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint instead of the shipped default."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(32, min=1, max=4096),
+    workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU, up to 16 on CUDA)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Table file: .md, .csv or .json."),
+    group: bool = typer.Option(False, help="Add a mean row per dataset root (Table III style)."),
+    scores: Optional[Path] = typer.Option(None, help="Write every image's score to this CSV."),
+    perturb: Optional[list[str]] = typer.Option(None, help="Re-score under jpeg=Q,..., blur=SIGMA,..., resize=FACTOR,..."),
+    plot: Optional[Path] = typer.Option(None, help="With --perturb: AP-vs-strength plot (.png)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
+    from .evaluate import DatasetError, evaluate, parse_perturbations, plot_robustness, to_markdown, write_report
+    try:
+        if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
+            raise UsageError(f"unsupported table format {out.suffix or out.name!r}: use .md, .csv or .json")
+        if plot is not None and not perturb:
+            raise UsageError("--plot draws AP against perturbation strength: give --perturb too")
+        for path in (out, scores, plot):
+            if path is not None and not path.parent.exists():
+                raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+        perturbations = parse_perturbations(perturb or [])
+        detector = load_detector(weights, device)
+        report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
+                          scores_out=scores, progress=not quiet)
+    except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:
+        raise fail(str(exc))
+    stdout.print(to_markdown(report, group), highlight=False, markup=False)
+    if report.unreadable:
+        stderr.print(f"{len(report.unreadable)} unreadable image(s) skipped, e.g. {report.unreadable[0].path}", highlight=False)
+    if out:
+        write_report(report, out, group)
+    if plot:
+        plot_robustness(report, plot)
+
+
 @app.command(epilog="Example:\n\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos")
 def merge(
     parts: list[Path] = typer.Argument(..., help=".jsonl reports written by `ipdscan scan --shard K/N`."),
