@@ -1,17 +1,75 @@
-"""The scoring stage: a loaded detector on a device turns uint8 crops into P(AI-generated)."""
+"""The scoring stage: a loaded detector on a device turns uint8 crops into P(AI-generated).
+
+``Detector.score`` runs an inference form of IPD-Net that computes the same logits as ``model(x)``
+with less work: BatchNorm folded into the convs, the (HW, HW) dependency matrix never formed (see
+``pooled_dependencies``), and the ResNet trunk in bfloat16 where the hardware does bf16 natively.
+The SRM high-pass and the head always run in float32: the SRM subtracts neighbouring pixels, and in
+bf16 (8 significant bits) that difference is mostly rounding error, which wrecks the ranking.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.fx.experimental.optimization import fuse as fold_batchnorm
 
+from .model import InterPatchDependency
 from .preprocess import to_model_input
 from .weights import Checkpoint, WeightsError, default_weights_path, load_checkpoint
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86; elsewhere bf16 is emulated (slower than fp32)
+# Variants whose scores keep their ranking in bf16 (Spearman 0.999 against fp32 on real photos); the deeper
+# trunks drift further (0.92), so "auto" keeps them in fp32. See benchmarks/RESULTS.md.
+BF16_SAFE_VARIANTS = frozenset({"layer2"})
+
+
 class DeviceError(ValueError):
-    """The requested device does not exist here."""
+    """The requested device does not exist here, or cannot do what was asked."""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags Linux reports; empty where /proc/cpuinfo does not exist."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    return torch.backends.mkldnn.is_available() and bool(cpu_flags() & NATIVE_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device, variant: str) -> str:
+    """"auto" -> the fastest precision that keeps scores close to float32 here: "bf16" or "fp32"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    bf16_native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    if precision == "auto":
+        return "bf16" if bf16_native and variant in BF16_SAFE_VARIANTS else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not bf16_native:
+        raise DeviceError(f"{device} cannot compute in bfloat16: use --precision fp32")
+    return precision
+
+
+def pooled_dependencies(dependency: InterPatchDependency, features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) trunk features -> (B, HW): the head's average-pooled dependency matrix, without forming it.
+
+    The head averages D[i, j] = <q_i, k_j> over i, which is <mean_i q_i, k_j>; q is a 1x1 conv, so
+    mean_i q_i is that conv applied to the mean feature, and <q, Wk x_j + bk> = <Wk^T q, x_j> + <q, bk>.
+    O(HW * C) instead of O(HW^2 * C): for layer2 this is a quarter of the whole network's arithmetic.
+    """
+    x = features.flatten(2)  # (B, C, HW)
+    q = nn.functional.linear(x.mean(2), dependency.query.weight.flatten(1), dependency.query.bias)  # (B, C/2)
+    key_weight, key_bias = dependency.key.weight.flatten(1), dependency.key.bias  # (C/2, C), (C/2,)
+    return ((q @ key_weight).unsqueeze(1) @ x).squeeze(1) + (q @ key_bias).unsqueeze(1)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,10 +95,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class Detector:
     checkpoint: Checkpoint
     device: torch.device
+    precision: str = "auto"  # "auto" | "fp32" | "bf16"; resolved to "fp32" or "bf16" on creation
 
     def __post_init__(self):
+        self.precision = resolve_precision(self.precision, self.device, self.checkpoint.config.variant)
         # channels_last lets cuDNN / oneDNN pick their fastest convolution kernels for the trunk.
         self.model = self.checkpoint.model.to(self.device, memory_format=torch.channels_last).eval()
+        self.trunk = fold_batchnorm(self.model.trunk)  # a copy: self.model stays the reference IPD-Net
 
     @property
     def preprocessing(self):
@@ -64,23 +125,28 @@ class Detector:
         if crops.numel() == 0:
             return torch.empty(0)
         x = to_model_input(crops.to(self.device, non_blocking=True), self.preprocessing)
-        x = x.contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = self.model(x)
-        else:
-            logits = self.model(x)
-        return torch.sigmoid(logits.float()).cpu()
+        return torch.sigmoid(self.logits(x)).cpu()
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised float32 -> (B,) float32 logits, as ``self.model(x)`` computes them."""
+        residuals = self.model.srm(x.contiguous(memory_format=torch.channels_last))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            features = self.trunk(residuals)
+        return self.model.head.classifier(pooled_dependencies(self.model.dependency, features.float())).squeeze(1)
 
 
-def load_detector(weights: str | Path | None = None, device: str | torch.device = "auto") -> Detector:
+def load_detector(weights: str | Path | None = None, device: str | torch.device = "auto",
+                  precision: str = "auto") -> Detector:
     """Load a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
-    Raises WeightsError (missing, corrupt, tampered or mismatched file) or DeviceError.
+    ``precision``: "auto" (bf16 where the device computes it natively and the variant tolerates it, else
+    fp32), "fp32" or "bf16". Raises WeightsError (missing, corrupt, tampered or mismatched file), DeviceError,
+    or ValueError (an unknown precision).
     """
     target = resolve_device(device)
     path = Path(weights) if weights is not None else default_weights_path()
-    return Detector(load_checkpoint(path), target)
+    return Detector(load_checkpoint(path), target, precision)
 
 
-__all__ = ["Detector", "DeviceError", "WeightsError", "load_detector", "resolve_device"]
+__all__ = ["PRECISIONS", "Detector", "DeviceError", "WeightsError", "load_detector", "resolve_device",
+           "resolve_precision"]
