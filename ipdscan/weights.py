@@ -39,7 +39,7 @@ class WeightsEntry:
 
 
 # The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = None
+DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v1.pt", "66619b6fa152fd4e8f159d1d332ae32c572fb4871072d34d7468e16d2200bd7d")
 
 
 class WeightsError(Exception):

@@ -127,6 +127,13 @@ def test_score_returns_probabilities(layer2, crops):
     assert detector.score(torch.empty(0, 3, 224, 224, dtype=torch.uint8)).shape == (0,)
 
 
+def test_cpu_micro_batches_score_each_image_on_its_own(layer2, crops):
+    detector = load_detector(layer2, "cpu", precision="fp32")
+    batch = crops[:5]  # more than one micro-batch, and a short last one
+    one_by_one = torch.cat([detector.score(crop[None]) for crop in batch])
+    torch.testing.assert_close(detector.score(batch), one_by_one, atol=1e-4, rtol=1e-4)
+
+
 def test_auto_picks_fp32_without_native_bf16(layer2, monkeypatch):
     monkeypatch.setattr(score, "cpu_has_native_bf16", lambda: False)
     assert load_detector(layer2, "cpu").precision == "fp32"

@@ -1,0 +1,126 @@
+"""Acceptance checks for a detector we ship: format bias, dev-set AP (clean, JPEG q75, blur σ=1), examples.
+
+    python -m trainer.check_default --weights weights/ipdnet-layer2-corpus-v1.pt \\
+        --reals ../shared/data/dev-eval --dev ../shared/data/dev-eval --examples examples --out weights/CHECKS.md
+
+Format bias: real photos scored as they are, re-saved as JPEG at q75..95, and as PNG and JPEG copies
+of the same pixels. A detector that learned the codec instead of the generator moves between these;
+the target is a mean difference below 0.05 each way.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ipdscan import ScanOptions, load_detector, scan
+from ipdscan.evaluate import evaluate, parse_perturbations, to_markdown
+from ipdscan.sources import iter_items
+
+BIAS_LIMIT = 0.05
+AP_TARGET = 0.75  # on each dev folder with at least 40 images
+
+
+def real_photos(roots: list[str], limit: int, seed: int) -> list[str]:
+    """Real photos below ``roots``: files in 0_real/nature folders when there are any, else every image."""
+    paths = [item.input for item in iter_items(roots) if not item.error_code]
+    labelled = [p for p in paths if {"0_real", "nature"} & set(Path(p).parts)]
+    chosen = labelled or paths
+    random.Random(seed).shuffle(chosen)
+    return sorted(chosen[:limit])
+
+
+def variants(path: str, rng: random.Random) -> dict[str, bytes]:
+    """The same real photo as it is, re-saved as JPEG q75..95, and as PNG and JPEG (q90) copies."""
+    original = Path(path).read_bytes()
+    pixels = Image.open(io.BytesIO(original)).convert("RGB")
+
+    def saved(fmt: str, **params) -> bytes:
+        buffer = io.BytesIO()
+        pixels.save(buffer, fmt, **params)
+        return buffer.getvalue()
+
+    return {"original": original, "resaved_jpeg": saved("JPEG", quality=rng.randint(75, 95)),
+            "png_copy": saved("PNG"), "jpeg_copy": saved("JPEG", quality=90)}
+
+
+def format_bias(detector, photos: list[str], workdir: Path, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    files: dict[str, list[str]] = {}
+    for i, path in enumerate(photos):
+        for kind, data in variants(path, rng).items():
+            target = workdir / kind / f"{i:05d}{'.png' if kind == 'png_copy' else '.jpg'}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            files.setdefault(kind, []).append(str(target))
+    means = {}
+    for kind, paths in files.items():
+        scores = [r.score for r in scan(paths, detector, options=ScanOptions(workers=1)) if r.ok]
+        means[kind] = float(np.mean(scores))
+    return means
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trainer.check_default", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", help="checkpoint (default: the shipped default)")
+    ap.add_argument("--reals", nargs="+", required=True, help="folders of real photos for the format-bias check")
+    ap.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
+    ap.add_argument("--examples", help="folder of example images to score")
+    ap.add_argument("--n-reals", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", help="write the results as markdown here")
+    ap.add_argument("--workdir", default="data/check_default")
+    args = ap.parse_args(argv)
+
+    detector = load_detector(args.weights, args.device)
+    lines = [f"# Acceptance checks: {detector.name}", "",
+             f"weights sha256 `{detector.sha256}`, variant {detector.variant}, device {detector.device}, "
+             f"precision {getattr(detector, 'precision', 'fp32')}", "",
+             "Command: `python -m trainer.check_default " + " ".join(argv if argv is not None else sys.argv[1:]) + "`", ""]
+    passed = True
+
+    photos = real_photos(args.reals, args.n_reals, args.seed)
+    means = format_bias(detector, photos, Path(args.workdir), args.seed)
+    resave, copies = abs(means["resaved_jpeg"] - means["original"]), abs(means["png_copy"] - means["jpeg_copy"])
+    bias_ok = resave < BIAS_LIMIT and copies < BIAS_LIMIT
+    passed &= bias_ok
+    lines += ["## Format bias", "", f"{len(photos)} real photos; mean score per form:", "",
+              "| original | re-saved JPEG q75–95 | PNG copy | JPEG q90 copy |", "|---:|---:|---:|---:|",
+              f"| {means['original']:.4f} | {means['resaved_jpeg']:.4f} | {means['png_copy']:.4f} | {means['jpeg_copy']:.4f} |",
+              "", f"- re-saved vs original: |Δ| = {resave:.4f} (target < {BIAS_LIMIT}) — {'pass' if resave < BIAS_LIMIT else 'FAIL'}",
+              f"- PNG vs JPEG copy: |Δ| = {copies:.4f} (target < {BIAS_LIMIT}) — {'pass' if copies < BIAS_LIMIT else 'FAIL'}", ""]
+
+    report = evaluate(args.dev, detector, perturbations=parse_perturbations(["jpeg=75", "blur=1"]), workers=1)
+    lines += ["## Dev-eval (AP, accuracy at 0.5, real and fake accuracy, in %)", "", to_markdown(report)]
+    for row in report.table():
+        if row.perturbation != "none" or row.generator == "mean":
+            continue
+        target = AP_TARGET if row.n_real + row.n_fake >= 40 else 0.5
+        ok = row.ap is not None and row.ap >= target
+        passed &= ok
+        lines.append(f"- {row.generator}: AP {100 * (row.ap or 0):.1f} (target ≥ {100 * target:.0f}) — {'pass' if ok else 'FAIL'}")
+    lines.append("")
+
+    if args.examples:
+        lines += ["## Examples", "", "| file | score | label |", "|---|---:|---|"]
+        for r in scan([args.examples], detector, options=ScanOptions(workers=0)):
+            score = f"{r.score:.3f}" if r.ok else r.error_code
+            lines.append(f"| {Path(r.input).name} | {score} | {r.label} |")
+        lines.append("")
+    lines.append(f"**Overall: {'all targets met' if passed else 'some targets missed (see FAIL lines)'}**")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
