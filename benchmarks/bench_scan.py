@@ -1,9 +1,9 @@
 """Scan throughput: two naive references against the real `ipdscan scan`, on one seeded corpus and one device.
 
-    python benchmarks/bench_scan.py                          # 640x480 JPEGs on the CPU, ~3 min on 2 cores
-    python benchmarks/bench_scan.py --size all --out table.md
+    python benchmarks/bench_scan.py                          # 640x480 JPEGs on the CPU, ~1-3 min on 2 cores
+    python benchmarks/bench_scan.py --size all --repeat 2 --out table.md
     python benchmarks/bench_scan.py --device cuda --n 2048 --batch-size 128
-    python benchmarks/bench_scan.py --memory-check           # peak RSS of a 10k- and a 100k-image scan
+    python benchmarks/bench_scan.py --memory-check           # peak memory of a 10k- and a 100k-image scan
 
 Rows (every one runs in a fresh process, so each pays its own start-up and its peak RSS is its own):
   (a) cnnspot     CNNSpot-style: PIL decode + Resize(256) + CenterCrop(224) in DataLoader workers,
@@ -12,10 +12,12 @@ Rows (every one runs in a fresh process, so each pays its own start-up and its p
                   resize 256 + normalise, fp32 eager `model(x)`, no autocast, no channels_last
   (c) scan        `python -m ipdscan scan DIR --weights W --out X.jsonl --quiet`: wall clock, start-up included;
       scan steady the same with the start-up taken out: (N-1) / (T(N images) - T(1 image))
-  model-only      the same uint8 crops, decoded beforehand: naive `model(to_model_input(x))` and Detector.score
-                  at each precision (bf16 only where the device computes it natively)
+  model-only      the same uint8 crops, decoded beforehand: naive `model(to_model_input(x))` (on the CPU also
+                  in calls of as few images as the fast path uses) and Detector.score at each precision
+                  (bf16 only where the device computes it natively)
 
 Peak RSS comes from os.wait4 on each child: the largest of the process and the workers it waited for.
+Peak PSS sums the child's whole process tree (shared pages counted once), sampled from /proc every 0.5 s.
 GPU utilisation (mean/max of nvidia-smi samples every 0.5 s) is shown when --device is cuda.
 """
 from __future__ import annotations
@@ -181,10 +183,12 @@ def model_only(args, checkpoint, device, files) -> dict:
     from ipdscan.decode import decode
     from ipdscan.preprocess import crop, to_model_input
     from ipdscan.score import CPU_MICRO_BATCH, Detector, cpu_has_native_bf16
+    from ipdscan.weights import load_checkpoint
 
     crops = torch.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing) for f in files])
     batches = list(crops.split(args.batch_size))
-    naive = checkpoint.model.to(device).eval()
+    naive = load_checkpoint(args.weights).model.to(device).eval()  # its own copy: a Detector converts its model
+
     def run_naive(crops):
         return naive(to_model_input(crops.to(device), checkpoint.preprocessing))
 
@@ -200,7 +204,7 @@ def model_only(args, checkpoint, device, files) -> dict:
         precisions.append("bf16")
     for precision in precisions:
         started = time.perf_counter()
-        detector = Detector(checkpoint, device, precision)  # copies of the weights: the naive model stays intact
+        detector = Detector(checkpoint, device, precision)
         setup = time.perf_counter() - started
         configs.append((f"model Detector.score {precision}", detector.score))
         setups[configs[-1][0]] = setup
