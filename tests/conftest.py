@@ -18,3 +18,12 @@ def make_checkpoint(path, variant="layer2", seed=0, half=False):
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the tests share a small CPU, and OpenMP threads spinning on busy cores cost more than they give."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

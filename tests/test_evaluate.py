@@ -26,13 +26,7 @@ def put(folder: Path, n: int, seed: int, size: int = 20) -> None:
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The tests share a small CPU: spinning OpenMP threads waiting on busy cores cost far more than they give.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

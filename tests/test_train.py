@@ -50,13 +50,7 @@ def val_events(run_dir: Path) -> list[dict]:
     return [e for e in events if e["event"] == "val"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The tests share a small CPU: spinning OpenMP threads waiting on busy cores cost far more than they give.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
