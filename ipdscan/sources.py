@@ -182,52 +182,76 @@ def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
 
     Symlinked directories are followed, except into a directory that is being walked already
     (a loop: reported) or that was walked before through another link (skipped: its files are listed).
+    Each entry is stat'ed only when the walk reaches it, so one that changed since its directory
+    was listed is judged as it is now: one that vanished is handled like a dangling link.
     """
     key = (root_info.st_dev, root_info.st_ino)
     visited, walking = {key}, [key]
-    entries = _sorted_entries(root)
-    if isinstance(entries, Item):
-        yield entries
+    names = _list_directory(root)
+    if isinstance(names, Item):
+        yield names
         return
-    stack = [iter(entries)]
+    stack = [(root, iter(names))]
     while stack:
-        entry = next(stack[-1], None)
-        if entry is None:
+        directory, remaining = stack[-1]
+        name = next(remaining, None)
+        if name is None:
             stack.pop()
             walking.pop()
             continue
-        if not hidden and entry.name.startswith("."):
+        if not hidden and name.startswith("."):
             continue
+        path = os.path.join(directory, name)
         try:
-            info = entry.stat()  # follows symlinks
+            info = os.stat(path)  # follows symlinks
         except OSError as exc:
             # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.
-            if exc.errno == errno.ELOOP or is_image_name(entry.name):
-                yield path_error(entry.path, exc)
+            if exc.errno == errno.ELOOP or is_image_name(name):
+                yield path_error(path, exc)
             continue
         if stat.S_ISDIR(info.st_mode):
             key = (info.st_dev, info.st_ino)
             if key in walking:
-                yield Item(entry.path, "file", "symlink_loop", f"{entry.path}: links back to a directory it is inside")
+                yield Item(path, "file", "symlink_loop", f"{path}: links back to a directory it is inside")
             elif key not in visited:
                 visited.add(key)
-                children = _sorted_entries(entry.path)
+                children = _list_directory(path)
                 if isinstance(children, Item):
                     yield children
                 else:
-                    stack.append(iter(children))
+                    stack.append((path, iter(children)))
                     walking.append(key)
         elif stat.S_ISREG(info.st_mode):
-            if is_image_name(entry.name) or _sniffed(entry.path, info):
-                yield Item(entry.path, "file")
-        elif is_image_name(entry.name):  # a FIFO, socket or device named like an image: stat'ed, never opened
-            yield Item(entry.path, "file", "not_a_file", f"{entry.path}: not a regular file (a FIFO, socket or device)")
+            if is_image_name(name) or _sniffed(path, info):
+                yield Item(path, "file")
+        elif is_image_name(name):  # a FIFO, socket or device named like an image: stat'ed, never opened
+            yield Item(path, "file", "not_a_file", f"{path}: not a regular file (a FIFO, socket or device)")
 
 
-def _sorted_entries(path: str) -> list[os.DirEntry] | Item:
+class SortedNames:
+    """A directory's entry names in sorted order, packed into one string with a NUL after each name
+    (no file name holds one): a byte a character for ASCII names (two or four where the directory
+    has wider ones) where a list of os.DirEntry held ~500 bytes an entry, in every DataLoader
+    worker of a scan, as each walks the same directories."""
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, names: Iterable[str]):
+        ordered = sorted(names)
+        ordered.append("")  # a NUL after the last name too; no names pack to ""
+        self._packed = "\0".join(ordered)
+
+    def __iter__(self) -> Iterator[str]:
+        packed, start = self._packed, 0
+        while start < len(packed):
+            end = packed.index("\0", start)
+            yield packed[start:end]
+            start = end + 1
+
+
+def _list_directory(path: str) -> SortedNames | Item:
     try:
-        with os.scandir(path) as entries:
-            return sorted(entries, key=lambda entry: entry.name)
+        return SortedNames(os.listdir(path))  # str names: os.fsdecode's surrogateescape for non-UTF-8 bytes
     except OSError as exc:
         return path_error(path, exc)
 

@@ -11,7 +11,8 @@ import tracemalloc
 import pytest
 from PIL import Image
 
-from ipdscan.sources import Item, iter_items, open_regular, os_error_code, shard_filter, sniff_image, url_problem
+from ipdscan.sources import (Item, SortedNames, iter_items, open_regular, os_error_code, shard_filter, sniff_image,
+                             url_problem)
 
 
 posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs, fork and permission bits are POSIX")
@@ -225,6 +226,72 @@ def test_non_utf8_file_names_survive(tmp_path):
     assert os.fsencode(item.input) == name
     with open(item.input, "rb") as file:  # the str round-trips to the same file
         assert file.read() == image_bytes()
+
+
+def test_sorted_names_iterate_in_str_order_with_non_utf8_names():
+    names = ["b.png", os.fsdecode(b"\xff.png"), "\uff5a.png", "Z.png", os.fsdecode(b"a\xe9.png"), "\u00e9.png", ".h"]
+    assert list(SortedNames(names)) == sorted(names)
+    assert list(SortedNames(iter(names))) == sorted(names)  # any iterable, read once
+    assert list(SortedNames([])) == []
+    assert list(SortedNames(["only"])) == ["only"]
+
+
+def test_walk_order_is_by_str_name_even_where_bytes_order_differs(tmp_path):
+    # b"\xff" decodes to U+DCFF, which sorts before U+FF5A ('\uff5a') although its byte sorts after 0xEF.
+    for name in (b"\xff.png", "\uff5a.png".encode(), b"Z.png", b"a\xe9.png", "\u00e9.png".encode(), b"b.png"):
+        with open(os.path.join(os.fsencode(tmp_path), name), "wb") as file:
+            file.write(image_bytes())
+    expected = sorted(os.fsdecode(name) for name in os.listdir(os.fsencode(tmp_path)))
+    assert [os.path.basename(i.input) for i in iter_items([str(tmp_path)])] == expected
+    assert expected.index(os.fsdecode(b"\xff.png")) < expected.index("\uff5a.png")
+
+
+def test_entries_are_judged_as_the_walk_reaches_them(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "b.png", "c.dat", "d.png", "sub/x.png", "sub/y.png"):
+        (tmp_path / name).write_bytes(image_bytes())
+    (tmp_path / "zz").mkdir()
+    (tmp_path / "zz" / "z.png").write_bytes(image_bytes())
+    items = iter_items([str(tmp_path)])
+    assert next(items).input == f"{tmp_path}/a.png"  # the top directory is listed now
+    (tmp_path / "b.png").unlink()  # vanished, named like an image: a row, as a dangling link is
+    (tmp_path / "c.dat").unlink()  # vanished, not named like an image: skipped, as a dangling link is
+    (tmp_path / "d.png").unlink()
+    (tmp_path / "d.png").mkdir()  # a file replaced by a directory: walked as the directory it is now
+    (tmp_path / "d.png" / "inside.gif").write_bytes(image_bytes("GIF"))
+    assert next(items).input == f"{tmp_path}/b.png"
+    assert listed_rest(items, until=f"{tmp_path}/sub/x.png") == [
+        (f"{tmp_path}/d.png/inside.gif", "file", ""), (f"{tmp_path}/sub/x.png", "file", "")]
+    (tmp_path / "sub" / "y.png").unlink()  # sub/ was listed before y.png went
+    shutil.rmtree(tmp_path / "zz")  # a directory gone before the walk reached it: skipped, like c.dat
+    assert listed_rest(items) == [(f"{tmp_path}/sub/y.png", "file", "not_found")]
+
+
+def listed_rest(items, until=None):
+    rows = []
+    for item in items:
+        rows.append((item.input, item.kind, item.error_code))
+        if item.input == until:
+            break
+    return rows
+
+
+def test_walking_a_big_directory_holds_little_per_entry(tmp_path):
+    count = 5000
+    for number in range(count):
+        (tmp_path / f"IMG_{number:07d}.jpg").touch()
+    items = iter_items([str(tmp_path)])
+    tracemalloc.start()
+    try:
+        first = next(items)
+        for _ in range(count // 2):
+            next(items)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert first.input == f"{tmp_path}/IMG_0000000.jpg"
+    assert held < count * 40, held  # the names packed, ~16 bytes each; os.DirEntry objects held ~500
+    assert 1 + count // 2 + sum(1 for _ in items) == count
 
 
 def test_missing_and_special_paths(tmp_path):
