@@ -2,9 +2,13 @@
 
 ``Detector.score`` runs an inference form of IPD-Net that computes the same logits as ``model(x)``
 with less work: BatchNorm folded into the convs, the (HW, HW) dependency matrix never formed (see
-``pooled_dependencies``), and the ResNet trunk in bfloat16 where the hardware does bf16 natively.
+``pooled_dependencies``), and, where the hardware does bfloat16 natively, the deeper trunk stages in bf16.
 The SRM high-pass and the head always run in float32: the SRM subtracts neighbouring pixels, and in
 bf16 (8 significant bits) that difference is mostly rounding error, which wrecks the ranking.
+
+Precisions: "fp32"; "bf16" (the whole trunk); "mixed" (stem and first stage fp32, deeper stages bf16).
+On ../shared/data/dev-eval with the shipped layer2 weights (CPU), "bf16" moved one set's AP by 1.2 points
+and "mixed" by at most 0.45, so "auto" picks "mixed" for layer2: benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -20,15 +24,16 @@ from .preprocess import to_model_input
 from .weights import Checkpoint, WeightsError, default_weights_path, load_checkpoint
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "mixed")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86; elsewhere bf16 is emulated (slower than fp32)
-# Variants whose scores keep their ranking in bf16 (Spearman 0.999 against fp32 on real photos); the deeper
-# trunks drift further (0.92), so "auto" keeps them in fp32. See benchmarks/RESULTS.md.
-BF16_SAFE_VARIANTS = frozenset({"layer2"})
+# What "auto" picks where bf16 is native: only precisions whose dev-eval AP stayed within 0.5 points of fp32
+# for that variant. Deeper trunks were not measured on trained weights (random ones drift further), so fp32.
+AUTO_PRECISION = {"layer2": "mixed"}
+FP32_STAGES = 1  # "mixed": residual stages kept in fp32 after the stem, where the SRM residuals are still raw
 # Images per model call on the CPU, by precision: the activations of a few images stay in cache, and a
 # 32-image batch ran 2.3x faster as calls of 4 in bf16, or of 2 in fp32 (twice the bytes per image); see
 # benchmarks/RESULTS.md. GPUs take the whole batch in one call.
-CPU_MICRO_BATCH = {"bf16": 4, "fp32": 2}
+CPU_MICRO_BATCH = {"bf16": 4, "mixed": 2, "fp32": 2}
 
 
 class DeviceError(ValueError):
@@ -52,13 +57,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device, variant: str) -> str:
-    """"auto" -> the fastest precision that keeps scores close to float32 here: "bf16" or "fp32"."""
+    """"auto" -> the fastest precision that keeps AP within 0.5 points of float32 here."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     bf16_native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
     if precision == "auto":
-        return "bf16" if bf16_native and variant in BF16_SAFE_VARIANTS else "fp32"
-    if precision == "bf16" and device.type == "cuda" and not bf16_native:
+        return AUTO_PRECISION.get(variant, "fp32") if bf16_native else "fp32"
+    if precision in ("bf16", "mixed") and device.type == "cuda" and not bf16_native:
         raise DeviceError(f"{device} cannot compute in bfloat16: use --precision fp32")
     return precision
 
@@ -99,13 +104,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class Detector:
     checkpoint: Checkpoint
     device: torch.device
-    precision: str = "auto"  # "auto" | "fp32" | "bf16"; resolved to "fp32" or "bf16" on creation
+    precision: str = "auto"  # one of PRECISIONS; "auto" is resolved on creation
 
     def __post_init__(self):
         self.precision = resolve_precision(self.precision, self.device, self.checkpoint.config.variant)
         # channels_last lets cuDNN / oneDNN pick their fastest convolution kernels for the trunk.
         self.model = self.checkpoint.model.to(self.device, memory_format=torch.channels_last).eval()
-        self.trunk = fold_batchnorm(self.model.trunk)  # a copy: self.model stays the reference IPD-Net
+        trunk = self.model.trunk  # folded copies: self.model stays the reference IPD-Net
+        self.stages = [fold_batchnorm(trunk.stem), *(fold_batchnorm(stage) for stage in trunk.stages)]
+        self.fp32_stages = {"fp32": len(self.stages), "mixed": 1 + FP32_STAGES, "bf16": 0}[self.precision]
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input shape for the whole scan: worth timing kernels once
 
     @property
     def preprocessing(self):
@@ -137,9 +146,10 @@ class Detector:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised float32 -> (B,) float32 logits, as ``self.model(x)`` computes them."""
-        residuals = self.model.srm(x.contiguous(memory_format=torch.channels_last))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            features = self.trunk(residuals)
+        features = self.model.srm(x.contiguous(memory_format=torch.channels_last))
+        for index, stage in enumerate(self.stages):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=index >= self.fp32_stages):
+                features = stage(features)
         return self.model.head.classifier(pooled_dependencies(self.model.dependency, features.float())).squeeze(1)
 
 
@@ -147,8 +157,8 @@ def load_detector(weights: str | Path | None = None, device: str | torch.device 
                   precision: str = "auto") -> Detector:
     """Load a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
-    ``precision``: "auto" (bf16 where the device computes it natively and the variant tolerates it, else
-    fp32), "fp32" or "bf16". Raises WeightsError (missing, corrupt, tampered or mismatched file), DeviceError,
+    ``precision``: "auto" (the variant's AUTO_PRECISION where the device computes bf16 natively, else fp32),
+    "fp32", "bf16" or "mixed". Raises WeightsError (missing, corrupt, tampered or mismatched file), DeviceError,
     or ValueError (an unknown precision).
     """
     target = resolve_device(device)

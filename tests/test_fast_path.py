@@ -141,11 +141,22 @@ def test_auto_picks_fp32_without_native_bf16(layer2, monkeypatch):
     assert resolve_precision("bf16", CPU, "layer2") == "bf16"  # asked for explicitly: emulated, slow, allowed
 
 
-def test_auto_picks_bf16_only_where_native_and_the_variant_tolerates_it(monkeypatch):
+def test_auto_picks_mixed_only_where_native_and_measured_for_the_variant(monkeypatch):
     monkeypatch.setattr(score, "cpu_has_native_bf16", lambda: True)
-    assert resolve_precision("auto", CPU, "layer2") == "bf16"
+    assert resolve_precision("auto", CPU, "layer2") == "mixed"
     assert resolve_precision("auto", CPU, "layer4") == "fp32"
     assert resolve_precision("fp32", CPU, "layer2") == "fp32"
+
+
+def test_mixed_keeps_the_stem_and_first_stage_in_fp32(layer2, crops):
+    """Closer to fp32 than bf16 is: the early stages, where the SRM residuals are raw, stay in float32."""
+    sample = crops[12:]
+    reference = torch.sigmoid(reference_logits(layer2, sample))
+    mixed, bf16 = (load_detector(layer2, "cpu", precision=p) for p in ("mixed", "bf16"))
+    assert mixed.fp32_stages == 2 and bf16.fp32_stages == 0 and len(mixed.stages) == 3  # stem, layer1, layer2
+    mixed_error = (mixed.score(sample) - reference).abs().mean()
+    assert mixed_error < (bf16.score(sample) - reference).abs().mean()
+    assert mixed_error > 0  # layer2 did run in bf16
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch):
