@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -96,17 +97,24 @@ def build_corpus(cache: Path, size: str, n: int, seed: int) -> Path:
     if (folder / "COMPLETE").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    for index, (name, width, height, mode) in enumerate(corpus_spec(size, n)):
-        rng = np.random.default_rng([seed, SIZES.index(size), index])
-        image = natural_image(width, height, rng)
-        if name.endswith(".jpg"):
-            image.save(folder / name, quality=int(rng.integers(80, 96)))
-        else:
-            if mode == "RGBA":
-                image.putalpha(Image.fromarray(rng.integers(200, 256, (height, width), dtype=np.uint8)))
-            image.convert(mode).save(folder / name)
+    jobs = [(folder, seed, size, index, spec) for index, spec in enumerate(corpus_spec(size, n))]
+    with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:  # ~55 ms an image at 640x480
+        for _ in pool.imap_unordered(write_image, jobs, chunksize=16):
+            pass
     (folder / "COMPLETE").write_text("")
     return folder
+
+
+def write_image(job) -> None:
+    folder, seed, size, index, (name, width, height, mode) = job
+    rng = np.random.default_rng([seed, SIZES.index(size), index])  # per image: the same set on any core count
+    image = natural_image(width, height, rng)
+    if name.endswith(".jpg"):
+        image.save(folder / name, quality=int(rng.integers(80, 96)))
+    else:
+        if mode == "RGBA":
+            image.putalpha(Image.fromarray(rng.integers(200, 256, (height, width), dtype=np.uint8)))
+        image.convert(mode).save(folder / name)
 
 
 def corpus_files(folder: Path) -> list[str]:
@@ -185,6 +193,7 @@ def model_only(args, checkpoint, device, files) -> dict:
     from ipdscan.score import CPU_MICRO_BATCH, Detector, cpu_has_native_bf16
     from ipdscan.weights import load_checkpoint
 
+    files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
     crops = torch.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing) for f in files])
     batches = list(crops.split(args.batch_size))
     naive = load_checkpoint(args.weights).model.to(device).eval()  # its own copy: a Detector converts its model
@@ -201,7 +210,7 @@ def model_only(args, checkpoint, device, files) -> dict:
     setups = {}
     precisions = ["fp32"]
     if (torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()):
-        precisions.append("bf16")
+        precisions += ["mixed", "bf16"]
     for precision in precisions:
         started = time.perf_counter()
         detector = Detector(checkpoint, device, precision)
@@ -216,12 +225,57 @@ def model_only(args, checkpoint, device, files) -> dict:
             for name, score in configs:
                 sync(device)
                 started = time.perf_counter()
-                for batch in batches:
-                    score(batch).float().cpu()
+                for _ in range(args.model_passes):
+                    for batch in batches:
+                        score(batch).float().cpu()
                 sync(device)
                 seconds[name] = min(seconds[name], time.perf_counter() - started)
-    return {"rows": [{"name": name, "images": len(crops), "seconds": t, "setup": setups.get(name)}
-                     for name, t in seconds.items()]}
+    rows = [{"name": name, "images": len(crops) * args.model_passes, "seconds": t, "setup": setups.get(name)}
+            for name, t in seconds.items()]
+    return {"rows": rows + stage_ceilings(args, checkpoint, device, files)}
+
+
+def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
+    """What each stage of a scan does alone, to tell which one bounds the end-to-end rate:
+    the workers (read, hash, parse headers or decode: the DataLoader with nothing downstream) and,
+    where JPEGs are decoded on the device, that decode + crop on bytes already in memory."""
+    import torch
+
+    from ipdscan.decode import read_jpeg_header
+    from ipdscan.device_decode import decode_jpegs
+    from ipdscan.pipeline import ScanDataset, ScanOptions, collate, crops_of
+    from torch.utils.data import DataLoader
+
+    rows = []
+    options = ScanOptions(batch_size=args.batch_size, workers=args.workers)
+    on_device = options.decodes_on_device(device)
+    workers = options.resolved_workers(device, on_device)
+    dataset = ScanDataset(files, options, checkpoint.preprocessing, on_device)
+    started, count = time.perf_counter(), 0
+    for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, collate_fn=collate,
+                            prefetch_factor=4 if workers else None):
+        count += len(batch.samples)
+    rows.append({"name": f"stage: workers alone ({workers}, {'headers' if on_device else 'Pillow decode'})",
+                 "images": count, "seconds": time.perf_counter() - started})
+    if on_device:
+        data = [Path(f).read_bytes() for f in files]
+        encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in data]
+        headers = [read_jpeg_header(d) for d in data]
+
+        def decode_and_crop():
+            for start in range(0, len(encoded), args.batch_size):
+                pixels = decode_jpegs(encoded[start:start + args.batch_size], headers[start:start + args.batch_size], device)
+                torch.cat([crops_of(p, checkpoint.preprocessing, 1)[0] for p in pixels])
+
+        decode_and_crop()  # nvjpeg's first call sets up its state
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(args.model_passes):
+            decode_and_crop()
+        sync(device)
+        rows.append({"name": "stage: device decode + crop alone (bytes in memory)",
+                     "images": len(encoded) * args.model_passes, "seconds": time.perf_counter() - started})
+    return rows
 
 
 def sync(device) -> None:
@@ -329,10 +383,15 @@ def run_measured(command: list[str], device: str, log: Path) -> Measured:
                     sampler.gpu_summary(), text)  # ru_maxrss is in KiB on Linux
 
 
-def scan_command(args, target: str, out: Path) -> list[str]:
+def scan_command(args, target: str, out: Path, decode: str = "auto") -> list[str]:
     command = [sys.executable, "-m", "ipdscan", "scan", target, "--weights", str(args.weights), "--out", str(out),
-               "--quiet", "--device", args.device, "--batch-size", str(args.batch_size)]
+               "--quiet", "--device", args.device, "--batch-size", str(args.batch_size), "--decode", decode]
     return command + (["--workers", str(args.workers)] if args.workers is not None else [])
+
+
+def scan_variants(args) -> list[tuple[str, str]]:
+    """(row suffix, --decode): on CUDA the default decodes JPEGs on the GPU; the Pillow workers show what that gives."""
+    return [("", "auto")] + ([(", --decode workers", "workers")] if args.device.startswith("cuda") else [])
 
 
 def bench_size(args, size: str, work: Path) -> list[dict]:
@@ -356,21 +415,24 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
         for child in ("cnnspot", "naive", "model"):
             command = [sys.executable, __file__, "--child", child, "--files", str(listing), "--weights",
                        str(args.weights), "--device", args.device, "--batch-size", str(args.batch_size),
-                       "--repeat", str(args.repeat)]
+                       "--repeat", str(args.repeat), "--model-images", str(args.model_images),
+                       "--model-passes", str(args.model_passes)]
             command += ["--workers", str(args.workers)] if args.workers is not None else []
             child_run = run_measured(command, args.device, work / f"{child}.log")
             for row in json.loads(child_run.output.strip().splitlines()[-1])["rows"]:
                 keep({**row, "run": child_run})
-        first = run_measured(scan_command(args, str(one), work / "one.jsonl"), args.device, work / "scan1.log")
-        whole = run_measured(scan_command(args, str(folder), work / "scan.jsonl"), args.device, work / "scan.log")
-        scored = sum(json.loads(line).get("status") == "ok" for line in open(work / "scan.jsonl") if line.strip())
-        if scored != len(files):
-            sys.exit(f"ipdscan scan scored {scored} of {len(files)} images: see {work / 'scan.jsonl'}")
-        keep({"name": "scan 1 image (start-up)", "images": 1, "seconds": first.seconds, "run": first})
-        keep({"name": "scan (end to end)", "images": len(files), "seconds": whole.seconds, "run": whole})
-        if len(files) >= 8 and whole.seconds > first.seconds:  # fewer images: the difference is noise
-            keep({"name": "scan steady (start-up taken out)", "images": len(files) - 1,
-                  "seconds": whole.seconds - first.seconds, "run": whole})
+        for suffix, decode in scan_variants(args):
+            first = run_measured(scan_command(args, str(one), work / "one.jsonl", decode), args.device, work / "scan1.log")
+            whole = run_measured(scan_command(args, str(folder), work / "scan.jsonl", decode), args.device,
+                                 work / "scan.log")
+            scored = sum(json.loads(line).get("status") == "ok" for line in open(work / "scan.jsonl") if line.strip())
+            if scored != len(files):
+                sys.exit(f"ipdscan scan scored {scored} of {len(files)} images: see {work / 'scan.jsonl'}")
+            keep({"name": f"scan 1 image (start-up){suffix}", "images": 1, "seconds": first.seconds, "run": first})
+            keep({"name": f"scan (end to end){suffix}", "images": len(files), "seconds": whole.seconds, "run": whole})
+            if len(files) >= 8 and whole.seconds > first.seconds:  # fewer images: the difference is noise
+                keep({"name": f"scan steady (start-up taken out){suffix}", "images": len(files) - 1,
+                      "seconds": whole.seconds - first.seconds, "run": whole})
     return list(best.values())
 
 
@@ -464,6 +526,29 @@ def memory_check(args, work: Path) -> str:
     return "\n".join(lines)
 
 
+def compare_decoders(args) -> str:
+    """Scores of the same images with JPEGs decoded on the device and by Pillow in workers, both in fp32 on
+    --device: how far the device's decoder moves the scores. Uses --weights (default: the shipped weights)."""
+    import torch
+
+    from ipdscan import ScanOptions, load_detector, scan
+
+    folder = build_corpus(args.cache, "640x480", args.n, args.seed)
+    detector = load_detector(args.weights, args.device, "fp32")
+    scores = {}
+    for decode in ("device", "workers"):
+        options = ScanOptions(decode=decode, batch_size=args.batch_size, workers=args.workers)
+        scores[decode] = {r.input: r.score for r in scan([str(folder)], detector, options=options)}
+    inputs = sorted(scores["workers"])
+    device, workers = (torch.tensor([scores[d][i] for i in inputs], dtype=torch.float64) for d in ("device", "workers"))
+    diff = (device - workers).abs()
+    flips = int(((device >= 0.5) != (workers >= 0.5)).sum())
+    return (f"{len(inputs)} JPEGs at 640x480 (quality 80-95), weights {args.weights or 'shipped default'}, fp32, "
+            f"{args.device}: |score(device decode) - score(Pillow decode)| max {diff.max():.4f}, "
+            f"99th percentile {diff.quantile(0.99):.4f}, mean {diff.mean():.5f}; "
+            f"labels at 0.5 that differ: {flips} of {len(inputs)}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=192, help="640x480 images (12mp: n/8, png-mix: n/2)")
@@ -478,6 +563,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=1, help="runs of each configuration; the fastest is reported")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown report here")
+    p.add_argument("--model-images", type=int, default=1024, help="crops decoded for the model-only rows")
+    p.add_argument("--model-passes", type=int, default=1, help="passes over them per timed model-only run")
+    p.add_argument("--compare-decoders", action="store_true",
+                   help="only compare scores: --decode device against workers on --device, fp32, same images")
     p.add_argument("--memory-check", action="store_true", help="only the peak-RSS check (see --memory-check-n)")
     p.add_argument("--memory-check-n", type=int, default=100_000,
                    help="inputs in the large memory-check scan; the small one has a tenth")
@@ -494,9 +583,12 @@ def main(argv=None):
         return
     with tempfile.TemporaryDirectory(prefix="ipdscan-bench-") as tmp:
         work = Path(tmp)
-        ensure_weights(args, work)
+        if not args.compare_decoders:
+            ensure_weights(args, work)
         load = os.getloadavg()
-        if args.memory_check:
+        if args.compare_decoders:
+            body = compare_decoders(args)
+        elif args.memory_check:
             body = memory_check(args, work)
         else:
             rows = []
@@ -505,7 +597,8 @@ def main(argv=None):
             body = table(rows, args.device)
         after = os.getloadavg()
     command = "python benchmarks/bench_scan.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    weights = f"random {args.variant} made by the benchmark" if args.weights.parent == work else args.weights
+    weights = (args.weights or "shipped default") if args.compare_decoders else (
+        f"random {args.variant} made by the benchmark" if args.weights.parent == work else args.weights)
     report = (f"{machine()}\n\ndevice {args.device}, batch {args.batch_size}, workers "
               f"{args.workers if args.workers is not None else 'scan default'}, weights {weights}, "
               f"load average {load[0]:.2f} before / {after[0]:.2f} after\n\n`{command.strip()}`\n\n{body}\n")

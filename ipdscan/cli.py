@@ -13,7 +13,7 @@ from .console import ScanProgress, ScanStats, print_summary, result_table, stder
 from .distributed import ScanGroup
 from .fetch import FetchOptions
 from .merge import MergeError, merge_reports
-from .pipeline import ScanOptions, scan_batches, selected_items
+from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
 from .score import DeviceError, load_detector
 from .weights import WeightsError
@@ -71,7 +71,9 @@ def scan(
     variant: Optional[str] = typer.Option(None, help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(32, min=1, max=4096, help="Images per model call."),
-    workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU, up to 16 on CUDA)."),
+    workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU; on CUDA up to 8, or 16 with --decode workers)."),
+    decode: str = typer.Option("auto", help="Where JPEGs are decoded: device (nvjpeg batches on the GPU), workers (Pillow), auto (device on CUDA)."),
+    precision: str = typer.Option("auto", help="Model arithmetic: auto (bf16 where native and safe for the variant), fp32 or bf16."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Score at or above which an image is labelled ai."),
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
@@ -87,8 +89,10 @@ def scan(
     """Score images: the probability that each one is AI-generated."""
     group = ScanGroup.from_env()  # set when launched by torchrun
     try:
+        if decode not in DECODE_CHOICES:
+            raise UsageError(f"unknown --decode {decode!r}: use {', '.join(DECODE_CHOICES)}")
         options = ScanOptions(batch_size=batch_size, workers=workers, threshold=threshold, hidden=hidden,
-                              shard=parse_shard(shard), crops=crops,
+                              shard=parse_shard(shard), crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
         if out is not None and out.suffix.lower() not in REPORT_FORMATS:
@@ -105,10 +109,10 @@ def scan(
                 raise UsageError("--resume needs --out FILE.jsonl")
             done = completed_inputs(report_path) if report_path.exists() else set()
             options.skip = done.__contains__
-        detector = load_detector(weights, device)
+        detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
-    except (UsageError, WeightsError, DeviceError) as exc:
+    except (UsageError, WeightsError, DeviceError, ValueError) as exc:
         raise fail(str(exc))
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -179,6 +183,7 @@ def evaluate_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(32, min=1, max=4096),
     workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU, up to 16 on CUDA)."),
+    precision: str = typer.Option("auto", help="Model arithmetic: auto, fp32 or bf16 (see scan --help)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Table file: .md, .csv or .json."),
     group: bool = typer.Option(False, help="Add a mean row per dataset root (Table III style)."),
     scores: Optional[Path] = typer.Option(None, help="Write every image's score to this CSV."),
@@ -197,7 +202,7 @@ def evaluate_command(
             if path is not None and not path.parent.exists():
                 raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
         perturbations = parse_perturbations(perturb or [])
-        detector = load_detector(weights, device)
+        detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)
     except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:

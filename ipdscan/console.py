@@ -83,6 +83,8 @@ class ScanProgress:
 
     def count_in_background(self, items: Iterable) -> None:
         """Count the inputs in a daemon thread, so the bar gets a total (and an ETA) without delaying the scan."""
+        if self.quiet:
+            return  # nothing shows the total, and the count walks every input once more
         def count():
             self._total = sum(1 for _ in items)
             if self._bar:

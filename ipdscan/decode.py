@@ -30,6 +30,8 @@ ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompressio
 # exifread logs a warning for every file without EXIF, which is most of a scan.
 logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
+ORIENTATION_TAG = 0x0112
+
 EXIF_TAGS = {  # field -> exifread keys, the first non-empty one wins
     "make": ("Image Make",),
     "model": ("Image Model",),
@@ -46,6 +48,16 @@ class Decoded:
     height: int
     frames: int  # 1 for stills
     exif: dict[str, str]  # make, model, software, datetime; "" when absent
+
+
+@dataclass
+class JpegHeader:
+    """What the scan needs of a JPEG that the scoring GPU will decode: everything but the pixels."""
+
+    width: int  # as displayed, after orientation
+    height: int
+    orientation: int  # EXIF orientation 1..8 (1: as stored), applied on the device after decoding
+    exif: dict[str, str]
 
 
 class DecodeError(Exception):
@@ -86,6 +98,32 @@ def decode(data: bytes, *, max_pixels: int = 100_000_000) -> Decoded:
     exif = read_exif(data) if image_format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
     return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
                    height=pixels.shape[1], frames=frames, exif=exif)
+
+
+def read_jpeg_header(data: bytes, *, max_pixels: int = 100_000_000) -> JpegHeader | None:
+    """The header of a plain 8-bit RGB or grayscale JPEG, or None for anything ``decode`` should handle instead.
+
+    None covers everything a GPU decoder could get wrong or that needs ``decode``'s error messages: not a JPEG,
+    multi-picture (MPO), CMYK/YCCK, over ``max_pixels``, an unreadable header, or bytes that do not end with
+    the end-of-image marker (a truncated file, which libjpeg reports and nvjpeg may silently fill in).
+    """
+    if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+                width, height = im.size
+                if im.format != "JPEG" or im.mode not in ("RGB", "L") or width * height > max_pixels:
+                    return None
+                orientation = im.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # whatever Pillow cannot read, decode() explains
+        return None
+    if orientation not in range(1, 9):
+        orientation = 1  # as _apply_orientation does: unusable EXIF leaves the pixels as stored
+    if orientation >= 5:  # the transposing orientations swap the displayed sides
+        width, height = height, width
+    return JpegHeader(width=width, height=height, orientation=orientation, exif=read_exif(data))
 
 
 def read_exif(data: bytes) -> dict[str, str]:

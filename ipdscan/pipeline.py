@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .decode import DecodeError, decode
+from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
+from .device_decode import decode_jpegs, device_decodes_jpeg
 from .evidence import find_evidence
 from .fetch import FetchError, FetchOptions, fetch_many
 from .preprocess import Preprocessing, crop
@@ -25,6 +29,9 @@ from .result import Result
 from .score import Detector, load_detector
 from .sources import Item, iter_items, shard_filter
 from .tiles import crop_tiles
+
+
+DECODE_CHOICES = ("auto", "workers", "device")
 
 
 @dataclass
@@ -40,12 +47,26 @@ class ScanOptions:
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
 
-    def resolved_workers(self, device: torch.device) -> int:
+    decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
+
+    def decodes_on_device(self, device: torch.device) -> bool:
+        """Whether plain JPEGs go to the scoring device to be decoded ("auto": on CUDA, where nvjpeg works)."""
+        if self.decode not in DECODE_CHOICES:
+            raise ValueError(f"unknown decode {self.decode!r}: use {', '.join(DECODE_CHOICES)}")
+        if self.decode == "auto":
+            return device.type == "cuda" and device_decodes_jpeg(device)
+        return self.decode == "device"
+
+    def resolved_workers(self, device: torch.device, device_decode: bool = False) -> int:
         if self.workers is not None:
             return max(0, self.workers)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if device.type == "cuda":
+            # Workers that only read files and parse headers need few cores; keep two for the scoring
+            # process and its reader thread.
+            return max(1, min(8, cpus - 2)) if device_decode else min(16, cpus)
         # On the CPU the model competes with decoding for cores: one worker keeps both busy.
-        return min(16, cpus) if device.type == "cuda" else (1 if cpus > 1 else 0)
+        return 1 if cpus > 1 else 0
 
 
 def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
@@ -58,37 +79,81 @@ def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> I
     return items
 
 
-Sample = tuple[Result, torch.Tensor | None, list[tuple[int, int]]]  # row, (K, 3, crop, crop) uint8, tile offsets
+@dataclass
+class Sample:
+    """One input between the stages: its report row, and its pixels as crops or as JPEG bytes still to decode."""
+
+    result: Result
+    crops: torch.Tensor | None = None  # (K, 3, crop, crop) uint8: the centre crop, then any tiles
+    offsets: list[tuple[int, int]] = field(default_factory=list)  # the tiles' (top, left)
+    jpeg: JpegHeader | None = None  # set when the scoring device decodes this file (ScanOptions.decode)
+    data: bytes | None = None  # that file's bytes, until the batch packs them
+    crop_count: int = 0  # rows of Batch.crops that are this sample's (0: an error, or device-decoded)
+    span: tuple[int, int] = (0, 0)  # this sample's bytes in Batch.encoded
 
 
-def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int, crops: int = 1) -> Sample:
-    """Bytes -> (Result without score, crops: the centre crop first, then any tiles), or an error Result."""
+@dataclass
+class Batch:
+    """Samples as they cross from a worker to the scoring process: tensors packed so each crosses once."""
+
+    samples: list[Sample]
+    crops: torch.Tensor  # (N, 3, crop, crop) uint8: the CPU-decoded samples' crops, in order
+    encoded: torch.Tensor  # (bytes,) uint8: the device-decoded samples' files, back to back
+
+    def pin_memory(self) -> "Batch":
+        """Called by the DataLoader's pinning thread: pinned crops copy to the GPU asynchronously."""
+        self.crops = self.crops.pin_memory()
+        return self
+
+
+def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int, crops: int = 1,
+            device_decode: bool = False) -> Sample:
+    """Bytes -> a Sample: decoded and cropped here, or (``device_decode``, plain JPEGs) left for the device."""
     if isinstance(data, FetchError):
-        return Result.failed(item.input, data.code, data.message), None, []
+        return Sample(Result.failed(item.input, data.code, data.message))
     known = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    header = read_jpeg_header(data, max_pixels=max_pixels) if device_decode else None
+    if header is None:
+        return decode_on_cpu(item.input, data, known, preprocessing, max_pixels, crops)
+    exif = header.exif
+    result = Result(input=item.input, format="JPEG", width=header.width, height=header.height, frames=1,
+                    exif_make=exif["make"], exif_model=exif["model"], exif_software=exif["software"],
+                    exif_datetime=exif["datetime"], **find_evidence(data).fields(), **known)
+    return Sample(result, jpeg=header, data=data)
+
+
+def decode_on_cpu(input: str, data: bytes, known: dict, preprocessing: Preprocessing, max_pixels: int,
+                  crops: int) -> Sample:
     try:
         decoded = decode(data, max_pixels=max_pixels)
     except DecodeError as exc:
-        return Result.failed(item.input, exc.code, exc.message, **known), None, []
+        return Sample(Result.failed(input, exc.code, exc.message, **known))
     except Exception as exc:  # a decoder bug must cost one row, not the scan
-        return Result.failed(item.input, "decode_error", f"{type(exc).__name__}: {exc}", **known), None, []
+        return Sample(Result.failed(input, "decode_error", f"{type(exc).__name__}: {exc}", **known))
     exif = decoded.exif
-    result = Result(input=item.input, format=decoded.format, width=decoded.width, height=decoded.height,
+    result = Result(input=input, format=decoded.format, width=decoded.width, height=decoded.height,
                     frames=decoded.frames, exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
                     exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
                     **find_evidence(data).fields(), **known)
-    centre = crop(decoded.pixels, preprocessing)[None]
+    return Sample(result, *crops_of(decoded.pixels, preprocessing, crops))
+
+
+def crops_of(pixels: torch.Tensor, preprocessing: Preprocessing, crops: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """(3, H, W) -> ((K, 3, crop, crop): the centre crop, then ``crops`` > 1 tiles; the tiles' offsets)."""
+    centre = crop(pixels, preprocessing)[None]
     if crops <= 1:
-        return result, centre, []
-    tiles, offsets = crop_tiles(decoded.pixels, crops, preprocessing)
-    return result, torch.cat([centre, tiles]), offsets
+        return centre, []
+    tiles, offsets = crop_tiles(pixels, crops, preprocessing)
+    return torch.cat([centre, tiles]), offsets
 
 
 class ScanDataset(IterableDataset):
-    """Yields (Result, crop or None) for this worker's chunks of the item stream."""
+    """Yields Samples for this worker's chunks of the item stream."""
 
-    def __init__(self, inputs: list[str], options: ScanOptions, preprocessing: Preprocessing, stdin=None):
+    def __init__(self, inputs: list[str], options: ScanOptions, preprocessing: Preprocessing, device_decode: bool,
+                 stdin=None):
         self.inputs, self.options, self.preprocessing, self.stdin = inputs, options, preprocessing, stdin
+        self.device_decode = device_decode
 
     def _my_items(self) -> Iterator[Item]:
         info = get_worker_info()
@@ -99,20 +164,59 @@ class ScanDataset(IterableDataset):
                 yield item
 
     def __iter__(self):
-        fetched = fetch_many(self._my_items(), self.options.fetch, concurrency=self.options.fetch_concurrency)
+        options = self.options
+        fetched = fetch_many(self._my_items(), options.fetch, concurrency=options.fetch_concurrency)
         for item, data in fetched:
-            yield prepare(item, data, self.preprocessing, self.options.max_pixels, self.options.crops)
+            yield prepare(item, data, self.preprocessing, options.max_pixels, options.crops, self.device_decode)
 
 
-def collate(samples: list[Sample]):
-    crops = [c for _, c, _ in samples if c is not None]
-    stacked = torch.cat(crops) if crops else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
-    return samples, stacked
+def collate(samples: list[Sample]) -> Batch:
+    """Runs in the worker: one crops tensor and one bytes tensor per batch, so each crosses processes once."""
+    crops, files, position = [], [], 0
+    for sample in samples:
+        if sample.crops is not None:
+            crops.append(sample.crops)
+            sample.crop_count, sample.crops = len(sample.crops), None
+        if sample.data is not None:
+            files.append(np.frombuffer(sample.data, np.uint8))
+            sample.span, sample.data = (position, position + len(sample.data)), None
+            position = sample.span[1]
+    return Batch(samples=samples,
+                 crops=torch.cat(crops) if crops else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
+                 encoded=torch.from_numpy(np.concatenate(files)) if files else torch.empty(0, dtype=torch.uint8))
+
+
+def crops_on_device(batch: Batch, device: torch.device, options: ScanOptions, preprocessing: Preprocessing) -> torch.Tensor:
+    """All the batch's crops on ``device``, in sample order; the device-decoded JPEGs are decoded and cropped here.
+
+    A JPEG the device cannot decode is decoded on the CPU instead, and fails its own row if that fails too.
+    """
+    pending = [sample for sample in batch.samples if sample.jpeg is not None]
+    files = [batch.encoded[sample.span[0]:sample.span[1]] for sample in pending]
+    decoded = iter(zip(files, decode_jpegs(files, [sample.jpeg for sample in pending], device)))
+    parts, start = [], 0
+    for sample in batch.samples:
+        if sample.crop_count:  # decoded by a worker
+            parts.append(batch.crops[start:start + sample.crop_count].to(device, non_blocking=True))
+            start += sample.crop_count
+        elif sample.jpeg is not None:
+            file, pixels = next(decoded)
+            if pixels is None:
+                known = {"sha256": sample.result.sha256, "bytes": sample.result.bytes}
+                fallback = decode_on_cpu(sample.result.input, file.numpy().tobytes(), known, preprocessing,
+                                         options.max_pixels, options.crops)
+                sample.result, crops, sample.offsets = fallback.result, fallback.crops, fallback.offsets
+            else:
+                crops, sample.offsets = crops_of(pixels, preprocessing, options.crops)
+            if crops is not None:
+                parts.append(crops.to(device))
+                sample.crop_count = len(crops)
+    return torch.cat(parts) if parts else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
 
 
 def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_size: int) -> Result:
     """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box."""
-    result, _, offsets = sample
+    result, offsets = sample.result, sample.offsets
     result.score = scores[0]
     result.label = "ai" if result.score >= threshold else "real"
     if offsets:
@@ -126,6 +230,49 @@ def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_si
     return result
 
 
+def in_background(batches: Iterator, depth: int = 2) -> Iterator:
+    """Run ``batches`` in a thread, up to ``depth`` ahead: the next batch is read and decoded while this one is scored.
+
+    torch releases the GIL inside its kernels and nvjpeg, so the two threads really overlap. An exception in the
+    thread is raised here; closing this generator early stops the thread.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            outcome = done
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            outcome = exc
+        while not stop.is_set():
+            try:
+                ready.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="ipdscan-reader", daemon=True)
+    thread.start()
+    try:
+        while (batch := ready.get()) is not done:
+            if isinstance(batch, BaseException):
+                raise batch
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+
+
 def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, *, options: ScanOptions | None = None,
                  weights=None, device: str = "auto", stdin=None) -> Iterator[list[Result]]:
     """Scan inputs (paths, directories, URL lists, URLs, '-' for stdin) and yield scored Results batch by batch.
@@ -135,21 +282,27 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
     options = options or ScanOptions()
     detector = detector or load_detector(weights, device)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
-    workers = options.resolved_workers(detector.device)
+    target, preprocessing = detector.device, detector.preprocessing
+    on_device = options.decodes_on_device(target)
+    workers = options.resolved_workers(target, on_device)
     if "-" in inputs and workers > 0 and stdin is None:
         workers = 0  # stdin can be read once only, so one process must own the stream
-    dataset = ScanDataset(inputs, options, detector.preprocessing, stdin)
+    dataset = ScanDataset(inputs, options, preprocessing, on_device, stdin)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=workers, collate_fn=collate,
-                        pin_memory=detector.device.type == "cuda",
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
-    for samples, crops in loader:
+                        pin_memory=target.type == "cuda", persistent_workers=False,
+                        prefetch_factor=4 if workers else None)
+
+    def with_crops(batch: Batch) -> tuple[Batch, torch.Tensor]:
+        return batch, crops_on_device(batch, target, options, preprocessing) if on_device else batch.crops
+
+    batches = map(with_crops, loader)
+    for batch, crops in in_background(batches) if target.type == "cuda" else batches:
         scores, start = detector.score(crops).tolist(), 0
-        for sample in samples:
-            if sample[1] is not None:
-                count = len(sample[1])
-                attach_scores(sample, scores[start:start + count], options.threshold, detector.preprocessing.crop)
-                start += count
-        yield [result for result, _, _ in samples]
+        for sample in batch.samples:
+            if sample.crop_count:
+                attach_scores(sample, scores[start:start + sample.crop_count], options.threshold, preprocessing.crop)
+                start += sample.crop_count
+        yield [sample.result for sample in batch.samples]
 
 
 def scan(inputs: Iterable[str] | str, detector: Detector | None = None, **kwargs) -> Iterator[Result]:

@@ -60,6 +60,9 @@ def crop(image: torch.Tensor, p: Preprocessing = Preprocessing(), top: int | Non
     _, h, w = image.shape
     top = (h + 2 * p.pad - p.crop) // 2 if top is None else top
     left = (w + 2 * p.pad - p.crop) // 2 if left is None else left
+    row, col = top - p.pad, left - p.pad  # in image coordinates
+    if 0 <= row <= h - p.crop and 0 <= col <= w - p.crop:  # inside the image: no reflection, a plain copy
+        return image[:, row:row + p.crop, col:col + p.crop].clone()
     rows = reflect_indices(h, top - p.pad, p.crop).to(image.device)
     cols = reflect_indices(w, left - p.pad, p.crop).to(image.device)
     return image.index_select(1, rows).index_select(2, cols)
