@@ -26,23 +26,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/
 }
 
 { nvidia-smi; "$py" -c "import torch, torchvision, PIL; print(torch.__version__, torchvision.__version__, PIL.__version__)"; nproc; } >"$out/machine.txt" 2>&1
-step tests 150 "$py" -m pytest -q -p no:cacheprovider -x tests/test_device_decode.py tests/test_fast_path.py tests/test_preprocess.py
-step compare 120 "$py" benchmarks/bench_scan.py --device cuda --compare-decoders --n 2048 --batch-size 256
-step bench 330 "$py" benchmarks/bench_scan.py --device cuda --n "$n" --batch-size 256 --model-images 2048 \
+step tests 120 "$py" -m pytest -q -p no:cacheprovider -x tests/test_device_decode.py tests/test_fast_path.py tests/test_preprocess.py
+step compare 90 "$py" benchmarks/bench_scan.py --device cuda --compare-decoders --n 2048 --batch-size 256
+step bench 300 "$py" benchmarks/bench_scan.py --device cuda --n "$n" --batch-size 256 --model-images 2048 \
     --model-passes 8 --out "$out/bench.md"
+step memory 120 "$py" benchmarks/bench_scan.py --device cuda --memory-check --memory-check-n 100000 \
+    --batch-size 256 --out "$out/memory.md"
+if [ -n "$dev" ]; then
+    for precision in fp32 mixed bf16; do
+        step "eval-$precision" 60 "$py" -m ipdscan eval "$dev" --device cuda --precision "$precision" -q
+    done
+fi
 corpus=$(ls -d data/bench/640x480-n"$n"-seed0 2>/dev/null)
 if [ -n "$corpus" ]; then  # the scan alone, at other worker counts and batch sizes, on the corpus just built
     for setting in "4 256" "12 256" "8 512" "8 128"; do
         set -- $setting
-        step "sweep-w$1-b$2" 90 "$py" -m ipdscan scan "$corpus" --device cuda --workers "$1" --batch-size "$2" \
+        step "sweep-w$1-b$2" 60 "$py" -m ipdscan scan "$corpus" --device cuda --workers "$1" --batch-size "$2" \
             --out "$out/sweep.jsonl" --quiet
     done
     rm -f "$out/sweep.jsonl"
-fi
-step memory 150 "$py" benchmarks/bench_scan.py --device cuda --memory-check --memory-check-n 100000 \
-    --batch-size 256 --out "$out/memory.md"
-if [ -n "$dev" ]; then
-    for precision in fp32 mixed bf16; do
-        step "eval-$precision" 90 "$py" -m ipdscan eval "$dev" --device cuda --precision "$precision" -q
-    done
 fi
