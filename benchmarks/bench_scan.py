@@ -123,8 +123,46 @@ def corpus_files(folder: Path) -> list[str]:
 
 # ---------------------------------------------------------------- children: one configuration each
 
+def steady_scan(args) -> dict:
+    """The scan pipeline in this process (scan_batches into a JSONL report), timed batch by batch: where the
+    start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
+    started = time.perf_counter()
+    from ipdscan import ScanOptions, load_detector, scan_batches
+    from ipdscan.report import open_report
+    imported = time.perf_counter()
+    detector = load_detector(args.weights, args.device)
+    loaded = time.perf_counter()
+    options = ScanOptions(batch_size=args.batch_size, workers=args.workers, decode=args.decode)
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = open_report(Path(tmp) / "steady.jsonl", {"benchmark": "steady"})
+        marks, count, ok = [], 0, 0
+        for batch in scan_batches([args.files], detector, options=options):
+            for result in batch:
+                writer.write(result)
+                ok += result.ok
+            count += len(batch)
+            marks.append((time.perf_counter(), count))
+        writer.close({})
+    if ok != count:
+        sys.exit(f"steady scan: {count - ok} of {count} images failed")
+    skip = max(4, len(marks) // 10)  # the first batches carry worker start-up, nvjpeg and cuDNN set-up
+    if len(marks) <= skip:
+        sys.exit(f"steady scan: {len(marks)} batches are too few to measure a steady rate; raise --steady-copies")
+    (first_time, first_count), (end, _) = marks[skip - 1], marks[-1]
+    suffix = f", --decode {args.decode}" if args.decode != "auto" else ""
+    return {"rows": [
+        {"name": f"start-up: import ipdscan (torch){suffix}", "images": 1, "seconds": imported - started},
+        {"name": f"start-up: load weights onto the device{suffix}", "images": 1, "seconds": loaded - imported},
+        {"name": f"start-up: first batch (workers, decoder, kernels){suffix}", "images": 1, "seconds": marks[0][0] - loaded},
+        {"name": f"scan in-process, weights loaded to last row{suffix}", "images": count, "seconds": end - loaded},
+        {"name": f"scan in-process, steady (after {skip} batches){suffix}", "images": count - first_count,
+         "seconds": end - first_time}]}
+
+
 def child_main(args) -> dict:
     """Runs in a fresh process; returns what it measured (printed as JSON for the parent)."""
+    if args.child == "steady":
+        return steady_scan(args)
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -390,8 +428,11 @@ def scan_command(args, target: str, out: Path, decode: str = "auto") -> list[str
 
 
 def scan_variants(args) -> list[tuple[str, str]]:
-    """(row suffix, --decode): on CUDA the default decodes JPEGs on the GPU; the Pillow workers show what that gives."""
-    return [("", "auto")] + ([(", --decode workers", "workers")] if args.device.startswith("cuda") else [])
+    """(row suffix, --decode) of each scan row: by default, on CUDA, the default (JPEGs decoded on the GPU) and
+    Pillow in workers, which shows what the GPU decoding gives; on the CPU the default alone."""
+    decodes = args.scan_decodes.split(",") if args.scan_decodes else (
+        ["auto", "workers"] if args.device.startswith("cuda") else ["auto"])
+    return [("" if decode == "auto" else f", --decode {decode}", decode) for decode in decodes]
 
 
 def bench_size(args, size: str, work: Path) -> list[dict]:
@@ -412,6 +453,16 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
             best[row["name"]] = {**row, "size": size}
 
     for _ in range(args.repeat):
+        for suffix, decode in scan_variants(args) if args.steady_copies else ():
+            farm = link_copies(folder, args.steady_copies)
+            command = [sys.executable, __file__, "--child", "steady", "--files", str(farm), "--weights",
+                       str(args.weights), "--device", args.device, "--batch-size", str(args.batch_size),
+                       "--decode", decode] + (["--workers", str(args.workers)] if args.workers is not None else [])
+            child_run = run_measured(command, args.device, work / "steady.log")
+            for row in json.loads(child_run.output.strip().splitlines()[-1])["rows"]:
+                keep({**row, "run": child_run})
+        if args.steady_only:
+            continue
         for child in ("cnnspot", "naive", "model"):
             command = [sys.executable, __file__, "--child", child, "--files", str(listing), "--weights",
                        str(args.weights), "--device", args.device, "--batch-size", str(args.batch_size),
@@ -459,7 +510,8 @@ def table(rows: list[dict], device: str) -> str:
         for row in group:
             name = row["name"] + (f" (set-up {row['setup']:.1f} s)" if row.get("setup") is not None else "")
             r, run = rate[row["name"]], row["run"]
-            ratios = (f"{r:.1f} | {r / rate['cnnspot']:.2f}x | {r / rate['naive']:.2f}x" if row["images"] > 1
+            versus = lambda reference: f"{r / rate[reference]:.2f}x" if reference in rate else ""  # noqa: E731
+            ratios = (f"{r:.1f} | {versus('cnnspot')} | {versus('naive')}" if row["images"] > 1
                       else " | | ")  # a start-up time, not a rate
             pss = f"{run.pss_mb:.0f}" if run.pss_mb is not None else ""
             line = f"| {size} | {name} | {row['images']} | {row['seconds']:.1f} | {ratios} | {run.rss_mb:.0f} | {pss} |"
@@ -479,6 +531,21 @@ def ensure_weights(args, work: Path) -> None:
     args.weights = work / f"random-{args.variant}.pt"
     save_checkpoint(args.weights, IPDNet(IPDConfig(variant=args.variant)), Preprocessing(),
                     name=f"bench-random-{args.variant}", provenance={"purpose": "benchmark", "seed": args.seed})
+
+
+def link_copies(folder: Path, copies: int) -> Path:
+    """``copies`` hard links to every image of ``folder``: a long scan of many inputs from a corpus built once."""
+    farm = folder.parent / f"{folder.name}-x{copies}"
+    if (farm / "COMPLETE").exists():
+        return farm
+    farm.mkdir(exist_ok=True)
+    for source in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
+        for copy in range(copies):
+            link = farm / f"{copy:03d}-{source.name}"
+            if not link.exists():
+                os.link(source, link)
+    (farm / "COMPLETE").write_text("")
+    return farm
 
 
 def link_farm(base: Path, count: int, seed: int) -> Path:
@@ -570,7 +637,14 @@ def parse_args(argv=None):
     p.add_argument("--memory-check", action="store_true", help="only the peak-RSS check (see --memory-check-n)")
     p.add_argument("--memory-check-n", type=int, default=100_000,
                    help="inputs in the large memory-check scan; the small one has a tenth")
-    p.add_argument("--child", choices=("cnnspot", "naive", "model"), help=argparse.SUPPRESS)
+    p.add_argument("--steady-copies", type=int, default=0,
+                   help="also time the scan in-process over this many hard-linked copies of the set (start-up "
+                        "stages and the steady rate)")
+    p.add_argument("--steady-only", action="store_true", help="only those in-process rows (needs --steady-copies)")
+    p.add_argument("--scan-decodes", default=None,
+                   help="comma-separated --decode values of the scan rows (default: auto,workers on CUDA, auto on CPU)")
+    p.add_argument("--decode", default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=("cnnspot", "naive", "model", "steady"), help=argparse.SUPPRESS)
     p.add_argument("--files", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

@@ -16,9 +16,11 @@ from ipdscan.device_decode import decode_jpegs, device_decodes_jpeg
 from ipdscan.pipeline import in_background
 
 CPU = torch.device("cpu")
-# nvjpeg (hardware engines or CUDA kernels) rounds its IDCT and colour conversion differently from libjpeg-turbo:
-# a few grey levels here and there, which the SRM high-pass sees. Measured on an H200: benchmarks/RESULTS.md.
-CUDA_SCORE_TOLERANCE = 0.02
+# nvjpeg (the GPU's hardware JPEG engines) rounds its IDCT and upsamples chroma differently from libjpeg-turbo:
+# a few grey levels here and there, which the SRM high-pass sees. Measured on an H200 with the shipped weights,
+# 2048 JPEGs: |score difference| max 0.117, 99th percentile 0.039, mean 0.0075, no label changed at 0.5
+# (benchmarks/RESULTS.md). The bounds leave a little room above those.
+CUDA_MAX_DIFFERENCE, CUDA_MEAN_DIFFERENCE = 0.15, 0.02
 
 
 def as_tensor(data: bytes) -> torch.Tensor:
@@ -211,13 +213,17 @@ def test_cuda_device_path_scores_within_tolerance_of_the_cpu(tmp_path):
     (tmp_path / "o6.jpg").write_bytes(oriented_jpeg(6, 640, 480))
     (tmp_path / "gray.jpg").write_bytes(encoded(natural(300, 260).convert("L"), "JPEG"))
     (tmp_path / "progressive.jpg").write_bytes(encoded(natural(500, 400, seed=9), "JPEG", progressive=True))
+    (tmp_path / "kinds").mkdir()
     make_corpus(tmp_path / "kinds")
     gpu = load_detector(None, "cuda", "fp32")  # the shipped weights: scores as users see them
     on_device = [r.to_dict() for r in scan([str(tmp_path)], gpu, options=ScanOptions(decode="device", workers=2))]
     in_workers = [r.to_dict() for r in scan([str(tmp_path)], gpu, options=ScanOptions(decode="workers", workers=2))]
     assert [r["input"] for r in on_device] == [r["input"] for r in in_workers]
+    differences = []
     for a, b in zip(on_device, in_workers):
         unscored = lambda row: {k: v for k, v in row.items() if k not in ("score", "label")}  # noqa: E731
         assert unscored(a) == unscored(b)
         if a["status"] == "ok":
-            assert a["score"] == pytest.approx(b["score"], abs=CUDA_SCORE_TOLERANCE), a["input"]
+            differences.append(abs(a["score"] - b["score"]))
+    assert len(differences) > 50 and max(differences) <= CUDA_MAX_DIFFERENCE
+    assert sum(differences) / len(differences) <= CUDA_MEAN_DIFFERENCE
