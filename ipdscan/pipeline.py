@@ -1,6 +1,9 @@
 """items -> DataLoader workers (fetch, decode, crop) -> device (score) -> Result, one per input, in input order.
 
-Prints nothing: the CLI and the Python API both consume ``scan()``.
+With ``ScanOptions.decode`` resolved to "device" (the default on CUDA), workers only parse plain JPEGs'
+headers, and the scoring process decodes and crops each batch's JPEGs on the GPU (``device_decode``) in a
+reader thread that runs one batch ahead of the scoring. Prints nothing: the CLI and the Python API both
+consume ``scan()``.
 
 Work is split between DataLoader workers in chunks of ``batch_size`` consecutive items
 (chunk k goes to worker k mod W). Every worker walks the same lazy item stream and keeps only
