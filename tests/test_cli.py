@@ -152,6 +152,8 @@ def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint):
     (["--shard", "3/2"], "--shard"),
     (["--device", "cuda:7"], "device"),
     (["--variant", "layer4"], "does not match the weights"),
+    (["--decode", "gpu"], "unknown --decode 'gpu'"),
+    (["--precision", "fp16"], "unknown precision 'fp16'"),
 ])
 def test_usage_and_fatal_errors_exit_2_with_one_line(tmp_path, checkpoint, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -171,6 +173,19 @@ def test_tampered_weights_exit_2(tmp_path):
     make_image(tmp_path / "a.png", "png")
     result = scan(tmp_path / "a.png", "--weights", weights)
     assert result.exit_code == 2 and "w.pt" in result.stderr
+
+
+def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(260, 240, seed=i), "JPEG"))
+    rows = {}
+    for decode in ("workers", "device"):
+        result = scan(".", "--weights", str(checkpoint), "--decode", decode, "--precision", "fp32",
+                      "--out", f"{decode}.jsonl", "-q")
+        assert result.exit_code == 0, result.stderr
+        rows[decode] = [json.loads(line) for line in Path(f"{decode}.jsonl").read_text().splitlines()]
+    assert len(rows["device"]) == 3 and rows["device"] == rows["workers"]
 
 
 def test_version_and_help():
