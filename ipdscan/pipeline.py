@@ -236,33 +236,32 @@ def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_si
 def in_background(batches: Iterator, depth: int = 2) -> Iterator:
     """Run ``batches`` in a thread, up to ``depth`` ahead: the next batch is read and decoded while this one is scored.
 
-    torch releases the GIL inside its kernels and nvjpeg, so the two threads really overlap. An exception in the
-    thread is raised here; closing this generator early stops the thread.
+    torch releases the GIL inside its kernels and nvjpeg calls, so the threads can overlap (how much they did on
+    an H200: benchmarks/RESULTS.md). An exception in the thread is raised here; closing this generator early
+    stops the thread.
     """
     ready: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def offer(item) -> bool:
+        """Queue ``item`` unless the consumer stops first; whether it was queued."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def produce():
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(batch):
                     return
-            outcome = done
+            offer(done)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            outcome = exc
-        while not stop.is_set():
-            try:
-                ready.put(outcome, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="ipdscan-reader", daemon=True)
     thread.start()
