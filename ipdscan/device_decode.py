@@ -17,7 +17,6 @@ import warnings
 
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from .decode import JpegHeader
 
@@ -46,6 +45,8 @@ warnings.filterwarnings("ignore", message="The image decoding and encoding capab
 
 
 def _decode(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    # Imported here: torchvision costs a scan ~1 s of start-up, and a scan without GPU decoding never needs it.
+    from torchvision.io import ImageReadMode, decode_jpeg
     return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
 
 

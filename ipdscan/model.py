@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
 # Channels and spatial stride of the ResNet-50 trunk after each stage.
 TRUNK_CHANNELS = {"layer2": 512, "layer3": 1024, "layer4": 2048}
@@ -75,16 +74,64 @@ class SRMFilter(nn.Module):
         return nn.functional.conv2d(x, self.weight, padding=2)
 
 
+class Bottleneck(nn.Module):
+    """ResNet-50's residual block: 1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4, plus the shortcut.
+
+    Written out rather than imported from torchvision: importing torchvision.models costs a scan ~1 s of
+    start-up (it pulls in torch._dynamo). Names, shapes and initialisation match torchvision's ResNet-50,
+    so checkpoints are interchangeable (tests/test_model.py checks it against torchvision).
+    """
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * self.expansion:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * self.expansion, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(planes * self.expansion))
+
+    def forward(self, x):  # (B, inplanes, H, W) -> (B, 4*planes, H/stride, W/stride)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+# ResNet-50's stages: (name, bottleneck width, blocks, stride of the first block)
+RESNET50_STAGES = (("layer1", 64, 3, 1), ("layer2", 128, 4, 2), ("layer3", 256, 6, 2), ("layer4", 512, 3, 2))
+
+
 class ResNetTrunk(nn.Module):
     """A randomly initialised ResNet-50 cut after ``variant`` (the paper trains it from scratch)."""
 
     def __init__(self, variant: str):
         super().__init__()
-        net = resnet50(weights=None)
-        stages = ["layer1", "layer2", "layer3", "layer4"]
-        keep = stages[: stages.index(variant) + 1]
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.stages = nn.Sequential(*(getattr(net, name) for name in keep))
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+        stages, inplanes = [], 64
+        for name, planes, blocks, stride in RESNET50_STAGES:
+            layer = [Bottleneck(inplanes, planes, stride)]
+            inplanes = planes * Bottleneck.expansion
+            layer += [Bottleneck(inplanes, planes) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layer))
+            if name == variant:
+                break
+        self.stages = nn.Sequential(*stages)
+        for module in self.modules():  # torchvision's ResNet initialisation
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x):  # (B, 3, S, S) -> (B, C, S/stride, S/stride)
         return self.stages(self.stem(x))

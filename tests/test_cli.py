@@ -84,9 +84,9 @@ def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
 
 def test_fail_on_flips_the_exit_code(corpus, checkpoint, tmp_path):
     folder, _ = corpus
-    out = tmp_path / "r.csv"
+    out = tmp_path / "r.jsonl"  # full-precision scores (the CSV rounds to 6 decimals)
     assert scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
-    top = max(float(r["score"]) for r in read_csv(out) if r["score"])
+    top = max(json.loads(line)["score"] or 0 for line in out.read_text().splitlines())
     assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", top).exit_code == 1
     assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", min(1.0, top + 1e-4)).exit_code == 0
 

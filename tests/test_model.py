@@ -62,6 +62,55 @@ def trunk_params(variant):
     return sum(p.numel() for part in keep for p in part.parameters())
 
 
+def torchvision_trunk_state(net, variant: str) -> dict:
+    """torchvision ResNet-50's weights under ResNetTrunk's names: conv1/bn1 -> stem.0/1, layerN -> stages.N-1."""
+    stages = ["layer1", "layer2", "layer3", "layer4"][: ["layer1", "layer2", "layer3", "layer4"].index(variant) + 1]
+    state = {}
+    for key, value in net.state_dict().items():
+        head, _, rest = key.partition(".")
+        if head in ("conv1", "bn1"):
+            state[f"stem.{0 if head == 'conv1' else 1}.{rest}"] = value
+        elif head in stages:
+            state[f"stages.{stages.index(head)}.{rest}"] = value
+    return state
+
+
+@pytest.mark.parametrize("variant", ["layer2", "layer3", "layer4"])
+def test_trunk_is_torchvisions_resnet50_cut_after_the_variant(variant):
+    from ipdscan.model import ResNetTrunk
+    torch.manual_seed(0)
+    net = resnet50(weights=None).eval()
+    trunk = ResNetTrunk(variant).eval()
+    reference = torchvision_trunk_state(net, variant)
+    assert {k: v.shape for k, v in trunk.state_dict().items()} == {k: v.shape for k, v in reference.items()}
+    trunk.load_state_dict(reference)
+    stages = [net.layer1, net.layer2, net.layer3, net.layer4][: len(trunk.stages)]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, *stages)(x)
+        assert torch.equal(trunk(x), expected)
+
+
+def test_trunk_is_initialised_as_torchvision_does():
+    from ipdscan.model import ResNetTrunk
+    torch.manual_seed(0)
+    trunk = ResNetTrunk("layer2")
+    conv = trunk.stages[1][0].conv2  # 128 -> 128, 3x3: kaiming normal, fan_out, relu gain
+    fan_out = conv.out_channels * 9
+    assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    assert abs(conv.weight.mean().item()) < 0.01
+    bn = trunk.stages[1][0].bn2
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
+
+
+def test_a_scan_does_not_import_torchvision():
+    """torchvision costs ~1 s of start-up (torch._dynamo, through torchvision.ops); only GPU decoding needs it."""
+    import subprocess
+    import sys
+    code = "import sys, ipdscan.cli; print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("variant,channels,side,linear_layers", [
     ("layer2", 512, 32, 2), ("layer3", 1024, 16, 1), ("layer4", 2048, 8, 1)])
 def test_shapes_and_parameter_counts(variant, channels, side, linear_layers):
