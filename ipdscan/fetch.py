@@ -123,10 +123,11 @@ def blocked_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address)
     return None
 
 
-def resolve(host: str, port: int, allow_private: bool = False) -> list[tuple[int, tuple]]:
-    """(family, sockaddr) for every address of ``host``; FetchError blocked_address if any is not public."""
+def resolve(host: str, port: int, allow_private: bool = False, timeout: float | None = None) -> list[tuple[int, tuple]]:
+    """(family, sockaddr) for every address of ``host``; FetchError blocked_address if any is not public,
+    timeout if the resolver has not answered within ``timeout`` seconds (None: wait as long as it takes)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup(host, port, timeout)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError("connection_error", f"cannot resolve {host}: {exc}") from None
     addresses = list(dict.fromkeys((family, sockaddr) for family, _, _, _, sockaddr in infos))
@@ -136,6 +137,30 @@ def resolve(host: str, port: int, allow_private: bool = False) -> list[tuple[int
                 raise FetchError("blocked_address", f"{host} resolves to {sockaddr[0]} ({reason}); "
                                                     "--allow-private-urls permits it")
     return addresses
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list:
+    """socket.getaddrinfo with a time limit. getaddrinfo itself has none (a dead DNS server holds it for the
+    resolver's own retries, 10-30 s or more), and cannot be cancelled: it runs in a daemon thread, which is
+    left to finish on its own if the limit passes, and never holds up the scan or its exit."""
+    if timeout is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    outcome: list = []
+
+    def ask():
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the asking thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=ask, name="ipdscan-dns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise FetchError("timeout", f"cannot resolve {host}: no answer from DNS within {timeout:g} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _read_file(path: str, max_bytes: int) -> bytes:
@@ -210,7 +235,11 @@ def _target(url: str) -> _Target:
 def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
     """One GET to a checked address: the body, or the absolute URL a redirect points to."""
     target = _target(url)
-    addresses = resolve(target.host, target.port, options.allow_private)
+    try:
+        lookup_limit = _time_left(options.connect_timeout, deadline)
+    except TimeoutError as exc:
+        raise _failure(exc, options) from None
+    addresses = resolve(target.host, target.port, options.allow_private, timeout=lookup_limit)
     try:
         sock = _connect(addresses, options.connect_timeout, deadline)
     except OSError as exc:

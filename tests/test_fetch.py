@@ -4,6 +4,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections import Counter
 from dataclasses import replace
 from urllib.parse import quote
@@ -133,6 +134,20 @@ def test_connection_refused_and_unresolvable_hosts(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     assert code_of(url("http://no-such-host.test/a.png")) == "connection_error"
+
+
+def test_a_dns_server_that_never_answers_is_a_timeout_within_the_connect_limit(monkeypatch):
+    release = threading.Event()
+
+    def silent_dns(host, *args, **kwargs):  # a resolver stuck on a dead server: getaddrinfo has no timeout
+        release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent_dns)
+    with pytest.raises(FetchError) as caught:  # without a limit: connection_error, after the resolver's 30 s
+        read_item(url("http://slow-dns.test/a.png"), FetchOptions(connect_timeout=0.3, retries=0))
+    assert caught.value.code == "timeout" and "slow-dns.test" in caught.value.message
+    release.set()  # let the abandoned lookup thread finish
 
 
 # --- address checks without allow_private ------------------------------------------------------------------------
