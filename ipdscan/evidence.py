@@ -10,7 +10,8 @@ easy to forge, while the pixels are what the model judges. Nothing here decodes 
     evidence.fields()       # {"evidence": "c2pa:present;c2pa:trainedAlgorithmicMedia", "evidence_detail": "{...}"}
 
 Codes:
-    c2pa:present                      a C2PA manifest store is embedded (JPEG APP11, PNG caBX, WebP C2PA chunk)
+    c2pa:present                      a C2PA manifest store is embedded (JPEG APP11, PNG caBX, WebP C2PA chunk,
+                                      HEIF/AVIF C2PA uuid box)
     c2pa:<type>, xmp:<type>           an IPTC digital source type, from a C2PA action or Iptc4xmpExt:DigitalSourceType,
                                       e.g. c2pa:trainedAlgorithmicMedia, xmp:digitalCapture
     xmp:AISystemUsed, xmp:AIPromptInformation     the IPTC 2025.1 generative-AI fields
@@ -95,7 +96,10 @@ INVOKEAI_KEYS = {"invokeai_metadata": "invokeai:metadata", "invokeai_graph": "in
 PNG_XMP_KEY = "XML:com.adobe.xmp"
 JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 RDF_RESOURCE = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}resource"
-C2PA_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+C2PA_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heif": "image/heif", "avif": "image/avif"}
+# The usertype of the ISO BMFF 'uuid' box that holds a C2PA manifest store in HEIF and AVIF files (C2PA 2.x, A.5).
+C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+AVIF_BRANDS = (b"avif", b"avis")
 # Read manifests without touching the network: no remote manifests, no OCSP, no hosts at all.
 C2PA_OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}, "core": {"allowed_network_hosts": []}}
 _SOURCE_TYPE_IN_BYTES = re.compile(rb"cv\.iptc\.org/newscodes/digitalsourcetype/([A-Za-z]{1,64})")
@@ -196,6 +200,9 @@ def _walk(data: bytes, found: _Collector) -> str:
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         found.exif.append(data)  # a TIFF's first IFD is the EXIF IFD0, with its XMP in tag 700
         return "tiff"
+    if data[4:8] == b"ftyp":
+        _walk_bmff(data, found)
+        return "avif" if data[8:12] in AVIF_BRANDS else "heif"
     return ""
 
 
@@ -306,6 +313,31 @@ def _walk_webp(data: bytes, found: _Collector):
             if _is_c2pa_store(store):
                 found.c2pa.append(("webp:C2PA", store))
         position = end + (size & 1)  # chunks are padded to even sizes
+
+
+def _walk_bmff(data: bytes, found: _Collector):
+    """HEIF / AVIF top-level boxes: a C2PA manifest store sits in a 'uuid' box (EXIF and XMP are items in the
+    'meta' box, which Pillow's HEIF plugin reads: see find_evidence's ``image``)."""
+    position = 0
+    for _ in range(MAX_RECORDS):
+        if position + 8 > len(data):
+            break
+        size, kind, header = int.from_bytes(data[position:position + 4], "big"), data[position + 4:position + 8], 8
+        if size == 1:  # a 64-bit size follows the type
+            size, header = int.from_bytes(data[position + 8:position + 16], "big"), 16
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - position
+        if size < header:
+            break
+        start, end = position + header, position + size
+        if kind == b"uuid" and data[start:start + 16] == C2PA_BMFF_UUID:
+            # FullBox version and flags (4 bytes), a NUL-terminated purpose, and for "manifest" an 8-byte offset
+            # to a Merkle map (0 when there is none), then the JUMBF store.
+            body = data[start + 20:end]
+            purpose, _, rest = body.partition(b"\x00")
+            if purpose == b"manifest" and _is_c2pa_store(rest[8:]):
+                found.c2pa.append(("bmff:uuid", rest[8:]))
+        position = end
 
 
 def _is_c2pa_store(store: bytes) -> bool:

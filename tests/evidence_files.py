@@ -6,7 +6,7 @@
     xmp_packet(...)                     an XMP packet declaring a digital source type, AI fields or a CreatorTool
     jpeg_with_xmp, png_with_xmp, webp_with_xmp, gif_with_xmp    that packet in each container
     jumbf_store(uri)                    a hand-built C2PA-labelled JUMBF manifest store holding a source-type URI
-    jpeg_with_app11, png_with_cabx, webp_with_c2pa   that store in each container
+    jpeg_with_app11, png_with_cabx, webp_with_c2pa, heif_with_c2pa   that store in each container
     c2pa_signed(format, source_type)    a really signed file (needs c2pa-python; test certificates made here)
 """
 from __future__ import annotations
@@ -192,6 +192,12 @@ def webp_with_c2pa(store: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 
+def heif_with_c2pa(store: bytes, format: str = "HEIF") -> bytes:
+    """A HEIF (or AVIF) picture with ``store`` in a C2PA 'uuid' box, appended so no item offset moves."""
+    body = bytes.fromhex("d8fec3d61b0e483c92975828877ec481") + bytes(4) + b"manifest\x00" + bytes(8) + store
+    return encoded(picture(), format) + struct.pack(">I", 8 + len(body)) + b"uuid" + body
+
+
 def _test_certificates():
     """A throwaway CA and an ES256 signing certificate it issued: (certificate chain PEM, private key PEM)."""
     from cryptography import x509
@@ -232,7 +238,7 @@ def _test_certificates():
 
 
 def c2pa_signed(format: str, source_type: str, generator: str = "ipdscan-tests") -> bytes:
-    """A picture in ``format`` (JPEG, PNG, WEBP) with a signed C2PA manifest: c2pa.created from ``source_type``."""
+    """A picture in ``format`` (JPEG, PNG, WEBP, HEIF, AVIF) with a signed C2PA manifest: c2pa.created from ``source_type``."""
     import c2pa
 
     chain, private = _test_certificates()

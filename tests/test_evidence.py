@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_COMMENT, billion_laughs_xmp,
-                            c2pa_signed, camera_jpeg, encoded, gif_with_xmp, jpeg_with_app11, jpeg_with_exif,
+                            c2pa_signed, camera_jpeg, encoded, gif_with_xmp, heif_with_c2pa, jpeg_with_app11, jpeg_with_exif,
                             jpeg_with_xmp, jumbf_store, picture, png_with_cabx, png_with_chunk, png_with_text,
                             png_with_xmp, user_comment, webp_with_c2pa, webp_with_exif, webp_with_xmp, xmp_packet)
 from ipdscan import evidence
@@ -53,7 +53,7 @@ def test_camera_jpeg_opened_in_pillow_gives_no_evidence():
 # C2PA.
 
 @pytest.mark.parametrize("build, container", [(jpeg_with_app11, "jpeg:app11"), (png_with_cabx, "png:caBX"),
-                                              (webp_with_c2pa, "webp:C2PA")])
+                                              (webp_with_c2pa, "webp:C2PA"), (heif_with_c2pa, "bmff:uuid")])
 def test_hand_built_c2pa_store_found_in_each_container(build, container, without_c2pa_python):
     ev = find_evidence(build(jumbf_store(IPTC + "trainedAlgorithmicMedia")))
     assert_ai(ev, "c2pa:present", "c2pa:trainedAlgorithmicMedia")
@@ -83,7 +83,7 @@ def test_app11_without_a_c2pa_label_is_not_c2pa(without_c2pa_python):
     assert find_evidence(jpeg_with_app11(store)).codes == []
 
 
-@pytest.mark.parametrize("format", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("format", ["JPEG", "PNG", "WEBP", "HEIF", "AVIF"])
 def test_signed_c2pa_manifest_is_read_and_validated(format):
     pytest.importorskip("c2pa")
     data = c2pa_signed(format, "trainedAlgorithmicMedia", generator="Midjourney")
@@ -321,7 +321,8 @@ def test_mutated_marker_files_never_raise(without_c2pa_python):
     rng = np.random.default_rng(7)
     originals = [jpeg_with_app11(jumbf_store(IPTC + "trainedAlgorithmicMedia")), png_with_text(parameters=A1111),
                  webp_with_xmp(xmp_packet(IPTC + "algorithmicMedia")), jpeg_with_exif(software="Midjourney",
-                                                                                      user_comment=b"UNICODE\x00abc")]
+                                                                                      user_comment=b"UNICODE\x00abc"),
+                 heif_with_c2pa(jumbf_store(IPTC + "trainedAlgorithmicMedia"))]
     for original in originals:
         for _ in range(40):
             data = bytearray(original)
