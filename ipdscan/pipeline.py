@@ -118,10 +118,7 @@ def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, 
     header = read_jpeg_header(data, max_pixels=max_pixels) if device_decode else None
     if header is None:
         return decode_on_cpu(item.input, data, known, preprocessing, max_pixels, crops)
-    exif = header.exif
-    result = Result(input=item.input, format="JPEG", width=header.width, height=header.height, frames=1,
-                    exif_make=exif["make"], exif_model=exif["model"], exif_software=exif["software"],
-                    exif_datetime=exif["datetime"], **find_evidence(data).fields(), **known)
+    result = unscored_row(item.input, data, known, "JPEG", header.width, header.height, 1, header.exif)
     return Sample(result, jpeg=header, data=data)
 
 
@@ -133,12 +130,18 @@ def decode_on_cpu(input: str, data: bytes, known: dict, preprocessing: Preproces
         return Sample(Result.failed(input, exc.code, exc.message, **known))
     except Exception as exc:  # a decoder bug must cost one row, not the scan
         return Sample(Result.failed(input, "decode_error", f"{type(exc).__name__}: {exc}", **known))
-    exif = decoded.exif
-    result = Result(input=input, format=decoded.format, width=decoded.width, height=decoded.height,
-                    frames=decoded.frames, exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
-                    exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
-                    **find_evidence(data).fields(), **known)
+    result = unscored_row(input, data, known, decoded.format, decoded.width, decoded.height, decoded.frames,
+                          decoded.exif)
     return Sample(result, *crops_of(decoded.pixels, preprocessing, crops))
+
+
+def unscored_row(input: str, data: bytes, known: dict, format: str, width: int, height: int, frames: int,
+                 exif: dict[str, str]) -> Result:
+    """A readable file's report row before scoring: what its header and metadata say."""
+    return Result(input=input, format=format, width=width, height=height, frames=frames,
+                  exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
+                  exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
+                  **find_evidence(data).fields(), **known)
 
 
 def crops_of(pixels: torch.Tensor, preprocessing: Preprocessing, crops: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
