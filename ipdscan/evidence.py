@@ -176,6 +176,11 @@ class _Collector:
         self.codes.add(code)
         self.detail.setdefault(section, {}).update(info)
 
+    def c2pa_store(self, where: str, store: bytes):
+        """Keep ``store`` if it is a C2PA manifest store (other JUMBF or unrelated bytes can sit in the same places)."""
+        if _is_c2pa_store(store):
+            self.c2pa.append((where, store))
+
     def error(self, source: str, message: str):
         errors = self.detail.setdefault("errors", [])
         if len(errors) < MAX_ERRORS:
@@ -237,8 +242,7 @@ def _walk_jpeg(data: bytes, found: _Collector):
     for parts in jumbf.values():
         parts.sort(key=lambda part: part[0])
         store = parts[0][1] + b"".join(payload[8:] for _, payload in parts[1:])
-        if _is_c2pa_store(store):
-            found.c2pa.append(("jpeg:app11", store))
+        found.c2pa_store("jpeg:app11", store)
 
 
 def _walk_png(data: bytes, found: _Collector):
@@ -264,9 +268,7 @@ def _walk_png(data: bytes, found: _Collector):
         elif kind == b"eXIf":
             found.exif.append(data[start:end])
         elif kind == b"caBX":
-            store = data[start:end]
-            if _is_c2pa_store(store):
-                found.c2pa.append(("png:caBX", store))
+            found.c2pa_store("png:caBX", data[start:end])
         elif kind == b"IEND":
             break
         position = end + 4  # CRC
@@ -309,9 +311,7 @@ def _walk_webp(data: bytes, found: _Collector):
         elif kind == b"XMP ":
             found.xmp.append(data[start:end])
         elif kind == b"C2PA":
-            store = data[start:end]
-            if _is_c2pa_store(store):
-                found.c2pa.append(("webp:C2PA", store))
+            found.c2pa_store("webp:C2PA", data[start:end])
         position = end + (size & 1)  # chunks are padded to even sizes
 
 
@@ -335,8 +335,8 @@ def _walk_bmff(data: bytes, found: _Collector):
             # to a Merkle map (0 when there is none), then the JUMBF store.
             body = data[start + 20:end]
             purpose, _, rest = body.partition(b"\x00")
-            if purpose == b"manifest" and _is_c2pa_store(rest[8:]):
-                found.c2pa.append(("bmff:uuid", rest[8:]))
+            if purpose == b"manifest":
+                found.c2pa_store("bmff:uuid", rest[8:])
         position = end
 
 
