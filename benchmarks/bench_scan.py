@@ -452,26 +452,23 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
         if previous is None or row["seconds"] < previous["seconds"]:
             best[row["name"]] = {**row, "size": size}
 
+    def run_child(child: str, inputs: Path, *extra: str):
+        """One child configuration in a fresh process; keeps every row it measured."""
+        command = [sys.executable, __file__, "--child", child, "--files", str(inputs), "--weights", str(args.weights),
+                   "--device", args.device, "--batch-size", str(args.batch_size), *extra]
+        command += ["--workers", str(args.workers)] if args.workers is not None else []
+        child_run = run_measured(command, args.device, work / f"{child}.log")
+        for row in json.loads(child_run.output.strip().splitlines()[-1])["rows"]:
+            keep({**row, "run": child_run})
+
     for _ in range(args.repeat):
-        for suffix, decode in scan_variants(args) if args.steady_copies else ():
-            farm = link_copies(folder, args.steady_copies)
-            command = [sys.executable, __file__, "--child", "steady", "--files", str(farm), "--weights",
-                       str(args.weights), "--device", args.device, "--batch-size", str(args.batch_size),
-                       "--decode", decode] + (["--workers", str(args.workers)] if args.workers is not None else [])
-            child_run = run_measured(command, args.device, work / "steady.log")
-            for row in json.loads(child_run.output.strip().splitlines()[-1])["rows"]:
-                keep({**row, "run": child_run})
+        for _suffix, decode in scan_variants(args) if args.steady_copies else ():
+            run_child("steady", link_copies(folder, args.steady_copies), "--decode", decode)
         if args.steady_only:
             continue
         for child in ("cnnspot", "naive", "model"):
-            command = [sys.executable, __file__, "--child", child, "--files", str(listing), "--weights",
-                       str(args.weights), "--device", args.device, "--batch-size", str(args.batch_size),
-                       "--repeat", str(args.repeat), "--model-images", str(args.model_images),
-                       "--model-passes", str(args.model_passes)]
-            command += ["--workers", str(args.workers)] if args.workers is not None else []
-            child_run = run_measured(command, args.device, work / f"{child}.log")
-            for row in json.loads(child_run.output.strip().splitlines()[-1])["rows"]:
-                keep({**row, "run": child_run})
+            run_child(child, listing, "--repeat", str(args.repeat), "--model-images", str(args.model_images),
+                      "--model-passes", str(args.model_passes))
         for suffix, decode in scan_variants(args):
             first = run_measured(scan_command(args, str(one), work / "one.jsonl", decode), args.device, work / "scan1.log")
             whole = run_measured(scan_command(args, str(folder), work / "scan.jsonl", decode), args.device,
