@@ -49,7 +49,6 @@ class ScanOptions:
     crops: int = 1  # >1: also score about this many tiles across the image (crops_max / crops_mean)
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
-
     decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
 
     def decodes_on_device(self, device: torch.device) -> bool:

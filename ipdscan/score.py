@@ -7,8 +7,8 @@ The SRM high-pass and the head always run in float32: the SRM subtracts neighbou
 bf16 (8 significant bits) that difference is mostly rounding error, which wrecks the ranking.
 
 Precisions: "fp32"; "bf16" (the whole trunk); "mixed" (stem and first stage fp32, deeper stages bf16).
-On ../shared/data/dev-eval with the shipped layer2 weights (CPU), "bf16" moved one set's AP by 1.2 points
-and "mixed" by at most 0.45, so "auto" picks "mixed" for layer2: benchmarks/RESULTS.md.
+On ../shared/data/dev-eval with the shipped layer2 weights, "bf16" moved one set's AP by 1.2 points (1.1 on
+an H200) and "mixed" by at most 0.3 (0.4), so "auto" picks "mixed" for layer2: benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
