@@ -51,10 +51,12 @@ class ScanOptions:
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
     decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
 
-    def decodes_on_device(self, device: torch.device) -> bool:
-        """Whether plain JPEGs go to the scoring device to be decoded ("auto": on CUDA, where nvjpeg works)."""
+    def __post_init__(self):
         if self.decode not in DECODE_CHOICES:
             raise ValueError(f"unknown decode {self.decode!r}: use {', '.join(DECODE_CHOICES)}")
+
+    def decodes_on_device(self, device: torch.device) -> bool:
+        """Whether plain JPEGs go to the scoring device to be decoded ("auto": on CUDA, where nvjpeg works)."""
         if self.decode == "auto":
             return device.type == "cuda" and device_decodes_jpeg(device)
         return self.decode == "device"
