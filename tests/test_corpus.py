@@ -62,8 +62,8 @@ def test_layout_and_pairing(corpus, reals):
     assert on_disk == sorted([r["real_path"] for r in rows] + [r["fake_path"] for r in rows])
     assert stats["counts"]["train"]["autogan_convt"] + stats["counts"]["val"]["autogan_convt"] == 3
     assert sorted(p.name for p in (out / "generators").iterdir()) == [
-        "autogan_convt-w4-seed0-steps2.json", "autogan_convt-w4-seed0-steps2.pt",
-        "autogan_nearest-w4-seed0-steps2.json", "autogan_nearest-w4-seed0-steps2.pt"]
+        "autogan_convt-w4-adv0.02-seed0-steps2.json", "autogan_convt-w4-adv0.02-seed0-steps2.pt",
+        "autogan_nearest-w4-adv0.02-seed0-steps2.json", "autogan_nearest-w4-adv0.02-seed0-steps2.pt"]
     assert stats["generators"]["autogan_convt"]["trained"] and stats["generators"]["autogan_convt"]["steps"] == 2
 
 
