@@ -138,3 +138,21 @@ def test_epoch_sampler_shards_shuffles_and_resumes_mid_epoch():
     ranks = [EpochSampler(data, num_replicas=2, rank=r, seed=7) for r in (0, 1)]
     shards = [[i for i, _ in s] for s in ranks]
     assert len(shards[0]) == len(shards[1]) == 5 and sorted(shards[0] + shards[1]) == data
+
+
+@pytest.mark.parametrize("kind", ["orientation_jpeg", "png16", "png16_rgb", "rgba", "palette_transparency",
+                                  "cmyk_jpeg", "webp", "gif_animated", "tiff_float"])
+def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tmp_path, kind):
+    """Training decodes as a scan does: a rotated phone JPEG, a 16-bit PNG, alpha, CMYK... give the same crop."""
+    from images import KINDS, make_image
+
+    from ipdscan.pipeline import decode_on_cpu
+
+    (tmp_path / "data" / "0_real").mkdir(parents=True)
+    path = make_image(tmp_path / "data" / "0_real" / KINDS[kind][0], kind)
+    put(tmp_path / "data" / "1_fake", "other")
+    prep = Preprocessing()
+    scanned = decode_on_cpu(str(path), path.read_bytes(), {}, prep, 100_000_000, 1).crops[0]
+    samples = split_roots([str(tmp_path / "data")], 0, 0).train
+    (trained, label), = [LabelledImages([s], prep)[0] for s in samples if s.label == 0]
+    assert label == 0 and torch.equal(trained, scanned)

@@ -15,8 +15,9 @@ from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from trainer import TrainConfig, TrainError, train
-from trainer.datasets import load_rgb, split_roots
+from trainer.datasets import load_pixels, split_roots
 from ipdscan.model import IPDConfig, IPDNet
+from trainer.distributed import Topology
 from trainer.loop import Logits, Progress, Run
 
 SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test
@@ -70,7 +71,7 @@ def test_ipdnet_learns_the_upsampling_trace(tmp_path):
     # held-out images as training's validation did.
     detector = load_detector(tmp_path / "run" / "best.pt", "cpu", precision="fp32")
     split = split_roots([str(root)], 0.25, 3)
-    crops = torch.stack([crop(torch.from_numpy(np.array(load_rgb(s.path))).permute(2, 0, 1), SMALL) for s in split.val])
+    crops = torch.stack([crop(load_pixels(s.path), SMALL) for s in split.val])
     scores = detector.score(crops).numpy()
     assert metrics([s.label for s in split.val], scores)["ap"] == pytest.approx(summary["best_val_ap"], abs=1e-6)
     assert detector.checkpoint.provenance["config"]["batch_size"] == 16
@@ -135,6 +136,24 @@ def test_resume_refuses_mismatched_files(tiny_data, tmp_path):
     state.unlink()
     with pytest.raises(TrainError, match="missing"):
         train(small_config(tiny_data, tmp_path / "run", max_steps=3, resume=str(tmp_path / "run")))
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tiny_data, tmp_path):
+    train(small_config(tiny_data, tmp_path / "base", max_steps=2, seed=7))
+    base = load_checkpoint(tmp_path / "base" / "last.pt")
+    run = Run(small_config(tiny_data, tmp_path / "tuned", init_from=str(tmp_path / "base" / "last.pt")),
+              Topology(0, 1, torch.device("cpu")))
+    for key, value in base.model.state_dict().items():
+        assert torch.equal(run.model.state_dict()[key], value)
+    assert run.progress.step == 0 and not run.optimizer.state  # a new run: fresh optimizer, step 0
+    assert run.provenance(None)["initial_weights"] == {"name": base.name, "sha256": base.sha256}
+
+    fresh = Run(small_config(tiny_data, tmp_path / "fresh"), Topology(0, 1, torch.device("cpu")))
+    assert not torch.equal(fresh.model.state_dict()["head.classifier.0.weight"], base.model.state_dict()["head.classifier.0.weight"])
+    with pytest.raises(TrainError, match="same variant"):
+        train(small_config(tiny_data, tmp_path / "other", variant="layer3", init_from=str(tmp_path / "base" / "last.pt")))
+    with pytest.raises(ValueError, match="give one"):
+        small_config(tiny_data, tmp_path / "x", init_from="a.pt", resume="b")
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path):

@@ -1,6 +1,6 @@
 """The paper's training views (CNNDetection's "Blur+JPEG (0.1)" recipe, then IPD-Net's crop).
 
-On the decoded PIL image, as CNNDetection does: Gaussian blur (sigma ~ U[0, 3]) with p = 0.1,
+On the decoded image (``ipdscan.decode``, exactly as a scan decodes it), as CNNDetection does: Gaussian blur (sigma ~ U[0, 3]) with p = 0.1,
 then JPEG re-encoding (quality ~ U{30..100}) with p = 0.1; then the paper's random crop of the
 reflect-padded image (``ipdscan.preprocess.random_crop``) and a horizontal flip with p = 0.5.
 The resize to the model's input size happens batched on the device (``to_model_input``).
@@ -66,14 +66,16 @@ def degrade(image: Image.Image, params: ViewParams) -> Image.Image:
     return image
 
 
-def train_view(image: Image.Image, aug: Augmentation, p: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
-    """PIL RGB image -> (3, crop, crop) uint8: degrade, random crop of the padded image, maybe flip."""
+def train_view(pixels: torch.Tensor, aug: Augmentation, p: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
+    """(3, H, W) uint8 decoded image -> (3, crop, crop) uint8: degrade, random crop of the padded image, maybe flip."""
     params = sample_params(aug, rng)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    view = random_crop(pil_to_tensor(degrade(image, params)), p, generator)
+    if params.blur_sigma is not None or params.jpeg_quality is not None:  # PIL only when an operation needs it
+        pixels = pil_to_tensor(degrade(Image.fromarray(pixels.permute(1, 2, 0).numpy()), params))
+    view = random_crop(pixels, p, generator)
     return view.flip(-1) if params.flip else view
 
 
-def val_view(image: Image.Image, p: Preprocessing) -> torch.Tensor:
-    """The scan's view: the centre crop, nothing random."""
-    return crop(pil_to_tensor(image), p)
+def val_view(pixels: torch.Tensor, p: Preprocessing) -> torch.Tensor:
+    """The scan's view of a decoded (3, H, W) uint8 image: the centre crop, nothing random."""
+    return crop(pixels, p)

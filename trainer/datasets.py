@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 
+from ipdscan.decode import decode
 from ipdscan.evaluate import DatasetError, Unreadable, guarded, image_files, labelled_folders, no_labelled_folders
 from ipdscan.preprocess import Preprocessing
 
@@ -78,10 +78,11 @@ def summarise(train: list[Sample], val: list[Sample], sources: dict) -> dict:
     return {"train": counts(train), "val": counts(val), "val_source": sources}
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Pillow straight to RGB: the training hot path skips the scan decoder's EXIF parsing."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+def load_pixels(path: str) -> torch.Tensor:
+    """(3, H, W) uint8 RGB, decoded exactly as a scan decodes the file: EXIF orientation, 16-bit and
+    palette/alpha handling, the first frame. Training on other pixels than the scan scores would teach the
+    model images it never sees (a rotated phone photo, a darkened 16-bit PNG)."""
+    return decode(Path(path).read_bytes()).pixels
 
 
 class LabelledImages(Dataset):
@@ -102,10 +103,10 @@ class LabelledImages(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         sample = self.samples[index]
         if self.augmentation is None:
-            view = guarded(lambda path: val_view(load_rgb(path), self.preprocessing), sample.path)
+            view = guarded(lambda path: val_view(load_pixels(path), self.preprocessing), sample.path)
         else:
             rng = np.random.default_rng([self.seed, epoch, index])
-            view = guarded(lambda path: train_view(load_rgb(path), self.augmentation, self.preprocessing, rng), sample.path)
+            view = guarded(lambda path: train_view(load_pixels(path), self.augmentation, self.preprocessing, rng), sample.path)
         return view if isinstance(view, Unreadable) else (view, sample.label)
 
 
