@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -
     ap.add_argument("--log-every", type=int, default=default("log_every"),
                     help="steps between train lines in metrics.jsonl (default: %(default)s)")
     ap.add_argument("--resume", help="continue a run: its directory or its last.pt")
+    ap.add_argument("--init-from", help="start a new run from this checkpoint's weights (fine-tuning; same variant)")
     ap.add_argument("--name", help="checkpoint name (default: ipdnet-<variant>-<out folder name>)")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     args = ap.parse_args(argv)

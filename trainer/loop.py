@@ -83,6 +83,7 @@ class TrainConfig:
     flip_prob: float = Augmentation.flip_prob
     log_every: int = 10  # steps between train lines in metrics.jsonl
     resume: str | None = None  # a run directory or its last.pt: continue from its step and optimizer state
+    init_from: str | None = None  # a checkpoint whose weights start a fresh run (fine-tuning); optimizer starts anew
     name: str | None = None  # checkpoint name (default: ipdnet-<variant>-<out folder name>)
     progress: bool = True  # tqdm bars on stderr
     # The paper's pad 224 / crop 224 / resize 256; the model's input size follows preprocessing.size.
@@ -93,6 +94,9 @@ class TrainConfig:
         self.roots = [str(root) for root in self.roots]  # plain data: provenance loads with weights_only
         self.out = str(self.out)
         self.resume = None if self.resume is None else str(self.resume)
+        self.init_from = None if self.init_from is None else str(self.init_from)
+        if self.resume and self.init_from:
+            raise ValueError("init_from starts a new run from a checkpoint's weights; resume continues a run: give one")
         self.betas, self.blur_sigma, self.jpeg_quality = tuple(self.betas), tuple(self.blur_sigma), tuple(self.jpeg_quality)
         if not self.roots:
             raise ValueError("give at least one dataset root")
@@ -191,8 +195,11 @@ class Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
         self.progress = Progress(lr=config.lr)
         self.rounds_at = None  # the step of the last validation + checkpoint
+        self.initial_weights = None  # sha256 of the checkpoint a fine-tuning run started from
         if config.resume:
             self.restore(config.resume)
+        elif config.init_from:
+            self.initialise(config.init_from)
         self.logits = Logits(self.model, bf16=self.device.type == "cuda" or config.cpu_bf16)
         self.net = self.logits if topology.world == 1 else DistributedDataParallel(
             self.logits, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -344,6 +351,7 @@ class Run:
         provenance = {"trainer": "trainer.loop, CNNDetection recipe", "config": asdict(self.config),
                       "world_size": self.topology.world, "step": p.step, "epoch": p.epoch, "lr": p.lr,
                       "metrics": {"val": val, "best_val_ap": p.best_ap}, "data": self.data.summary, "versions": versions(),
+                      "initial_weights": self.initial_weights,
                       "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return json.loads(json.dumps(provenance))  # plain data only, so the checkpoint loads with weights_only
 
@@ -358,6 +366,18 @@ class Run:
         tmp = self.out / "last.state.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.out / "last.state.pt")
+
+    def initialise(self, init_from: str) -> None:
+        """Start from another checkpoint's weights (same variant and preprocessing); step, optimizer and lr start anew."""
+        try:
+            checkpoint = load_checkpoint(init_from)
+        except WeightsError as exc:
+            raise TrainError(f"cannot start from {init_from}: {exc}") from None
+        if checkpoint.config != self.model.config or checkpoint.preprocessing != self.config.preprocessing:
+            raise TrainError(f"{init_from} holds a {checkpoint.config.variant} model with input size "
+                             f"{checkpoint.config.input_size}; fine-tune it with the same variant")
+        self.model.load_state_dict(checkpoint.model.state_dict())
+        self.initial_weights = {"name": checkpoint.name, "sha256": checkpoint.sha256}
 
     def restore(self, resume: str) -> None:
         path = Path(resume)
@@ -379,6 +399,7 @@ class Run:
             raise TrainError(f"{last} holds a {checkpoint.config.variant} model with input size "
                               f"{checkpoint.config.input_size}; resume with the same variant")
         self.model.load_state_dict(checkpoint.model.state_dict())
+        self.initial_weights = checkpoint.provenance.get("initial_weights")
         self.optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device
         self.progress = Progress(**state["progress"])
         torch.set_rng_state(state["torch_rng"])
