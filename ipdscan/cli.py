@@ -74,7 +74,7 @@ def scan(
     workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default: 1 on CPU; on CUDA up to 8, or 16 with --decode workers)."),
     decode: str = typer.Option("auto", help="Where JPEGs are decoded: device (nvjpeg batches on the GPU), workers (Pillow), auto (device on CUDA)."),
     precision: str = typer.Option("auto", help="Model arithmetic: auto (mixed for layer2 where bf16 is native, else fp32), fp32, mixed or bf16."),
-    threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Score at or above which an image is labelled ai."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Score at or above which an image is labelled ai. Default: the weights' own calibrated threshold (0.5 for uncalibrated weights)."),
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
@@ -91,7 +91,7 @@ def scan(
     try:
         if decode not in DECODE_CHOICES:
             raise UsageError(f"unknown --decode {decode!r}: use {', '.join(DECODE_CHOICES)}")
-        options = ScanOptions(batch_size=batch_size, workers=workers, threshold=threshold, hidden=hidden,
+        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden,
                               shard=parse_shard(shard), crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
@@ -112,12 +112,14 @@ def scan(
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
+        options.threshold = detector.threshold if threshold is None else threshold
     except (UsageError, WeightsError, DeviceError, ValueError) as exc:
         raise fail(str(exc))
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
-              "weights_sha256": detector.sha256, "threshold": threshold, "device": str(detector.device),
+              "weights_sha256": detector.sha256, "threshold": options.threshold,
+              "threshold_source": "weights" if threshold is None else "--threshold", "device": str(detector.device),
               "start_time": started, "inputs": inputs}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
@@ -158,7 +160,7 @@ def scan(
                 part.unlink()
         group.finish()
     if not quiet:
-        print_summary(stats, threshold, str(out) if out else None)
+        print_summary(stats, options.threshold, str(out) if out else None)
     if stopped_by:
         raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:

@@ -41,7 +41,7 @@ DECODE_CHOICES = ("auto", "workers", "device")
 class ScanOptions:
     batch_size: int = 32
     workers: int | None = None  # None: chosen from the device and the CPU count
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the detector's own calibrated threshold
     hidden: bool = False
     max_pixels: int = 100_000_000
     fetch: FetchOptions = field(default_factory=FetchOptions)
@@ -301,12 +301,13 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
     def with_crops(batch: Batch) -> tuple[Batch, torch.Tensor]:
         return batch, crops_on_device(batch, target, options, preprocessing) if on_device else batch.crops
 
+    threshold = detector.threshold if options.threshold is None else options.threshold
     batches = map(with_crops, loader)
     for batch, crops in in_background(batches) if target.type == "cuda" else batches:
         scores, start = detector.score(crops).tolist(), 0
         for sample in batch.samples:
             if sample.crop_count:
-                attach_scores(sample, scores[start:start + sample.crop_count], options.threshold, preprocessing.crop)
+                attach_scores(sample, scores[start:start + sample.crop_count], threshold, preprocessing.crop)
                 start += sample.crop_count
         yield [sample.result for sample in batch.samples]
 

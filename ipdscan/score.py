@@ -132,6 +132,11 @@ class Detector:
     def sha256(self) -> str:
         return self.checkpoint.sha256
 
+    @property
+    def threshold(self) -> float:
+        """The weights' own calibrated threshold (0.5 for an uncalibrated checkpoint)."""
+        return self.checkpoint.threshold
+
     @torch.inference_mode()
     def score(self, crops: torch.Tensor) -> torch.Tensor:
         """(B, 3, crop, crop) uint8 -> (B,) float32 probabilities on the CPU."""

@@ -8,6 +8,7 @@ A checkpoint is a ``torch.save``d dict of tensors and plain data only (so it loa
     config          IPDConfig as a dict: rebuilds the model
     preprocessing   Preprocessing as a dict: pad / crop / resize / normalisation
     provenance      training recipe, data, metrics (free-form plain data)
+    calibration     optional: {"threshold": t, ...how t was chosen}; the scan's default threshold
     state_dict      model tensors (float32, or float16 for smaller files)
     content_sha256  sha256 over all of the above, so a file vouches for its own contents
 
@@ -30,6 +31,7 @@ from .preprocess import Preprocessing
 FORMAT = "ipdscan-checkpoint"
 FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 1 << 30
+UNCALIBRATED_THRESHOLD = 0.5  # for checkpoints that carry no calibration (the field's convention)
 
 
 @dataclass(frozen=True)
@@ -55,20 +57,29 @@ class Checkpoint:
     path: Path
     sha256: str  # of the whole file
     meta: dict = field(default_factory=dict)  # format, dtype, content hash: what reports may echo
+    calibration: dict = field(default_factory=dict)  # {"threshold": t, ...}: empty when never calibrated
 
     @property
     def config(self) -> IPDConfig:
         return self.model.config
+
+    @property
+    def threshold(self) -> float:
+        """The score at or above which an image is labelled ai unless the user says otherwise."""
+        return float(self.calibration.get("threshold", UNCALIBRATED_THRESHOLD))
 
 
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def content_sha256(config: dict, preprocessing: dict, provenance: dict, name: str, state_dict: dict) -> str:
+def content_sha256(config: dict, preprocessing: dict, provenance: dict, name: str, state_dict: dict,
+                   calibration: dict | None = None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"config": config, "preprocessing": preprocessing, "provenance": provenance, "name": name},
-                        sort_keys=True, default=str).encode())
+    described = {"config": config, "preprocessing": preprocessing, "provenance": provenance, "name": name}
+    if calibration is not None:  # absent from files written before calibration existed: their hashes stay valid
+        described["calibration"] = calibration
+    h.update(json.dumps(described, sort_keys=True, default=str).encode())
     for key in sorted(state_dict):
         t = state_dict[key].detach().cpu().contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -77,8 +88,10 @@ def content_sha256(config: dict, preprocessing: dict, provenance: dict, name: st
 
 
 def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessing, *, name: str,
-                    provenance: dict | None = None, half: bool = False) -> str:
+                    provenance: dict | None = None, half: bool = False, calibration: dict | None = None) -> str:
     """Write a checkpoint and its ``.sha256`` sidecar; returns the file's sha256."""
+    if calibration is not None:
+        check_calibration(calibration, Path(path))
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in model.state_dict().items()}
@@ -91,8 +104,10 @@ def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessin
         "preprocessing": prep,
         "provenance": provenance,
         "state_dict": state,
-        "content_sha256": content_sha256(config, prep, provenance, name, state),
+        "content_sha256": content_sha256(config, prep, provenance, name, state, calibration),
     }
+    if calibration is not None:
+        payload["calibration"] = calibration
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -102,6 +117,13 @@ def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessin
     tmp.replace(path)
     sidecar(path).write_text(f"{digest}  {path.name}\n")
     return digest
+
+
+def check_calibration(calibration, path: Path) -> None:
+    threshold = calibration.get("threshold") if isinstance(calibration, dict) else None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise WeightsError(f"weights file {path} has an unusable calibration: its threshold must be a number "
+                           f"in [0, 1], not {threshold!r}")
 
 
 def sidecar(path: Path) -> Path:
@@ -149,7 +171,8 @@ def _rebuild(payload, path: Path, digest: str) -> Checkpoint:
     try:
         name, config, prep, provenance, state = (payload[k] for k in
                                                  ("name", "config", "preprocessing", "provenance", "state_dict"))
-        if payload["content_sha256"] != content_sha256(config, prep, provenance, name, state):
+        calibration = payload.get("calibration")
+        if payload["content_sha256"] != content_sha256(config, prep, provenance, name, state, calibration):
             raise WeightsError(f"weights file {path} is corrupt: its contents do not match their own checksum; "
                                "restore or re-download it")
         model = IPDNet(IPDConfig(**config))
@@ -162,8 +185,10 @@ def _rebuild(payload, path: Path, digest: str) -> Checkpoint:
         raise WeightsError(f"weights file {path} does not fit this ipdscan's model ({str(exc).splitlines()[0][:200]})") from None
     model.eval()
     meta = {"format_version": FORMAT_VERSION, "dtype": ",".join(sorted(dtypes)), "content_sha256": payload["content_sha256"]}
+    if calibration is not None:
+        check_calibration(calibration, path)
     return Checkpoint(model=model, preprocessing=preprocessing, name=name, provenance=provenance,
-                      path=path, sha256=digest, meta=meta)
+                      path=path, sha256=digest, meta=meta, calibration=calibration or {})
 
 
 def default_weights_path() -> Path:

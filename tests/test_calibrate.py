@@ -1,0 +1,89 @@
+"""The calibrated threshold: chosen on held-out reals, carried and vouched for by the weights file, used by scan."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import make_checkpoint
+from ipdscan.cli import app
+from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+from trainer.calibrate import calibrate, main as calibrate_main, threshold_for
+
+runner = CliRunner()
+
+
+def test_threshold_flags_at_most_the_allowed_share():
+    rng = np.random.default_rng(0)
+    for n in (20, 99, 100, 257):
+        scores = rng.random(n).astype(np.float32)
+        for share in (0.0, 0.05, 0.2):
+            t = threshold_for(scores, share)
+            flagged = (scores >= t).mean()
+            assert flagged <= share + 1e-9
+            # the lowest such threshold: one more image would be flagged just below it
+            assert (scores >= np.nextafter(np.float32(t), np.float32(-1))).mean() > flagged or t == 0.0
+    tied = np.array([0.9] * 10 + [0.1] * 90, np.float32)
+    assert (tied >= threshold_for(tied, 0.05)).sum() == 0  # ties above the limit all stay unflagged
+
+
+def test_calibration_travels_in_the_file_and_is_covered_by_its_hash(tmp_path):
+    path = make_checkpoint(tmp_path / "a.pt")
+    base = load_checkpoint(path)
+    assert base.threshold == 0.5 and base.calibration == {}
+    save_checkpoint(tmp_path / "c.pt", base.model, base.preprocessing, name=base.name, provenance=base.provenance,
+                    calibration={"threshold": 0.73, "photos": 300})
+    calibrated = load_checkpoint(tmp_path / "c.pt")
+    assert calibrated.threshold == 0.73 and calibrated.calibration["photos"] == 300
+    # editing the threshold without re-hashing the contents is refused, even with a matching sidecar
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    payload["calibration"]["threshold"] = 0.99
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(WeightsError, match="corrupt"):
+        load_checkpoint(tmp_path / "edited.pt")
+    with pytest.raises(WeightsError, match="threshold must be a number"):
+        save_checkpoint(tmp_path / "bad.pt", base.model, base.preprocessing, name="x", calibration={"threshold": 2})
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calibration") / "0_real"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path, photos, one_thread):
+    weights = make_checkpoint(tmp_path / "w.pt", seed=2)
+    record = calibrate(weights, [photos], tmp_path / "cal.pt", max_flagged=0.05, device="cpu", precision="fp32")
+    assert record["photos"] == 20 and record["flagged"] == 1  # floor(0.05 * 20) = 1
+    checkpoint = load_checkpoint(tmp_path / "cal.pt")
+    assert checkpoint.threshold == record["threshold"] and checkpoint.sha256 == record["sha256"]
+    assert checkpoint.calibration["calibrated_from_sha256"] == load_checkpoint(weights).sha256
+
+    # scan uses it by default and says so in the report header; --threshold still overrides
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["scan", str(photos), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
+                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["header"]["threshold"] == record["threshold"] and report["header"]["threshold_source"] == "weights"
+    assert sum(row["label"] == "ai" for row in report["items"]) == 1
+    result = runner.invoke(app, ["scan", str(photos / "p0.png"), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
+                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet", "--threshold", "0"])
+    report = json.loads(out.read_text())
+    assert report["header"]["threshold"] == 0 and report["header"]["threshold_source"] == "--threshold"
+    assert [row["label"] for row in report["items"]] == ["ai"]
+
+
+def test_calibrate_refuses_too_few_photos(tmp_path, capsys):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "one.png")
+    code = calibrate_main([str(make_checkpoint(tmp_path / "w.pt")), "--reals", str(folder), "--out", str(tmp_path / "o.pt"),
+                           "--device", "cpu"])
+    assert code == 2 and "at least 20" in capsys.readouterr().err and not (tmp_path / "o.pt").exists()

@@ -1,0 +1,85 @@
+"""Choose a checkpoint's default threshold on held-out real photos and write it into the weights file.
+
+    python -m trainer.calibrate runs/v2/best.pt --reals data/corpus2/calibration --max-flagged 0.05 \
+        --out weights/ipdnet-layer2-corpus-v2.pt
+
+The photos are scored exactly as ``ipdscan scan`` scores them (same decoder, crop and precision). The
+threshold is the lowest at which at most ``--max-flagged`` of them score at or above it, so on photos like
+these a scan flags at most that share. The photos must be ones the model never trained or validated on
+(``build_corpus --calibration-fraction`` keeps such a split); the result travels in the file's
+``calibration`` record with how it was chosen, and ``ipdscan scan`` uses it unless ``--threshold`` is given.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ipdscan.evaluate import image_files
+from ipdscan.pipeline import ScanOptions, scan
+from ipdscan.score import load_detector
+from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+
+
+def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
+    """The lowest threshold t (float32 scores) with mean(scores >= t) <= max_flagged."""
+    ranked = np.sort(np.asarray(scores, np.float32))[::-1]
+    allowed = math.floor(max_flagged * len(ranked) + 1e-9)
+    if allowed >= len(ranked):
+        return 0.0
+    # Just above the highest score that must stay unflagged: ties with it stay unflagged too.
+    return float(np.nextafter(ranked[allowed], np.float32(np.inf)))
+
+
+def score_photos(weights: Path, folders: list[Path], device: str, precision: str) -> tuple[np.ndarray, list[str]]:
+    detector = load_detector(weights, device, precision)
+    paths = [p for folder in folders for p in image_files(folder)]
+    results = list(scan(paths, detector, options=ScanOptions(threshold=1.0)))
+    failed = [r.input for r in results if r.score is None]
+    return np.array([r.score for r in results if r.score is not None], np.float32), failed
+
+
+def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float = 0.05, device: str = "auto",
+              precision: str = "auto") -> dict:
+    checkpoint = load_checkpoint(weights)
+    scores, failed = score_photos(weights, folders, device, precision)
+    if len(scores) < 20:
+        raise ValueError(f"only {len(scores)} readable photos below {', '.join(map(str, folders))}: "
+                         "a threshold needs at least 20 (a few hundred for a stable 5%)")
+    threshold = threshold_for(scores, max_flagged)
+    record = {"threshold": threshold, "max_flagged": max_flagged, "photos": int(len(scores)),
+              "flagged": int((scores >= threshold).sum()), "unreadable": len(failed),
+              "folders": [Path(f).name for f in folders], "precision": precision,
+              "score_quantiles": {q: round(float(np.quantile(scores, q / 100)), 4) for q in (50, 90, 95, 99)},
+              "calibrated_from_sha256": checkpoint.sha256}
+    digest = save_checkpoint(out, checkpoint.model, checkpoint.preprocessing, name=checkpoint.name,
+                             provenance=checkpoint.provenance, calibration=record)
+    return {**record, "out": str(out), "sha256": digest}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("weights", type=Path, help="checkpoint to calibrate")
+    ap.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
+    ap.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
+    ap.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto")
+    args = ap.parse_args(argv)
+    if not 0 <= args.max_flagged < 1:
+        ap.error("--max-flagged must be in [0, 1)")
+    try:
+        record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision)
+    except (WeightsError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"threshold {record['threshold']:.6f}: {record['flagged']}/{record['photos']} photos flagged; "
+          f"{record['out']} sha256 {record['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
