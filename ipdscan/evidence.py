@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -438,7 +439,13 @@ def _read_exif(found: _Collector):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about each corrupt tag; the tags it could read still count
         for exif in found.exif[:4]:
-            _read_exif_tags(found, exif if isinstance(exif, Image.Exif) else _parse_exif(exif))
+            if not isinstance(exif, Image.Exif):
+                try:
+                    exif = _parse_exif(exif)
+                except (SyntaxError, ValueError, EOFError, OSError, struct.error) as exc:  # Pillow on malformed TIFF
+                    found.error("exif", f"unreadable EXIF: {type(exc).__name__}: {exc}")
+                    continue
+            _read_exif_tags(found, exif)
 
 
 def _read_exif_tags(found: _Collector, exif: Image.Exif):
