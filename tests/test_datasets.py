@@ -138,3 +138,15 @@ def test_epoch_sampler_shards_shuffles_and_resumes_mid_epoch():
     ranks = [EpochSampler(data, num_replicas=2, rank=r, seed=7) for r in (0, 1)]
     shards = [[i for i, _ in s] for s in ranks]
     assert len(shards[0]) == len(shards[1]) == 5 and sorted(shards[0] + shards[1]) == data
+
+
+def test_symlink_loops_do_not_repeat_training_images(tmp_path):
+    root = tmp_path / "cnnspot"
+    put(root / "train" / "cat" / "0_real", "r")
+    put(root / "train" / "cat" / "1_fake", "f")
+    (root / "train" / "cat" / "1_fake" / "again").symlink_to(root / "train" / "cat" / "1_fake", target_is_directory=True)
+    (root / "train" / "cat" / "up").symlink_to(root, target_is_directory=True)
+    put(root / "val" / "cat" / "0_real", "vr")
+    put(root / "val" / "cat" / "1_fake", "vf")
+    split = split_roots([str(root)], val_split=0.5, seed=0)
+    assert sorted(Path(s.path).stem for s in split.train) == ["f", "r"]
