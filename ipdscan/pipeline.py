@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
+from .decode import MAX_PIXELS, DecodeError, JpegHeader, decode, read_jpeg_header
 from .device_decode import decode_jpegs, device_decodes_jpeg
 from .evidence import find_evidence
 from .fetch import FetchError, FetchOptions, fetch_many
@@ -43,7 +43,7 @@ class ScanOptions:
     workers: int | None = None  # None: chosen from the device and the CPU count
     threshold: float = 0.5
     hidden: bool = False
-    max_pixels: int = 100_000_000
+    max_pixels: int = MAX_PIXELS  # larger images are decompression_bomb rows
     fetch: FetchOptions = field(default_factory=FetchOptions)
     fetch_concurrency: int = 8  # per worker; URL lists are latency-bound
     crops: int = 1  # >1: also score about this many tiles across the image (crops_max / crops_mean)
