@@ -11,7 +11,7 @@ import typer
 from . import __version__
 from .console import ScanProgress, ScanStats, print_summary, result_table, stderr, stdout
 from .distributed import ScanGroup
-from .fetch import FetchOptions
+from .fetch import FetchError, FetchOptions
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
@@ -19,6 +19,7 @@ from .score import DeviceError, load_detector
 from .weights import WeightsError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
 
 app = typer.Typer(
     help="Flag AI-generated images in folders and URL lists with IPD-Net.",
@@ -81,7 +82,7 @@ def scan(
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
     allow_private_urls: bool = typer.Option(False, help="Allow URLs on loopback/private addresses (intranets, tests)."),
-    max_mb: float = typer.Option(50.0, min=0.001, help="Largest file or download accepted, in MB."),
+    max_mb: float = typer.Option(50.0, min=0.001, max=MAX_MB, help="Largest file or download accepted, in MB."),
     timeout: float = typer.Option(30.0, min=0.1, help="Network read timeout per URL, seconds."),
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
@@ -120,7 +121,10 @@ def scan(
               "weights_sha256": detector.sha256, "threshold": threshold, "device": str(detector.device),
               "start_time": started, "inputs": inputs}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
-    writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
+    try:
+        writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
+    except OSError as exc:
+        raise fail(str(exc))
     stats, shown = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
     with ScanProgress(quiet) as progress:
@@ -251,14 +255,16 @@ def explain(
 ):
     """Show where in an image the detector reacts: per-tile scores and a heatmap."""
     from .decode import DecodeError
-    from .explain import explain as explain_image, heatmap
+    from .explain import explain as explain_image, heatmap, read_image_file
     try:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
         if not out.parent.exists():
             raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
-        tile_map = explain_image(load_detector(weights, device), image.read_bytes(), tiles)
+        tile_map = explain_image(load_detector(weights, device), read_image_file(image), tiles)
         heatmap(tile_map).save(out)
+    except FetchError as exc:
+        raise fail(exc.message)
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window

@@ -18,12 +18,12 @@ import csv
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Protocol
 
+from .publish import ReportError, publish
 from .result import FIELDS, Result
 from .sarif import SarifWriter
 
@@ -51,11 +51,14 @@ def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | 
         raise ValueError("--resume needs a .jsonl report")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
-    if suffix == ".jsonl":
-        return JsonlReport(path, resume=resume)
-    if suffix == ".sarif":
-        return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
-    return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+    try:
+        if suffix == ".jsonl":
+            return JsonlReport(path, resume=resume)
+        if suffix == ".sarif":
+            return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
+        return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+    except OSError as exc:
+        raise ReportError(path, exc) from exc
 
 
 def completed_inputs(path: Path) -> set[str]:
@@ -171,19 +174,16 @@ class _PublishedAtClose:
         pass  # nothing to make durable: the report appears whole at close() or not at all
 
     def _publish(self, prologue: str, epilogue: str) -> None:
-        partial = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.part")
+        def write(out: IO[str]) -> None:
+            out.write(prologue)
+            self.rows.seek(0)
+            shutil.copyfileobj(self.rows, out)
+            out.write(epilogue)
+
         try:
-            with open(partial, "x", encoding="utf-8", newline="") as out:
-                out.write(prologue)
-                self.rows.seek(0)
-                shutil.copyfileobj(self.rows, out)
-                out.write(epilogue)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, self.path)
+            publish(self.path, write)
         finally:
             self.rows.close()
-            partial.unlink(missing_ok=True)
 
 
 class CsvReport(_PublishedAtClose):

@@ -12,8 +12,8 @@ files outside it get absolute file: URIs, URLs are their own URI. The file's sha
 fingerprint ("sha256/v1") and its artifact's "sha-256" hash.
 
 A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts stream to unnamed
-temporary files beside the report, and close() assembles the document in a temporary file in the same
-directory and os.replace()s it into place, so the report appears whole or not at all.
+temporary files beside the report, and close() assembles the document and publishes it as the other writers
+do (``publish``: a temporary name in the same directory, then a rename), so it appears whole or not at all.
 """
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ import shutil
 import tempfile
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from PIL import Image
 
 from .evidence import codes_indicate_ai
+from .publish import publish
 from .result import Result
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -105,20 +107,18 @@ class SarifWriter:
                "originalUriBaseIds": {"SRCROOT": {"uri": _directory_uri(self.root)}},
                "properties": {key: value for key, value in self.header.items() if key not in ("tool", "version")}}
         log = {"$schema": SARIF_SCHEMA, "version": "2.1.0"}
-        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+
+        def write(out: IO[bytes]) -> None:
+            out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(run)[:-1]}, "artifacts": ['.encode())
+            self._artifacts.seek(0)
+            shutil.copyfileobj(self._artifacts, out)
+            out.write(b'], "results": [')
+            self._results.seek(0)
+            shutil.copyfileobj(self._results, out)
+            out.write(b"]}]}\n")
+
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(run)[:-1]}, "artifacts": ['.encode())
-                self._artifacts.seek(0)
-                shutil.copyfileobj(self._artifacts, out)
-                out.write(b'], "results": [')
-                self._results.seek(0)
-                shutil.copyfileobj(self._results, out)
-                out.write(b"]}]}\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+            publish(self.path, write, binary=True)
         finally:
             self._artifacts.close()
             self._results.close()

@@ -259,3 +259,36 @@ def test_heic_and_avif_round_trip_through_a_scan(tmp_path, checkpoint):
     rows = {Path(r["input"]).name: r for r in read_csv(out)}
     assert rows["phone.heic"]["format"] == "HEIF" and rows["picture.avif"]["format"] == "AVIF"
     assert all(r["status"] == "ok" and r["score"] for r in rows.values())
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0"])
+def test_max_mb_must_be_a_finite_positive_size(tmp_path, checkpoint, value):
+    make_image(tmp_path / "a.png", "png")
+    result = scan(tmp_path / "a.png", "--weights", checkpoint, "--max-mb", value)
+    assert result.exit_code == 2
+    assert "--max-mb" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path, checkpoint, monkeypatch):
+    import tempfile
+
+    def refused(*args, dir=None, **kwargs):  # what a folder without write permission gives (tests may run as root)
+        raise PermissionError(13, "Permission denied", os.path.join(dir, "tmpk2j4x_9q"))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    make_image(tmp_path / "a.png", "png")
+    for name in ("r.csv", "r.json", "r.sarif"):
+        result = scan(tmp_path / "a.png", "--weights", checkpoint, "--out", tmp_path / name)
+        assert result.exit_code == 2, result.output
+        assert str(tmp_path / name) in result.stderr and "tmp" + "k2j4x" not in result.stderr
+        assert "Permission denied" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint):
+    fifo = tmp_path / "image.png"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["explain", str(fifo), "--out", str(tmp_path / "heat.png"), "--weights",
+                                 str(checkpoint)])
+    assert result.exit_code == 2
+    assert "not a regular file" in result.stderr and str(fifo) in result.stderr
