@@ -292,3 +292,14 @@ def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint):
                                  str(checkpoint)])
     assert result.exit_code == 2
     assert "not a regular file" in result.stderr and str(fifo) in result.stderr
+
+
+def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_image(folder / os.fsdecode(b"\xff.png"), "png")
+    out = tmp_path / "r.sarif"
+    result = scan(folder, "--weights", checkpoint, "--out", out, "--threshold", "0", "-q")
+    assert result.exit_code == 0, result.output
+    (finding,) = json.loads(out.read_bytes().decode("utf-8"))["runs"][0]["results"]
+    assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
