@@ -14,7 +14,7 @@ from .distributed import ScanGroup
 from .fetch import FetchError, FetchOptions
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
-from .report import REPORT_FORMATS, completed_inputs, open_report
+from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
 from .score import DeviceError, load_detector
 from .weights import WeightsError
 
@@ -123,7 +123,7 @@ def scan(
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     try:
         writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise fail(str(exc))
     stats, shown = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
@@ -160,6 +160,7 @@ def scan(
                 raise fail(f"cannot merge the ranks' parts into {out}: {exc}")
             for part in group.parts(out):
                 part.unlink()
+                header_path(part).unlink(missing_ok=True)
         group.finish()
     if not quiet:
         print_summary(stats, threshold, str(out) if out else None)

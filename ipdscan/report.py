@@ -28,6 +28,9 @@ from .result import FIELDS, Result
 from .sarif import SarifWriter
 
 REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
+HEADER_SUFFIX = ".header.json"
+# What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
+SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
 
 
 class ReportWriter(Protocol):
@@ -53,12 +56,41 @@ def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | 
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     try:
         if suffix == ".jsonl":
-            return JsonlReport(path, resume=resume)
+            return JsonlReport(path, header, resume=resume)
         if suffix == ".sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
         return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc
+
+
+def header_path(report: Path) -> Path:
+    """Where a .jsonl report's scan header lives: beside it, as <name>.header.json (the .jsonl holds rows only)."""
+    report = Path(report)
+    return report.with_name(report.name + HEADER_SUFFIX)
+
+
+def read_header(report: Path) -> dict | None:
+    """The scan header kept beside a .jsonl report, or None when it has none (written by an older ipdscan)."""
+    try:
+        text = header_path(report).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        header = json.loads(text)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{header_path(report)}: not an ipdscan report header")
+    return header
+
+
+def identity_mismatch(expected: dict, found: dict) -> str | None:
+    """The first SCAN_IDENTITY field on which two headers differ, as "field: a vs b", or None if they agree."""
+    for key in SCAN_IDENTITY:
+        if expected.get(key) != found.get(key):
+            return f"{key}: {expected.get(key)!r} vs {found.get(key)!r}"
+    return None
 
 
 def completed_inputs(path: Path) -> set[str]:
@@ -124,12 +156,20 @@ def _json_line(record: dict) -> str:
 
 
 class JsonlReport:
-    """One JSON object per line, no header line: consumers expect items only."""
+    """One JSON object per line, no header line: consumers expect items only. The scan header goes beside it
+    (``header_path``), where ``merge`` and ``--resume`` check that rows added to it come from the same scan."""
 
-    def __init__(self, path: Path, *, resume: bool = False):
+    def __init__(self, path: Path, header: dict, *, resume: bool = False):
         if resume and path.exists():
+            written = read_header(path)
+            if written is not None and (mismatch := identity_mismatch(written, header)):
+                raise ValueError(f"cannot resume {path}: it was scanned with other settings ({mismatch}); "
+                                 "write to a new report")
             _drop_partial_last_line(path)
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
+        if not (resume and header_path(path).exists()):
+            publish(header_path(path), lambda out: out.write(json.dumps(_clean(header), ensure_ascii=False,
+                                                                        indent=1, default=str) + "\n"))
 
     def write(self, result: Result) -> None:
         self.file.write(_json_line(_record(result)) + "\n")

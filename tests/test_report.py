@@ -204,6 +204,7 @@ def test_jsonl_flush_makes_rows_durable(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
     writer = open_report(tmp_path / "report.jsonl", HEADER)
+    synced.clear()  # the header file beside the report, made durable when it is opened
     writer.write(results()[0])
     writer.flush()
     assert len(synced) == 1
@@ -220,3 +221,10 @@ def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monke
     with pytest.raises(OSError, match="No space"):
         writer.close(SUMMARY)
     assert os.listdir(tmp_path) == []
+
+
+def test_resume_refuses_a_report_scanned_with_other_settings(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")
+    with pytest.raises(ValueError, match="threshold"):
+        open_report(path, {**HEADER, "threshold": 0.9}, resume=True)
+    open_report(path, {**HEADER, "start_time": "later"}, resume=True).close(SUMMARY)  # same scan, rerun
