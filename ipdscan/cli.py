@@ -16,6 +16,7 @@ from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
 from .score import DeviceError, load_detector
+from .sources import redact_credentials
 from .weights import WeightsError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
@@ -119,7 +120,7 @@ def scan(
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
               "weights_sha256": detector.sha256, "threshold": threshold, "device": str(detector.device),
-              "start_time": started, "inputs": inputs}
+              "start_time": started, "inputs": [redact_credentials(argument) for argument in inputs]}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     try:
         writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
@@ -238,7 +239,7 @@ def merge(
             raise UsageError(f"--out {out} is one of the parts")
         if out.suffix.lower() not in REPORT_FORMATS:
             raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
-        expected = (item.input for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
+        expected = (item.shown for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
         header = {"tool": "ipdscan", "version": __version__, "merged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
     except (UsageError, MergeError, OSError) as exc:

@@ -32,6 +32,8 @@ SNIFF_BYTES = 32
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # the DIB header sizes real BMPs use
 ARGUMENT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# The user:password@ of a URL, up to the authority's last "@" (an unescaped "@" in a password is common).
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Item:
     kind: str  # "file" | "url"
     error_code: str = ""  # set when listing already knows this input fails
     error: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The input as reports and the terminal show it: a URL without its credentials (the fetch uses them)."""
+        return redact_credentials(self.input) if self.kind == "url" else self.input
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the user:password@ of every URL in it replaced by ***@: https://u:p@host/x -> https://***@host/x."""
+    return URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | None = None) -> Iterator[Item]:

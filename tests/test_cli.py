@@ -303,3 +303,26 @@ def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint):
     assert result.exit_code == 0, result.output
     (finding,) = json.loads(out.read_bytes().decode("utf-8"))["runs"][0]["results"]
     assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
+
+
+def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
+    with LocalServer() as server:
+        good = server.add("a.png", encoded(natural(), "PNG")).replace("http://", "http://alice:s3cret@")
+        missing = server.url("/404").replace("http://", "http://alice:s3cret@")
+        listing = tmp_path / "urls.txt"
+        listing.write_text(f"{missing}\n")
+        outputs = []
+        for name in ("r.csv", "r.json", "r.jsonl", "r.sarif", None):
+            out = ["--out", tmp_path / name] if name else []
+            result = scan(good, listing, "--weights", checkpoint, "--allow-private-urls", "--threshold", "0", *out)
+            assert result.exit_code == 0, result.output
+            outputs.append(result.stdout + result.stderr)
+            if name:
+                outputs.append((tmp_path / name).read_text())
+        outputs.append((tmp_path / "r.jsonl.header.json").read_text())
+        assert all(request["authorization"] for request in server.requests)  # the credentials were used
+    for text in outputs:
+        assert "s3cret" not in text and "alice" not in text
+    assert "http://***@127.0.0.1" in outputs[1]  # the csv
+    rows = read_csv(tmp_path / "r.csv")
+    assert [row["error_code"] for row in rows] == ["", "http_404"]
