@@ -87,6 +87,7 @@ def scan(
     timeout: float = typer.Option(30.0, min=0.1, help="Network read timeout per URL, seconds."),
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
+    retry_errors: bool = typer.Option(False, help="With --resume: scan again the inputs whose rows are errors; each new row replaces the error row."),
 ):
     """Score images: the probability that each one is AI-generated."""
     group = ScanGroup.from_env()  # set when launched by torchrun
@@ -102,6 +103,8 @@ def scan(
         if out is not None and not out.parent.exists():
             raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
         report_path = out
+        if retry_errors and not resume:
+            raise UsageError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
         if group:
             if out is None or shard:
                 raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
@@ -109,7 +112,7 @@ def scan(
         if resume:
             if out is None or out.suffix.lower() != ".jsonl":
                 raise UsageError("--resume needs --out FILE.jsonl")
-            done = completed_inputs(report_path) if report_path.exists() else set()
+            done = completed_inputs(report_path, retry_errors) if report_path.exists() else set()
             options.skip = done.__contains__
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
@@ -123,7 +126,8 @@ def scan(
               "start_time": started, "inputs": [redact_credentials(argument) for argument in inputs]}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     try:
-        writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
+        writer = open_report(report_path, header, resume=resume, retry_errors=retry_errors,
+                             root=sarif_root) if report_path else None
     except (OSError, ValueError) as exc:
         raise fail(str(exc))
     stats, shown = ScanStats(), []

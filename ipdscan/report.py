@@ -41,10 +41,13 @@ class ReportWriter(Protocol):
     def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
 
 
-def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | None = None) -> ReportWriter:
+def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False,
+                root: Path | None = None) -> ReportWriter:
     """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...).
 
-    ``root`` is the folder SARIF artifact URIs are relative to (default: the current directory).
+    ``retry_errors`` (with ``resume``): rows written for inputs that already have a row replace those rows,
+    in their place, when the writer closes. ``root`` is the folder SARIF artifact URIs are relative to
+    (default: the current directory).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -56,7 +59,7 @@ def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | 
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     try:
         if suffix == ".jsonl":
-            return JsonlReport(path, header, resume=resume)
+            return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
         if suffix == ".sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
         return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
@@ -93,21 +96,26 @@ def identity_mismatch(expected: dict, found: dict) -> str | None:
     return None
 
 
-def completed_inputs(path: Path) -> set[str]:
-    """The inputs a .jsonl report already holds, so that ``--resume`` can skip them.
+def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
+    """The inputs a .jsonl report already holds, so that ``--resume`` can skip them; with ``retry_errors``,
+    only those whose last row is not an error (``--retry-errors``).
 
     A trailing line without its newline is a write cut short: it is ignored here, and dropped
     when the report is reopened with ``resume=True``.
     """
-    done = set()
+    succeeded: dict[str, bool] = {}  # input as written -> whether its last row is not an error
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
                 break
             try:
-                written = json.loads(line)["input"]
+                record = json.loads(line)
+                succeeded[record["input"]] = record.get("status") != "error"
             except (ValueError, KeyError, TypeError):
                 raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
+    done = set()
+    for written, ok in succeeded.items():
+        if ok or not retry_errors:
             done.add(written)
             done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
     return done
@@ -159,13 +167,14 @@ class JsonlReport:
     """One JSON object per line, no header line: consumers expect items only. The scan header goes beside it
     (``header_path``), where ``merge`` and ``--resume`` check that rows added to it come from the same scan."""
 
-    def __init__(self, path: Path, header: dict, *, resume: bool = False):
+    def __init__(self, path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False):
         if resume and path.exists():
             written = read_header(path)
             if written is not None and (mismatch := identity_mismatch(written, header)):
                 raise ValueError(f"cannot resume {path}: it was scanned with other settings ({mismatch}); "
                                  "write to a new report")
             _drop_partial_last_line(path)
+        self.path, self.retry_errors = path, resume and retry_errors
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
         if not (resume and header_path(path).exists()):
             publish(header_path(path), lambda out: out.write(json.dumps(_clean(header), ensure_ascii=False,
@@ -181,6 +190,46 @@ class JsonlReport:
     def close(self, summary: dict) -> None:
         self.flush()
         self.file.close()
+        if self.retry_errors:
+            _replace_retried_rows(self.path)
+
+
+def _replace_retried_rows(path: Path) -> None:
+    """Give each input one row again after --retry-errors appended new rows for inputs that had error rows:
+    an input's last row takes the place of its first, so the report keeps one row per input, in input order.
+
+    Until this runs (a crash first), both rows stay and the later one counts: completed_inputs reads the last.
+    The report is rewritten and renamed into place, as a whole, and only when some input has two rows.
+    """
+    def rows():
+        with open(path, "rb") as file:
+            for line in file:
+                yield json.loads(line)["input"], line
+
+    last_line: dict[str, int] = {}
+    count = 0
+    for count, (written, _) in enumerate(rows(), 1):
+        last_line[written] = count
+    if len(last_line) == count:
+        return
+    seen: set[str] = set()
+    replacements = {}  # input -> its last row, for the inputs that have more than one
+    for number, (written, line) in enumerate(rows(), 1):
+        if written in seen and last_line[written] == number:
+            replacements[written] = line
+        seen.add(written)
+
+    def write(out) -> None:
+        placed: set[str] = set()
+        for written, line in rows():
+            if written in replacements:
+                if written in placed:
+                    continue
+                line = replacements[written]
+                placed.add(written)
+            out.write(line)
+
+    publish(path, write, binary=True)
 
 
 def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:

@@ -326,3 +326,22 @@ def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
     assert "http://***@127.0.0.1" in outputs[1]  # the csv
     rows = read_csv(tmp_path / "r.csv")
     assert [row["error_code"] for row in rows] == ["", "http_404"]
+
+
+def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(photos / "a.png", "png")
+    (photos / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short by a failed copy")
+    make_image(photos / "c.png", "png")
+    out = tmp_path / "r.jsonl"
+    rows = lambda: [json.loads(line) for line in out.read_text().splitlines()]
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert [r["status"] for r in rows()] == ["ok", "error", "ok"]
+    make_image(photos / "b.png", "png")  # the copy is redone
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume").exit_code == 0
+    assert [r["status"] for r in rows()] == ["ok", "error", "ok"]  # --resume alone skips every row
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume", "--retry-errors").exit_code == 0
+    assert [(Path(r["input"]).name, r["status"]) for r in rows()] == [("a.png", "ok"), ("b.png", "ok"), ("c.png", "ok")]
+    result = scan(photos, "--weights", checkpoint, "--out", out, "--retry-errors")
+    assert result.exit_code == 2 and "--resume" in result.stderr
