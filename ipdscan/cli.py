@@ -11,14 +11,16 @@ import typer
 from . import __version__
 from .console import ScanProgress, ScanStats, print_summary, result_table, stderr, stdout
 from .distributed import ScanGroup
-from .fetch import FetchOptions
+from .fetch import FetchError, FetchOptions
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
-from .report import REPORT_FORMATS, completed_inputs, open_report
+from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
 from .score import DeviceError, load_detector
+from .sources import redact_credentials
 from .weights import WeightsError
 
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
 
 app = typer.Typer(
     help="Flag AI-generated images in folders and URL lists with IPD-Net.",
@@ -81,10 +83,11 @@ def scan(
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
     allow_private_urls: bool = typer.Option(False, help="Allow URLs on loopback/private addresses (intranets, tests)."),
-    max_mb: float = typer.Option(50.0, min=0.001, help="Largest file or download accepted, in MB."),
+    max_mb: float = typer.Option(50.0, min=0.001, max=MAX_MB, help="Largest file or download accepted, in MB."),
     timeout: float = typer.Option(30.0, min=0.1, help="Network read timeout per URL, seconds."),
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
+    retry_errors: bool = typer.Option(False, help="With --resume: scan again the inputs whose rows are errors; each new row replaces the error row."),
 ):
     """Score images: the probability that each one is AI-generated."""
     group = ScanGroup.from_env()  # set when launched by torchrun
@@ -100,6 +103,8 @@ def scan(
         if out is not None and not out.parent.exists():
             raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
         report_path = out
+        if retry_errors and not resume:
+            raise UsageError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
         if group:
             if out is None or shard:
                 raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
@@ -107,7 +112,7 @@ def scan(
         if resume:
             if out is None or out.suffix.lower() != ".jsonl":
                 raise UsageError("--resume needs --out FILE.jsonl")
-            done = completed_inputs(report_path) if report_path.exists() else set()
+            done = completed_inputs(report_path, retry_errors) if report_path.exists() else set()
             options.skip = done.__contains__
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
@@ -120,9 +125,13 @@ def scan(
     header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
               "weights_sha256": detector.sha256, "threshold": options.threshold,
               "threshold_source": "weights" if threshold is None else "--threshold", "device": str(detector.device),
-              "start_time": started, "inputs": inputs}
+              "start_time": started, "inputs": [redact_credentials(argument) for argument in inputs]}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
-    writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
+    try:
+        writer = open_report(report_path, header, resume=resume, retry_errors=retry_errors,
+                             root=sarif_root) if report_path else None
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc))
     stats, shown = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
     with ScanProgress(quiet) as progress:
@@ -158,6 +167,7 @@ def scan(
                 raise fail(f"cannot merge the ranks' parts into {out}: {exc}")
             for part in group.parts(out):
                 part.unlink()
+                header_path(part).unlink(missing_ok=True)
         group.finish()
     if not quiet:
         print_summary(stats, options.threshold, str(out) if out else None)
@@ -235,7 +245,7 @@ def merge(
             raise UsageError(f"--out {out} is one of the parts")
         if out.suffix.lower() not in REPORT_FORMATS:
             raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
-        expected = (item.input for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
+        expected = (item.shown for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
         header = {"tool": "ipdscan", "version": __version__, "merged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
     except (UsageError, MergeError, OSError) as exc:
@@ -253,14 +263,16 @@ def explain(
 ):
     """Show where in an image the detector reacts: per-tile scores and a heatmap."""
     from .decode import DecodeError
-    from .explain import explain as explain_image, heatmap
+    from .explain import explain as explain_image, heatmap, read_image_file
     try:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
         if not out.parent.exists():
             raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
-        tile_map = explain_image(load_detector(weights, device), image.read_bytes(), tiles)
+        tile_map = explain_image(load_detector(weights, device), read_image_file(image), tiles)
         heatmap(tile_map).save(out)
+    except FetchError as exc:
+        raise fail(exc.message)
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window

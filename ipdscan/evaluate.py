@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,11 +37,11 @@ from torchvision.transforms.functional import pil_to_tensor
 from .decode import decode
 from .preprocess import Preprocessing, crop
 from .score import Detector
+from .sources import iter_items, walk_tree
 
 LABELS = {"0_real": 0, "nature": 0, "1_fake": 1, "ai": 1}  # by name, never by sort order
 SPLITS = ("train", "val", "test")
 EVAL_SPLIT_PREFERENCE = ("test", "val", "", "train")  # "" = not under a split folder
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 
 class DatasetError(ValueError):
@@ -58,17 +59,19 @@ class LabelledFolder:
 
 
 def labelled_folders(root: str | Path) -> list[LabelledFolder]:
-    """Every 0_real / 1_fake / nature / ai folder below ``root``, in sorted walk order."""
+    """Every 0_real / 1_fake / nature / ai folder below ``root``, in sorted walk order.
+
+    Walked as a scan walks folders (``sources.walk_tree``): symlinked folders are followed, never round a loop
+    nor twice into one folder, and hidden folders are skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
     found = []
-    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        here = Path(dirpath)
-        if here == root or here.name not in LABELS:
-            continue
-        dirnames[:] = []  # everything below a labelled folder carries its label
+    for path, info, error in walk_tree(str(root), root.stat(), enter=lambda path: os.path.basename(path) not in LABELS):
+        here = Path(path)
+        if error is not None or not stat.S_ISDIR(info.st_mode) or here.name not in LABELS:
+            continue  # everything below a labelled folder carries its label: walk_tree does not enter it
         parents = here.relative_to(root).parts[:-1]
         split = next((part for part in reversed(parents) if part in SPLITS), "")
         names = [part for part in parents if part not in SPLITS]
@@ -82,13 +85,9 @@ def no_labelled_folders(root) -> DatasetError:
 
 
 def image_files(folder: Path) -> list[str]:
-    """Image files anywhere below ``folder`` (hidden ones skipped), sorted."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files += [os.path.join(dirpath, name) for name in sorted(filenames)
-                  if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES]
-    return files
+    """The image files below ``folder`` that a scan of it would find (by name or first bytes; hidden ones
+    skipped; symlink loops walked once), in the scan's order: depth first, sorted by name at each level."""
+    return [item.input for item in iter_items([str(folder)]) if not item.error_code]
 
 
 @dataclass

@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
-from PIL import Image
+from PIL import Image, features
+from pillow_heif import register_heif_opener
 
 MAX_FIELD = 1 << 20  # bytes of one XMP packet or text field considered
 MAX_DETAIL_TEXT = 500  # characters of a prompt or parameters text kept in the detail
@@ -100,8 +102,12 @@ C2PA_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "he
 # The usertype of the ISO BMFF 'uuid' box that holds a C2PA manifest store in HEIF and AVIF files (C2PA 2.x, A.5).
 C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 AVIF_BRANDS = (b"avif", b"avis")
+BMFF_CONTAINERS = ("heif", "avif")
+# Pillow's plugins: HEIF from pillow-heif, AVIF Pillow's own where it was built with it (>= 11.3)
+BMFF_FORMATS = ("HEIF", *(("AVIF",) if features.check("avif") else ()))
 # Read manifests without touching the network: no remote manifests, no OCSP, no hosts at all.
 C2PA_OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}, "core": {"allowed_network_hosts": []}}
+register_heif_opener()  # idempotent; ipdscan.decode registers it too, but evidence may be used on its own
 _SOURCE_TYPE_IN_BYTES = re.compile(rb"cv\.iptc\.org/newscodes/digitalsourcetype/([A-Za-z]{1,64})")
 
 
@@ -138,12 +144,15 @@ def find_evidence(data: bytes, image: Image.Image | None = None) -> Evidence:
     """Provenance and generator metadata in an image file's bytes. Never raises.
 
     ``image``, when the caller already has the file open in Pillow, adds the XMP and EXIF that Pillow's plugins
-    parsed from containers not walked here (HEIF/AVIF through pillow-heif, for one) when the bytes gave none.
+    parsed from containers not walked here when the bytes gave none; HEIF and AVIF files, whose EXIF and XMP only
+    Pillow's plugins read, are opened here for that when no ``image`` is given.
     """
     found = _Collector()
     container = _guarded(found, "container", _walk, data, found) or ""
     if image is not None:
         _guarded(found, "image", _add_pillow_metadata, image, found)
+    elif container in BMFF_CONTAINERS:
+        _guarded(found, "image", _add_bmff_metadata, data, found)
     if not found.xmp:
         _guarded(found, "xmp", _find_raw_xmp, data, found)
     _guarded(found, "c2pa", _read_c2pa, found, data, container)
@@ -317,7 +326,7 @@ def _walk_webp(data: bytes, found: _Collector):
 
 def _walk_bmff(data: bytes, found: _Collector):
     """HEIF / AVIF top-level boxes: a C2PA manifest store sits in a 'uuid' box (EXIF and XMP are items in the
-    'meta' box, which Pillow's HEIF plugin reads: see find_evidence's ``image``)."""
+    'meta' box, which Pillow's plugins read: see _add_bmff_metadata)."""
     position = 0
     for _ in range(MAX_RECORDS):
         if position + 8 > len(data):
@@ -353,6 +362,17 @@ def _add_pillow_metadata(image: Image.Image, found: _Collector):
         exif = image.getexif()
         if exif:
             found.exif.append(exif)
+
+
+def _add_bmff_metadata(data: bytes, found: _Collector):
+    """HEIF and AVIF keep EXIF and XMP as items of the 'meta' box: Pillow's plugins read them when the file is
+    opened, before (and without) decoding any pixels."""
+    try:
+        with Image.open(io.BytesIO(data), formats=BMFF_FORMATS) as image:
+            _add_pillow_metadata(image, found)
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, Image.DecompressionBombError) as exc:
+        # what the plugins raise on damaged files (Pillow's bomb check runs on open, even without decoding)
+        found.error("image", f"HEIF/AVIF metadata unreadable: {type(exc).__name__}: {exc}")
 
 
 def _find_raw_xmp(data: bytes, found: _Collector):
@@ -438,7 +458,13 @@ def _read_exif(found: _Collector):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about each corrupt tag; the tags it could read still count
         for exif in found.exif[:4]:
-            _read_exif_tags(found, exif if isinstance(exif, Image.Exif) else _parse_exif(exif))
+            if not isinstance(exif, Image.Exif):
+                try:
+                    exif = _parse_exif(exif)
+                except (SyntaxError, ValueError, EOFError, OSError, struct.error) as exc:  # Pillow on malformed TIFF
+                    found.error("exif", f"unreadable EXIF: {type(exc).__name__}: {exc}")
+                    continue
+            _read_exif_tags(found, exif)
 
 
 def _read_exif_tags(found: _Collector, exif: Image.Exif):

@@ -1,6 +1,7 @@
 """Where in an image the detector reacts: per-tile scores drawn as a heatmap over the image."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,8 +9,10 @@ import torch
 from PIL import Image
 
 from .decode import decode
+from .fetch import read_item
 from .preprocess import crop
 from .score import Detector
+from .sources import Item
 from .tiles import crop_tiles
 
 MAX_SIDE = 1600  # heatmaps of huge images are drawn downscaled, same aspect ratio
@@ -22,6 +25,12 @@ class TileMap:
     offsets: list[tuple[int, int]]  # (top, left) of each tile in image pixels
     scores: list[float]  # one per tile
     window: int  # tile side in image pixels
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """The bytes of one local image, read as a scan reads files: a FIFO or device is refused (FetchError
+    not_a_file), never opened and waited on, and a file over the scan's default size limit is refused too."""
+    return read_item(Item(os.fspath(path), "file"))
 
 
 def explain(detector: Detector, data: bytes, tiles: int = 16) -> TileMap:

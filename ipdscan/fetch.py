@@ -5,7 +5,9 @@ multicast, reserved, nor IPv6 forms that embed such an IPv4 address) unless ``al
 the connection then goes to the checked address itself, so a second DNS answer cannot rebind it,
 with the original Host header and, for https, TLS verified against the host name. Redirects are
 followed by hand and each hop is checked again. Sizes are capped while streaming, and every
-send and receive is bounded by both the read timeout and the request's total deadline.
+send and receive is bounded by both the read timeout and the URL's total deadline, one deadline for
+every lookup, connection, redirect and retry. Credentials in the URL (user:password@) are sent as
+HTTP Basic authorization to that URL's host, and never appear in an error message.
 
 Built on the standard library's http.client, with the socket supplied by this module: pinning the
 address, the per-read deadline and the streaming cap need control of the socket, which urllib3 would
@@ -18,6 +20,7 @@ http_error (a malformed HTTP response) and http_<status> (http_404, http_500, ..
 """
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import io
@@ -34,9 +37,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from .sources import Item, open_regular, os_error_code, url_problem
+from .sources import Item, open_regular, os_error_code, redact_credentials, url_problem
 
 try:
     USER_AGENT = f"ipdscan/{version('ipdscan')}"
@@ -180,21 +183,23 @@ def _read_file(path: str, max_bytes: int) -> bytes:
 
 
 def _fetch_url(url: str, options: FetchOptions) -> bytes:
+    """The body at ``url``, within one deadline for everything: lookups, connections, reads, redirects and retries."""
+    deadline = time.monotonic() + options.total_timeout
     attempt = 0
     while True:
         try:
-            return _follow(url, options)
+            return _follow(url, options, deadline)
         except FetchError as exc:
             transient = exc.code in ("timeout", "connection_error") or exc.code.startswith("http_5")
-            if not transient or attempt >= options.retries:
-                raise
-        time.sleep(min(options.retry_backoff * 2**attempt, MAX_BACKOFF))
+            backoff = min(options.retry_backoff * 2**attempt, MAX_BACKOFF)
+            if not transient or attempt >= options.retries or time.monotonic() + backoff >= deadline:
+                raise FetchError(exc.code, redact_credentials(exc.message)) from None
+        time.sleep(backoff)
         attempt += 1
 
 
-def _follow(url: str, options: FetchOptions) -> bytes:
+def _follow(url: str, options: FetchOptions, deadline: float) -> bytes:
     """GET ``url``, following redirects by hand: each hop is one more checked request."""
-    deadline = time.monotonic() + options.total_timeout
     for hop in range(options.max_redirects + 1):
         try:
             response = _get(url, options, deadline)
@@ -215,6 +220,7 @@ class _Target:
     port: int
     path: str  # the request target: path and query, quoted
     host_header: str
+    authorization: str | None  # Basic credentials from the URL's user:password@, for this URL's host only
 
 
 def _target(url: str) -> _Target:
@@ -229,7 +235,11 @@ def _target(url: str) -> _Target:
     port = parts.port or default_port
     path = quote(parts.path or "/", safe=URL_SAFE) + (f"?{quote(parts.query, safe=URL_SAFE)}" if parts.query else "")
     named = f"[{host}]" if ":" in host else host
-    return _Target(scheme, host, port, path, named if port == default_port else f"{named}:{port}")
+    authorization = None
+    if parts.username is not None:  # percent-escapes in user and password stand for the characters (RFC 3986)
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("utf-8", "surrogateescape")
+        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return _Target(scheme, host, port, path, named if port == default_port else f"{named}:{port}", authorization)
 
 
 def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
@@ -250,15 +260,18 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
             sock = _tls_context().wrap_socket(sock, server_hostname=target.host)
         connection = http.client.HTTPConnection(target.host, target.port)  # framing only: the socket is ours
         connection.sock = _DeadlineSocket(sock, options.read_timeout, deadline)
-        connection.request("GET", target.path, headers={
-            "Host": target.host_header, "User-Agent": options.user_agent,
-            "Accept": "image/*, */*;q=0.5", "Connection": "close"})
+        headers = {"Host": target.host_header, "User-Agent": options.user_agent,
+                   "Accept": "image/*, */*;q=0.5", "Connection": "close"}
+        if target.authorization:
+            headers["Authorization"] = target.authorization
+        connection.request("GET", target.path, headers=headers)
         response = connection.getresponse()
         status = response.status
         if status in REDIRECT_STATUSES:
             location = _header_text(response.getheader("Location", "")).strip()
             if not location:
                 raise FetchError(f"http_{status}", f"HTTP {status} redirect without a Location")
+            # A relative Location keeps the URL's credentials (the same host); an absolute one carries only its own.
             return urljoin(url, location)
         if not 200 <= status < 300:
             raise FetchError(f"http_{status}", f"HTTP {status} {response.reason}".strip())

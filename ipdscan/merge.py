@@ -1,14 +1,27 @@
-"""Combine the .jsonl reports of a sharded scan into one report, checking for duplicates and gaps."""
+"""Combine the .jsonl reports of a sharded scan into one report, checking for duplicates and gaps.
+
+Every line of every part must be a report row (see ``Result``); the parts must come from one scan (the same
+model, variant, weights and threshold: ``report.SCAN_IDENTITY``, read from each part's header file), which the
+merged report's header then records. With the scan's inputs given as ``expected``, rows come in their order.
+"""
 from __future__ import annotations
 
+import heapq
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .report import open_report
+from .report import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, open_report, read_header
 from .result import Result
 
+STATUSES = ("ok", "error")
+LABELS = ("ai", "real")
+# The type every other field must have when present and not null (null means "absent", the field's default).
+_TYPES = {f.name: (int,) if f.name in ("bytes", "width", "height", "frames")
+          else (int, float) if f.name in ("score", "crops_max", "crops_mean") else (str,)
+          for f in fields(Result)}
 _DEFAULTS = {f.name: f.default for f in fields(Result)}
 
 
@@ -26,33 +39,91 @@ class MergeStats:
 
 def read_part(path: Path) -> Iterator[Result]:
     """Rows of one .jsonl part; a trailing line without newline (a killed shard) is an error, not data."""
+    if path.name.endswith(HEADER_SUFFIX):
+        raise MergeError(f"{path} is the header file of a part, not a part: give the .jsonl reports")
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
                 raise MergeError(f"{path}, line {number}: cut short (the shard was interrupted): rerun it with --resume")
             try:
                 record = json.loads(line)
-                yield Result(**{name: record.get(name, default) for name, default in _DEFAULTS.items()})
-            except (ValueError, TypeError):
-                raise MergeError(f"{path}, line {number}: not an ipdscan report line") from None
+            except ValueError:
+                raise MergeError(f"{path}, line {number}: not JSON, so not an ipdscan report line") from None
+            problem = row_problem(record)
+            if problem:
+                raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
+            yield Result(**{name: _DEFAULTS[name] if record.get(name) is None else record[name] for name in _DEFAULTS})
+
+
+def row_problem(record) -> str | None:
+    """What makes ``record`` (a parsed report line) something other than a report row, or None."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("input"), str) or not record["input"]:
+        return "no input: it must be a non-empty string"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}"
+    for name, types in _TYPES.items():
+        value = record.get(name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"{name} {value!r} is not a {' or '.join(t.__name__ for t in types)}"
+    if record["status"] == "ok":
+        score = record.get("score")
+        if score is None or not math.isfinite(score) or not 0 <= score <= 1:
+            return f"score {score!r}: an ok row has a score from 0 to 1"
+        if record.get("label") not in LABELS:
+            return f"label {record.get('label')!r} is not one of {', '.join(LABELS)}"
+    elif not record.get("error_code"):
+        return "an error row has an error_code"
+    return None
+
+
+def scan_identity(parts: list[Path]) -> dict:
+    """The SCAN_IDENTITY fields the parts share (empty when none has a header); MergeError if they differ."""
+    headers = []
+    for part in parts:
+        try:
+            headers.append((part, read_header(part)))
+        except ValueError as exc:
+            raise MergeError(str(exc)) from None
+    with_header = [(part, header) for part, header in headers if header is not None]
+    if not with_header:
+        return {}  # all written before parts had headers: nothing to compare
+    if len(with_header) < len(headers):
+        lacking = next(part for part, header in headers if header is None)
+        raise MergeError(f"{lacking} has no {header_path(lacking).name} beside it, so it cannot be checked against "
+                         "the other parts (model, weights, threshold): merge parts of one scan, with their header files")
+    first, reference = with_header[0]
+    for part, header in with_header[1:]:
+        if mismatch := identity_mismatch(reference, header):
+            raise MergeError(f"{part} comes from a different scan than {first} ({mismatch}): "
+                             "merge only the parts of one scan")
+    return {key: reference.get(key) for key in SCAN_IDENTITY}
 
 
 def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iterable[str] | None = None,
                   allow_duplicates: bool = False) -> MergeStats:
-    """Write every row of ``parts`` (in the order given) to ``out``.
+    """Write every row of ``parts`` to ``out``: in the order of ``expected`` when given (rows of inputs not in
+    it after those), else part by part in the order given.
 
-    Raises MergeError, writing nothing, when an input appears twice (unless ``allow_duplicates``:
-    then the first row wins) or, given ``expected`` inputs, when one of them has no row.
+    Raises MergeError, writing nothing, when a line is not a report row, when the parts come from scans with
+    different settings, when an input appears twice (unless ``allow_duplicates``: then the first row wins)
+    or, given ``expected`` inputs, when one of them has no row. The merged header is ``header`` plus the
+    parts' model, variant, weights hash and threshold.
     """
     parts = [Path(p) for p in parts]
+    identity = scan_identity(parts)
     stats, seen = MergeStats(parts=len(parts)), set()
     for part in parts:  # first pass: check, holding only the input names
         for result in read_part(part):
             if result.input in seen:
                 stats.duplicates.append(result.input)
             seen.add(result.input)
+    position: dict[str, int] = {}
     if expected is not None:
-        stats.missing = [name for name in expected if name not in seen]
+        for name in expected:
+            position.setdefault(name, len(position))
+        stats.missing = [name for name in position if name not in seen]
     problems = []
     if stats.duplicates and not allow_duplicates:
         problems.append(f"{len(stats.duplicates)} input(s) appear in more than one row, e.g. {stats.duplicates[0]!r}")
@@ -60,12 +131,14 @@ def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iter
         problems.append(f"{len(stats.missing)} expected input(s) have no row, e.g. {stats.missing[0]!r}")
     if problems:
         raise MergeError("; ".join(problems))
-    writer, written = open_report(out, {**header, "merged_from": [str(p) for p in parts]}), set()
-    for part in parts:  # a failure here leaves no report: .csv/.json appear only at close()
-        for result in read_part(part):
-            if result.input not in written:
-                writer.write(result)
-                written.add(result.input)
+    writer, written = open_report(out, {**identity, **header, "merged_from": [str(p) for p in parts]}), set()
+    # Each part is in its shard's input order, so merging by position gives the scan's order.
+    rows = heapq.merge(*map(read_part, parts), key=lambda row: position.get(row.input, math.inf)) if position \
+        else (row for part in parts for row in read_part(part))
+    for result in rows:  # a failure here leaves no report: .csv/.json appear only at close()
+        if result.input not in written:
+            writer.write(result)
+            written.add(result.input)
     stats.rows = len(written)
     writer.close({"rows": stats.rows, "parts": stats.parts, "duplicates_dropped": len(stats.duplicates)})
     return stats

@@ -25,6 +25,10 @@ class IPDConfig:
     def __post_init__(self):
         if self.variant not in TRUNK_CHANNELS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(TRUNK_CHANNELS)}")
+        for name in ("input_size", "hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if self.input_size % TRUNK_STRIDE[self.variant]:
             raise ValueError(f"input_size must be a multiple of {TRUNK_STRIDE[self.variant]} for {self.variant}")
 

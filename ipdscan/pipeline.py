@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
+from .decode import MAX_PIXELS, DecodeError, JpegHeader, decode, read_jpeg_header
 from .device_decode import decode_jpegs, device_decodes_jpeg
 from .evidence import find_evidence
 from .fetch import FetchError, FetchOptions, fetch_many
 from .preprocess import Preprocessing, crop
 from .result import Result
 from .score import Detector, load_detector
-from .sources import Item, iter_items, shard_filter
+from .sources import Item, iter_items, redact_credentials, shard_filter
 from .tiles import crop_tiles
 
 
@@ -43,7 +43,7 @@ class ScanOptions:
     workers: int | None = None  # None: chosen from the device and the CPU count
     threshold: float | None = None  # None: the detector's own calibrated threshold
     hidden: bool = False
-    max_pixels: int = 100_000_000
+    max_pixels: int = MAX_PIXELS  # larger images are decompression_bomb rows
     fetch: FetchOptions = field(default_factory=FetchOptions)
     fetch_concurrency: int = 8  # per worker; URL lists are latency-bound
     crops: int = 1  # >1: also score about this many tiles across the image (crops_max / crops_mean)
@@ -79,7 +79,7 @@ def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> I
     if options.shard:
         items = shard_filter(items, options.shard)
     if options.skip:
-        items = (item for item in items if not options.skip(item.input))
+        items = (item for item in items if not options.skip(item.shown))  # as the report wrote it
     return items
 
 
@@ -112,14 +112,17 @@ class Batch:
 
 def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int, crops: int = 1,
             device_decode: bool = False) -> Sample:
-    """Bytes -> a Sample: decoded and cropped here, or (``device_decode``, plain JPEGs) left for the device."""
+    """Bytes -> a Sample: decoded and cropped here, or (``device_decode``, plain JPEGs) left for the device.
+
+    The row names the input as ``Item.shown`` does: a URL's credentials never reach a report.
+    """
     if isinstance(data, FetchError):
-        return Sample(Result.failed(item.input, data.code, data.message))
+        return Sample(Result.failed(item.shown, data.code, redact_credentials(data.message)))
     known = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     header = read_jpeg_header(data, max_pixels=max_pixels) if device_decode else None
     if header is None:
-        return decode_on_cpu(item.input, data, known, preprocessing, max_pixels, crops)
-    result = unscored_row(item.input, data, known, "JPEG", header.width, header.height, 1, header.exif)
+        return decode_on_cpu(item.shown, data, known, preprocessing, max_pixels, crops)
+    result = unscored_row(item.shown, data, known, "JPEG", header.width, header.height, 1, header.exif)
     return Sample(result, jpeg=header, data=data)
 
 

@@ -9,6 +9,7 @@ works where the image is smaller than the pad (a 1x1 image reflects onto itself)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -27,6 +28,19 @@ class Preprocessing:
     size: int = 256
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
+
+    def __post_init__(self):
+        # A checkpoint carries these values: refuse a bad one when it loads, not images later, mid-scan.
+        for name, least in (("pad", 0), ("crop", 1), ("size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"preprocessing {name} must be an integer of at least {least}, not {value!r}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise ValueError(f"preprocessing {name} must be three finite numbers (R, G, B), not {values!r}")
+        if not all(v > 0 for v in self.std):
+            raise ValueError(f"preprocessing std must be positive (it divides), not {self.std!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -18,16 +18,19 @@ import csv
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Protocol
 
+from .publish import ReportError, publish
 from .result import FIELDS, Result
 from .sarif import SarifWriter
 
 REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
+HEADER_SUFFIX = ".header.json"
+# What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
+SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
 
 
 class ReportWriter(Protocol):
@@ -38,10 +41,13 @@ class ReportWriter(Protocol):
     def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
 
 
-def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | None = None) -> ReportWriter:
+def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False,
+                root: Path | None = None) -> ReportWriter:
     """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...).
 
-    ``root`` is the folder SARIF artifact URIs are relative to (default: the current directory).
+    ``retry_errors`` (with ``resume``): rows written for inputs that already have a row replace those rows,
+    in their place, when the writer closes. ``root`` is the folder SARIF artifact URIs are relative to
+    (default: the current directory).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -51,28 +57,65 @@ def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | 
         raise ValueError("--resume needs a .jsonl report")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
-    if suffix == ".jsonl":
-        return JsonlReport(path, resume=resume)
-    if suffix == ".sarif":
-        return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
-    return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+    try:
+        if suffix == ".jsonl":
+            return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
+        if suffix == ".sarif":
+            return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
+        return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+    except OSError as exc:
+        raise ReportError(path, exc) from exc
 
 
-def completed_inputs(path: Path) -> set[str]:
-    """The inputs a .jsonl report already holds, so that ``--resume`` can skip them.
+def header_path(report: Path) -> Path:
+    """Where a .jsonl report's scan header lives: beside it, as <name>.header.json (the .jsonl holds rows only)."""
+    report = Path(report)
+    return report.with_name(report.name + HEADER_SUFFIX)
+
+
+def read_header(report: Path) -> dict | None:
+    """The scan header kept beside a .jsonl report, or None when it has none (written by an older ipdscan)."""
+    try:
+        text = header_path(report).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        header = json.loads(text)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{header_path(report)}: not an ipdscan report header")
+    return header
+
+
+def identity_mismatch(expected: dict, found: dict) -> str | None:
+    """The first SCAN_IDENTITY field on which two headers differ, as "field: a vs b", or None if they agree."""
+    for key in SCAN_IDENTITY:
+        if expected.get(key) != found.get(key):
+            return f"{key}: {expected.get(key)!r} vs {found.get(key)!r}"
+    return None
+
+
+def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
+    """The inputs a .jsonl report already holds, so that ``--resume`` can skip them; with ``retry_errors``,
+    only those whose last row is not an error (``--retry-errors``).
 
     A trailing line without its newline is a write cut short: it is ignored here, and dropped
     when the report is reopened with ``resume=True``.
     """
-    done = set()
+    succeeded: dict[str, bool] = {}  # input as written -> whether its last row is not an error
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
                 break
             try:
-                written = json.loads(line)["input"]
+                record = json.loads(line)
+                succeeded[record["input"]] = record.get("status") != "error"
             except (ValueError, KeyError, TypeError):
                 raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
+    done = set()
+    for written, ok in succeeded.items():
+        if ok or not retry_errors:
             done.add(written)
             done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
     return done
@@ -121,12 +164,21 @@ def _json_line(record: dict) -> str:
 
 
 class JsonlReport:
-    """One JSON object per line, no header line: consumers expect items only."""
+    """One JSON object per line, no header line: consumers expect items only. The scan header goes beside it
+    (``header_path``), where ``merge`` and ``--resume`` check that rows added to it come from the same scan."""
 
-    def __init__(self, path: Path, *, resume: bool = False):
+    def __init__(self, path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False):
         if resume and path.exists():
+            written = read_header(path)
+            if written is not None and (mismatch := identity_mismatch(written, header)):
+                raise ValueError(f"cannot resume {path}: it was scanned with other settings ({mismatch}); "
+                                 "write to a new report")
             _drop_partial_last_line(path)
+        self.path, self.retry_errors = path, resume and retry_errors
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
+        if not (resume and header_path(path).exists()):
+            publish(header_path(path), lambda out: out.write(json.dumps(_clean(header), ensure_ascii=False,
+                                                                        indent=1, default=str) + "\n"))
 
     def write(self, result: Result) -> None:
         self.file.write(_json_line(_record(result)) + "\n")
@@ -138,6 +190,46 @@ class JsonlReport:
     def close(self, summary: dict) -> None:
         self.flush()
         self.file.close()
+        if self.retry_errors:
+            _replace_retried_rows(self.path)
+
+
+def _replace_retried_rows(path: Path) -> None:
+    """Give each input one row again after --retry-errors appended new rows for inputs that had error rows:
+    an input's last row takes the place of its first, so the report keeps one row per input, in input order.
+
+    Until this runs (a crash first), both rows stay and the later one counts: completed_inputs reads the last.
+    The report is rewritten and renamed into place, as a whole, and only when some input has two rows.
+    """
+    def rows():
+        with open(path, "rb") as file:
+            for line in file:
+                yield json.loads(line)["input"], line
+
+    last_line: dict[str, int] = {}
+    count = 0
+    for count, (written, _) in enumerate(rows(), 1):
+        last_line[written] = count
+    if len(last_line) == count:
+        return
+    seen: set[str] = set()
+    replacements = {}  # input -> its last row, for the inputs that have more than one
+    for number, (written, line) in enumerate(rows(), 1):
+        if written in seen and last_line[written] == number:
+            replacements[written] = line
+        seen.add(written)
+
+    def write(out) -> None:
+        placed: set[str] = set()
+        for written, line in rows():
+            if written in replacements:
+                if written in placed:
+                    continue
+                line = replacements[written]
+                placed.add(written)
+            out.write(line)
+
+    publish(path, write, binary=True)
 
 
 def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:
@@ -171,19 +263,16 @@ class _PublishedAtClose:
         pass  # nothing to make durable: the report appears whole at close() or not at all
 
     def _publish(self, prologue: str, epilogue: str) -> None:
-        partial = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.part")
+        def write(out: IO[str]) -> None:
+            out.write(prologue)
+            self.rows.seek(0)
+            shutil.copyfileobj(self.rows, out)
+            out.write(epilogue)
+
         try:
-            with open(partial, "x", encoding="utf-8", newline="") as out:
-                out.write(prologue)
-                self.rows.seek(0)
-                shutil.copyfileobj(self.rows, out)
-                out.write(epilogue)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, self.path)
+            publish(self.path, write)
         finally:
             self.rows.close()
-            partial.unlink(missing_ok=True)
 
 
 class CsvReport(_PublishedAtClose):

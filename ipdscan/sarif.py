@@ -12,8 +12,8 @@ files outside it get absolute file: URIs, URLs are their own URI. The file's sha
 fingerprint ("sha256/v1") and its artifact's "sha-256" hash.
 
 A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts stream to unnamed
-temporary files beside the report, and close() assembles the document in a temporary file in the same
-directory and os.replace()s it into place, so the report appears whole or not at all.
+temporary files beside the report, and close() assembles the document and publishes it as the other writers
+do (``publish``: a temporary name in the same directory, then a rename), so it appears whole or not at all.
 """
 from __future__ import annotations
 
@@ -23,12 +23,15 @@ import shutil
 import tempfile
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
-from urllib.parse import quote
+from typing import IO
+from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
 from .evidence import codes_indicate_ai
+from .publish import publish
 from .result import Result
+from .sources import OPAQUE_SCHEMES
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ERROR_SCORE = 0.9
@@ -60,6 +63,9 @@ RULES = [
      "properties": {"tags": ["scan-error"]}},
 ]
 RULE_INDEX = {rule["id"]: index for index, rule in enumerate(RULES)}
+# RFC 3986's reserved characters and "%" (letters, digits and "-._~" are always kept): a URL keeps its
+# structure and escapes, and what a URI cannot hold (spaces, quotes, controls, non-ASCII) is percent-encoded.
+URI_CHARACTERS = ":/?#[]@!$&'()*+,;=%"
 
 
 class SarifWriter:
@@ -105,20 +111,18 @@ class SarifWriter:
                "originalUriBaseIds": {"SRCROOT": {"uri": _directory_uri(self.root)}},
                "properties": {key: value for key, value in self.header.items() if key not in ("tool", "version")}}
         log = {"$schema": SARIF_SCHEMA, "version": "2.1.0"}
-        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+
+        def write(out: IO[bytes]) -> None:
+            out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(_displayable(run))[:-1]}, "artifacts": ['.encode())
+            self._artifacts.seek(0)
+            shutil.copyfileobj(self._artifacts, out)
+            out.write(b'], "results": [')
+            self._results.seek(0)
+            shutil.copyfileobj(self._results, out)
+            out.write(b"]}]}\n")
+
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(run)[:-1]}, "artifacts": ['.encode())
-                self._artifacts.seek(0)
-                shutil.copyfileobj(self._artifacts, out)
-                out.write(b'], "results": [')
-                self._results.seek(0)
-                shutil.copyfileobj(self._results, out)
-                out.write(b"]}]}\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+            publish(self.path, write, binary=True)
         finally:
             self._artifacts.close()
             self._results.close()
@@ -140,14 +144,16 @@ class SarifWriter:
         return findings
 
     def _location(self, input: str) -> dict:
-        if input.startswith(("http://", "https://")):
-            return {"uri": input}
+        """A URI for the input, percent-encoded from its bytes (a non-UTF-8 file name's own bytes): a URL, or
+        any other input with a scheme (one a scan refused, such as ftp: or javascript:), is its own URI."""
+        if _has_scheme(input):
+            return {"uri": quote(os.fsencode(input), safe=URI_CHARACTERS)}
         path = Path(os.path.abspath(input))
         try:
             relative = path.relative_to(self.root)
         except ValueError:
-            return {"uri": path.as_uri()}
-        return {"uri": quote(relative.as_posix()), "uriBaseId": "SRCROOT"}
+            return {"uri": path.as_uri()}  # as_uri percent-encodes os.fsencode(path): the name's own bytes
+        return {"uri": quote(os.fsencode(relative.as_posix())), "uriBaseId": "SRCROOT"}
 
     def _driver(self) -> dict:
         driver = {"name": "ipdscan", "version": str(self.header.get("version", "")), "rules": RULES}
@@ -185,7 +191,28 @@ def _finding(rule: str, level: str, message: str, result: Result, **properties) 
 
 
 def _append(stream, count: int, item: dict) -> None:
-    stream.write((b"," if count else b"") + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+    stream.write((b"," if count else b"") + json.dumps(_displayable(item), ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _has_scheme(input: str) -> bool:
+    scheme = urlsplit(input).scheme.lower() if ":" in input else ""
+    return bool(scheme) and ("://" in input or scheme in OPAQUE_SCHEMES)
+
+
+def _displayable(value):
+    """``value`` with every string valid UTF-8: the undecodable bytes of a file name (lone surrogates, from
+    os.fsdecode) become U+FFFD replacement characters, as a viewer shows them. SARIF viewers show messages;
+    URIs keep the exact bytes, percent-encoded."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a lone surrogate that came from no byte
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_displayable(key): _displayable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_displayable(item) for item in value]
+    return value
 
 
 def _directory_uri(path: Path) -> str:

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -32,6 +32,8 @@ SNIFF_BYTES = 32
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # the DIB header sizes real BMPs use
 ARGUMENT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# The user:password@ of a URL, up to the authority's last "@" (an unescaped "@" in a password is common).
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Item:
     kind: str  # "file" | "url"
     error_code: str = ""  # set when listing already knows this input fails
     error: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The input as reports and the terminal show it: a URL without its credentials (the fetch uses them)."""
+        return redact_credentials(self.input) if self.kind == "url" else self.input
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the user:password@ of every URL in it replaced by ***@: https://u:p@host/x -> https://***@host/x."""
+    return URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | None = None) -> Iterator[Item]:
@@ -177,19 +189,22 @@ def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
         yield Item(argument, "file")  # named explicitly: the decoder judges what it is
 
 
-def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
-    """Image files under ``root``, depth first and sorted by name at each level.
+def walk_tree(root: str, root_info: os.stat_result, hidden: bool = False,
+              enter: Callable[[str], bool] | None = None) -> Iterator[tuple[str, os.stat_result | None, OSError | None]]:
+    """(path, stat, error) for every entry below ``root``, depth first and sorted by name at each level.
 
-    Symlinked directories are followed, except into a directory that is being walked already
-    (a loop: reported) or that was walked before through another link (skipped: its files are listed).
-    Each entry is stat'ed only when the walk reaches it, so one that changed since its directory
-    was listed is judged as it is now: one that vanished is handled like a dangling link.
+    Symlinks are followed, and symlinked directories too, except into a directory that is being walked already
+    (a loop: yielded with an ELOOP error) or that was walked before through another link (skipped: its entries
+    were yielded). A directory is walked unless ``enter(path)`` says no. Each entry is stat'ed only when the walk
+    reaches it, so one that changed since its directory was listed is judged as it is now. ``error`` is set for an
+    entry that cannot be stat'ed (stat None: a dangling link, a link loop, a vanished file) and for a directory
+    that loops or cannot be listed (stat set; ``root`` itself included).
     """
     key = (root_info.st_dev, root_info.st_ino)
     visited, walking = {key}, [key]
     names = _list_directory(root)
-    if isinstance(names, Item):
-        yield names
+    if isinstance(names, OSError):
+        yield root, root_info, names
         return
     stack = [(root, iter(names))]
     while stack:
@@ -205,26 +220,40 @@ def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
         try:
             info = os.stat(path)  # follows symlinks
         except OSError as exc:
-            # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.
-            if exc.errno == errno.ELOOP or is_image_name(name):
-                yield path_error(path, exc)
+            yield path, None, exc
             continue
-        if stat.S_ISDIR(info.st_mode):
-            key = (info.st_dev, info.st_ino)
-            if key in walking:
-                yield Item(path, "file", "symlink_loop", f"{path}: links back to a directory it is inside")
-            elif key not in visited:
-                visited.add(key)
+        if not stat.S_ISDIR(info.st_mode):
+            yield path, info, None
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in walking:
+            yield path, info, OSError(errno.ELOOP, "links back to a directory it is inside", path)
+        elif key not in visited:
+            visited.add(key)
+            yield path, info, None
+            if enter is None or enter(path):
                 children = _list_directory(path)
-                if isinstance(children, Item):
-                    yield children
+                if isinstance(children, OSError):
+                    yield path, info, children
                 else:
                     stack.append((path, iter(children)))
                     walking.append(key)
+
+
+def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
+    """Image files under ``root`` (by name, or by their first bytes), in ``walk_tree``'s order, and an error
+    Item for each directory that loops or cannot be listed."""
+    for path, info, error in walk_tree(root, root_info, hidden):
+        name = os.path.basename(path)
+        if error is not None:
+            # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.
+            if info is not None or error.errno == errno.ELOOP or is_image_name(name):
+                yield path_error(path, error)
         elif stat.S_ISREG(info.st_mode):
             if is_image_name(name) or _sniffed(path, info):
                 yield Item(path, "file")
-        elif is_image_name(name):  # a FIFO, socket or device named like an image: stat'ed, never opened
+        elif not stat.S_ISDIR(info.st_mode) and is_image_name(name):
+            # a FIFO, socket or device named like an image: stat'ed, never opened
             yield Item(path, "file", "not_a_file", f"{path}: not a regular file (a FIFO, socket or device)")
 
 
@@ -249,11 +278,11 @@ class SortedNames:
             start = end + 1
 
 
-def _list_directory(path: str) -> SortedNames | Item:
+def _list_directory(path: str) -> SortedNames | OSError:
     try:
         return SortedNames(os.listdir(path))  # str names: os.fsdecode's surrogateescape for non-UTF-8 bytes
     except OSError as exc:
-        return path_error(path, exc)
+        return exc
 
 
 def _sniffed(path: str, info: os.stat_result) -> bool:

@@ -32,6 +32,7 @@ FORMAT = "ipdscan-checkpoint"
 FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 1 << 30
 UNCALIBRATED_THRESHOLD = 0.5  # for checkpoints that carry no calibration (the field's convention)
+MAX_REASON = 2000  # characters of a loader's error kept in a WeightsError
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,13 @@ def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, code payloads refused by weights_only
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read weights file {path}: not a safe ipdscan checkpoint ({first_line[:200]})") from None
+        # torch's refusal of a pickle that carries code spans paragraphs: what it tried to call comes after a
+        # first line that suggests weights_only=False and only then warns of code execution. Keep all of it,
+        # on one line, bounded (the text can quote names from the file).
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if len(reason) > MAX_REASON:
+            reason = reason[:MAX_REASON] + "…"
+        raise WeightsError(f"cannot read weights file {path}: not a safe ipdscan checkpoint ({reason})") from None
     return _rebuild(payload, path, digest)
 
 
@@ -178,11 +184,17 @@ def _rebuild(payload, path: Path, digest: str) -> Checkpoint:
         model = IPDNet(IPDConfig(**config))
         dtypes = {str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()}
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        preprocessing = Preprocessing.from_dict(prep)
     except WeightsError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"weights file {path} does not fit this ipdscan's model ({str(exc).splitlines()[0][:200]})") from None
+    try:
+        preprocessing = Preprocessing.from_dict(prep)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"weights file {path} has unusable preprocessing ({str(exc)[:200]})") from None
+    if preprocessing.size != model.config.input_size:
+        raise WeightsError(f"weights file {path} has unusable preprocessing (it resizes to {preprocessing.size} px, "
+                           f"the model takes {model.config.input_size} px)")
     model.eval()
     meta = {"format_version": FORMAT_VERSION, "dtype": ",".join(sorted(dtypes)), "content_sha256": payload["content_sha256"]}
     if calibration is not None:

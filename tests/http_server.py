@@ -25,7 +25,7 @@ Routes (query parameters optional):
     /html                      a text/html page
     /gate?parties=N            answers only once N requests are inside it at the same time (10 s timeout)
 
-The server records every request in .requests (path, Host and User-Agent headers) and the most
+The server records every request in .requests (path, Host, User-Agent and Authorization headers) and the most
 requests it ever handled at once in .max_active. Sleeps and streams end when the server is closed
 or after STREAM_LIMIT_S, so nothing outlives a test by much.
 """
@@ -110,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.attempts[parts.path] += 1
             owner.requests.append({"path": self.path, "host": self.headers.get("Host"),
-                                   "user_agent": self.headers.get("User-Agent")})
+                                   "user_agent": self.headers.get("User-Agent"),
+                                   "authorization": self.headers.get("Authorization")})
             owner.active += 1
             owner.max_active = max(owner.max_active, owner.active)
         try:

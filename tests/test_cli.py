@@ -259,3 +259,89 @@ def test_heic_and_avif_round_trip_through_a_scan(tmp_path, checkpoint):
     rows = {Path(r["input"]).name: r for r in read_csv(out)}
     assert rows["phone.heic"]["format"] == "HEIF" and rows["picture.avif"]["format"] == "AVIF"
     assert all(r["status"] == "ok" and r["score"] for r in rows.values())
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0"])
+def test_max_mb_must_be_a_finite_positive_size(tmp_path, checkpoint, value):
+    make_image(tmp_path / "a.png", "png")
+    result = scan(tmp_path / "a.png", "--weights", checkpoint, "--max-mb", value)
+    assert result.exit_code == 2
+    assert "--max-mb" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path, checkpoint, monkeypatch):
+    import tempfile
+
+    def refused(*args, dir=None, **kwargs):  # what a folder without write permission gives (tests may run as root)
+        raise PermissionError(13, "Permission denied", os.path.join(dir, "tmpk2j4x_9q"))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    make_image(tmp_path / "a.png", "png")
+    for name in ("r.csv", "r.json", "r.sarif"):
+        result = scan(tmp_path / "a.png", "--weights", checkpoint, "--out", tmp_path / name)
+        assert result.exit_code == 2, result.output
+        assert str(tmp_path / name) in result.stderr and "tmp" + "k2j4x" not in result.stderr
+        assert "Permission denied" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint):
+    fifo = tmp_path / "image.png"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["explain", str(fifo), "--out", str(tmp_path / "heat.png"), "--weights",
+                                 str(checkpoint)])
+    assert result.exit_code == 2
+    assert "not a regular file" in result.stderr and str(fifo) in result.stderr
+
+
+def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_image(folder / os.fsdecode(b"\xff.png"), "png")
+    out = tmp_path / "r.sarif"
+    result = scan(folder, "--weights", checkpoint, "--out", out, "--threshold", "0", "-q")
+    assert result.exit_code == 0, result.output
+    (finding,) = json.loads(out.read_bytes().decode("utf-8"))["runs"][0]["results"]
+    assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
+
+
+def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
+    with LocalServer() as server:
+        good = server.add("a.png", encoded(natural(), "PNG")).replace("http://", "http://alice:s3cret@")
+        missing = server.url("/404").replace("http://", "http://alice:s3cret@")
+        listing = tmp_path / "urls.txt"
+        listing.write_text(f"{missing}\n")
+        outputs = []
+        for name in ("r.csv", "r.json", "r.jsonl", "r.sarif", None):
+            out = ["--out", tmp_path / name] if name else []
+            result = scan(good, listing, "--weights", checkpoint, "--allow-private-urls", "--threshold", "0", *out)
+            assert result.exit_code == 0, result.output
+            outputs.append(result.stdout + result.stderr)
+            if name:
+                outputs.append((tmp_path / name).read_text())
+        outputs.append((tmp_path / "r.jsonl.header.json").read_text())
+        assert all(request["authorization"] for request in server.requests)  # the credentials were used
+    for text in outputs:
+        assert "s3cret" not in text and "alice" not in text
+    assert "http://***@127.0.0.1" in outputs[1]  # the csv
+    rows = read_csv(tmp_path / "r.csv")
+    assert [row["error_code"] for row in rows] == ["", "http_404"]
+
+
+def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(photos / "a.png", "png")
+    (photos / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short by a failed copy")
+    make_image(photos / "c.png", "png")
+    out = tmp_path / "r.jsonl"
+    rows = lambda: [json.loads(line) for line in out.read_text().splitlines()]
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert [r["status"] for r in rows()] == ["ok", "error", "ok"]
+    make_image(photos / "b.png", "png")  # the copy is redone
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume").exit_code == 0
+    assert [r["status"] for r in rows()] == ["ok", "error", "ok"]  # --resume alone skips every row
+    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume", "--retry-errors").exit_code == 0
+    assert [(Path(r["input"]).name, r["status"]) for r in rows()] == [("a.png", "ok"), ("b.png", "ok"), ("c.png", "ok")]
+    result = scan(photos, "--weights", checkpoint, "--out", out, "--retry-errors")
+    assert result.exit_code == 2 and "--resume" in result.stderr

@@ -84,7 +84,11 @@ def test_real_is_an_unresized_grid_aligned_window_and_fake_matches_it(corpus, re
             info = generator.prepare([], out / "generators", 0)  # loads the weights the build saved
             assert not info["trained"] and info["steps"] == 2
             expected = bc.jpeg_roundtrip(generator(source[top:top + 256, left:left + 256]), int(r["camera_quality"]))
-            assert np.array_equal(fake_px, expected)
+            # Regenerating runs the generator's convolutions again, and oneDNN's kernels for some CPUs (AVX2-only
+            # ones) do not round identically from run to run; the JPEG pass turns those last-bit differences into a
+            # few levels on a few pixels. A different window, generator or quality would differ everywhere.
+            difference = np.abs(fake_px - expected)
+            assert (difference > 0).mean() < 0.02 and difference.max() <= 16, (difference.mean(), difference.max())
         assert not np.array_equal(real_px, fake_px)
 
 

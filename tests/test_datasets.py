@@ -156,3 +156,15 @@ def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tm
     samples = split_roots([str(tmp_path / "data")], 0, 0).train
     (trained, label), = [LabelledImages([s], prep)[0] for s in samples if s.label == 0]
     assert label == 0 and torch.equal(trained, scanned)
+
+
+def test_symlink_loops_do_not_repeat_training_images(tmp_path):
+    root = tmp_path / "cnnspot"
+    put(root / "train" / "cat" / "0_real", "r")
+    put(root / "train" / "cat" / "1_fake", "f")
+    (root / "train" / "cat" / "1_fake" / "again").symlink_to(root / "train" / "cat" / "1_fake", target_is_directory=True)
+    (root / "train" / "cat" / "up").symlink_to(root, target_is_directory=True)
+    put(root / "val" / "cat" / "0_real", "vr")
+    put(root / "val" / "cat" / "1_fake", "vf")
+    split = split_roots([str(root)], val_split=0.5, seed=0)
+    assert sorted(Path(s.path).stem for s in split.train) == ["f", "r"]

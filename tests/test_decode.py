@@ -248,3 +248,13 @@ def test_png_with_a_bad_crc_is_a_decode_error():
     with pytest.raises(DecodeError) as info:
         decode(bytes(png))
     assert info.value.code == "decode_error"
+
+
+def test_default_pixel_limit_refuses_a_60_megapixel_image_before_decoding():
+    from images import png_bytes
+    # 8000x7500 declared, a few bytes of body: refused from the header (a 100-megapixel limit let such a file
+    # cost ~1.6 GB while its pixels were decoded and converted)
+    with pytest.raises(DecodeError) as refused:
+        decode(png_bytes(8000, 7500, 8, 2, b"\x00" * 64))
+    assert refused.value.code == "decompression_bomb"
+    assert decode_module.MAX_PIXELS <= 50_000_000

@@ -164,3 +164,15 @@ def test_parse_perturbations():
     for bad in ["jpeg=101", "jpeg=50.5", "blur=-1", "resize=0", "sharpen=1", "jpeg", "jpeg=x"]:
         with pytest.raises(ValueError):
             parse_perturbations([bad])
+
+
+def test_symlink_loops_are_walked_once(tmp_path):
+    # a link back up inside a labelled folder, and one from a generator folder back to the root
+    root = tmp_path / "data"
+    put(root / "progan" / "0_real", 2, seed=1)
+    put(root / "progan" / "1_fake", 2, seed=2)
+    (root / "progan" / "0_real" / "again").symlink_to(root / "progan" / "0_real", target_is_directory=True)
+    (root / "progan" / "up").symlink_to(root, target_is_directory=True)
+    (sets,) = find_generators([root])
+    assert sorted(Path(p).name for p in sets.real_paths) == ["0.png", "1.png"]
+    assert sorted(Path(p).name for p in sets.fake_paths) == ["0.png", "1.png"]

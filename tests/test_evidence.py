@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_COMMENT, billion_laughs_xmp,
+from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_COMMENT, billion_laughs_xmp, exif,
                             c2pa_signed, camera_jpeg, encoded, gif_with_xmp, heif_with_c2pa, jpeg_with_app11, jpeg_with_exif,
                             jpeg_with_xmp, jumbf_store, picture, png_with_cabx, png_with_chunk, png_with_text,
                             png_with_xmp, user_comment, webp_with_c2pa, webp_with_exif, webp_with_xmp, xmp_packet)
@@ -317,7 +317,13 @@ def test_corrupt_exif_is_a_note_not_a_crash():
     assert find_evidence(data).codes == []
 
 
-def test_mutated_marker_files_never_raise(without_c2pa_python):
+def test_mutated_marker_files_never_raise(without_c2pa_python, monkeypatch):
+    # find_evidence's last-resort guard turns any exception into a note, so calling it proves nothing: without
+    # the guard, each parser must handle hostile bytes itself.
+    def unguarded(found, source, function, *args):
+        return function(*args)
+
+    monkeypatch.setattr(evidence, "_guarded", unguarded)
     rng = np.random.default_rng(7)
     originals = [jpeg_with_app11(jumbf_store(IPTC + "trainedAlgorithmicMedia")), png_with_text(parameters=A1111),
                  webp_with_xmp(xmp_packet(IPTC + "algorithmicMedia")), jpeg_with_exif(software="Midjourney",
@@ -358,3 +364,21 @@ def test_compressed_text_is_never_inflated_past_the_limit():
     assert keyword == "parameters" and len(text) == evidence.MAX_FIELD + 1
     keyword, text = evidence._png_text(b"iTXt", b"parameters\x00\x01\x00en\x00\x00" + bomb)
     assert len(text) == evidence.MAX_FIELD + 1
+
+
+@pytest.mark.parametrize("format", ["HEIF", "AVIF"])
+def test_heif_and_avif_exif_and_xmp_are_read_from_the_bytes_alone(format):
+    # EXIF and XMP are items of the BMFF 'meta' box: a scan hands find_evidence only the file's bytes
+    data = encoded(picture(), format, exif=exif(software="Midjourney v6").tobytes(),
+                   xmp=xmp_packet(IPTC + "trainedAlgorithmicMedia"))
+    assert_ai(find_evidence(data), "exif:software:Midjourney", "xmp:trainedAlgorithmicMedia")
+
+
+def test_heif_evidence_reaches_the_scan_report(tmp_path):
+    from ipdscan.pipeline import prepare
+    from ipdscan.preprocess import Preprocessing
+    from ipdscan.sources import Item
+
+    data = encoded(picture(), "HEIF", exif=exif(software="DALL-E 3").tobytes())
+    sample = prepare(Item("phone.heic", "file"), data, Preprocessing(), max_pixels=10**6)
+    assert sample.result.evidence == "exif:software:DALL-E"

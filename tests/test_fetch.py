@@ -1,3 +1,4 @@
+import base64
 import itertools
 import os
 import shutil
@@ -5,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from urllib.parse import quote
@@ -415,3 +417,34 @@ def test_unreadable_file_is_permission_denied(shared_tmp):  # noqa: F811
         file.write(IMAGE)
     os.chmod(path, 0o000)
     assert run_unprivileged(read_code, path) == "permission_denied"
+
+
+def test_one_deadline_covers_every_attempt_of_a_url(http_server):
+    # a server that drips: each attempt would run to its own total_timeout, and retries multiplied it
+    options = replace(LOCAL, retries=3, retry_backoff=0.01, total_timeout=0.6)
+    started = time.monotonic()
+    assert code_of(url(http_server.url("/drip?every=0.02")), options) == "timeout"
+    assert time.monotonic() - started < 1.0
+    # a server slower than the read timeout: retried while the deadline allows, then given up
+    options = replace(LOCAL, retries=20, retry_backoff=0.01, read_timeout=0.2, total_timeout=0.7)
+    started = time.monotonic()
+    assert code_of(url(http_server.url("/slow?s=5")), options) == "timeout"
+    assert time.monotonic() - started < 1.1 and http_server.attempts["/slow"] >= 2
+
+
+def test_credentials_in_a_url_go_out_as_basic_auth_to_that_host_only(http_server):
+    http_server.add("a.png", IMAGE)
+    with_credentials = http_server.url("/img/a.png").replace("http://", "http://us%40er:p%3Ass@")
+    assert read_item(url(with_credentials), LOCAL) == IMAGE
+    assert http_server.requests[-1]["authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    elsewhere = quote(http_server.url("/img/a.png", host="localhost"), safe="")
+    redirected = http_server.url(f"/redirect?to={elsewhere}").replace("http://", "http://user:secret@")
+    assert read_item(url(redirected), LOCAL) == IMAGE
+    assert http_server.requests[-2]["authorization"] is not None  # the host the credentials are for
+    assert http_server.requests[-1]["authorization"] is None  # another host: never sent on
+
+
+def test_credentials_never_appear_in_fetch_errors(http_server):
+    with pytest.raises(FetchError) as failure:
+        read_item(url(http_server.url("/redirect?to=/404").replace("http://", "http://user:secret@")), LOCAL)
+    assert "secret" not in failure.value.message

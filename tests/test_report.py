@@ -204,6 +204,7 @@ def test_jsonl_flush_makes_rows_durable(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
     writer = open_report(tmp_path / "report.jsonl", HEADER)
+    synced.clear()  # the header file beside the report, made durable when it is opened
     writer.write(results()[0])
     writer.flush()
     assert len(synced) == 1
@@ -220,3 +221,30 @@ def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monke
     with pytest.raises(OSError, match="No space"):
         writer.close(SUMMARY)
     assert os.listdir(tmp_path) == []
+
+
+def test_resume_refuses_a_report_scanned_with_other_settings(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")
+    with pytest.raises(ValueError, match="threshold"):
+        open_report(path, {**HEADER, "threshold": 0.9}, resume=True)
+    open_report(path, {**HEADER, "start_time": "later"}, resume=True).close(SUMMARY)  # same scan, rerun
+
+
+def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")  # a.jpg ok, notes.jpg an error, the Latin-1 name ok
+    assert "photos/notes.jpg" in completed_inputs(path)
+    assert completed_inputs(path, retry_errors=True) == {"photos/a.jpg", LATIN1_NAME, LATIN1_WRITTEN}
+    with open(path, "a") as file:  # a retry that a crash kept from tidying up: the later row counts
+        file.write(json.dumps(Result(input="photos/notes.jpg", score=0.5, label="ai").to_dict()) + "\n")
+    assert "photos/notes.jpg" in completed_inputs(path, retry_errors=True)
+
+
+def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path):
+    path = write_report(tmp_path / "report.jsonl")
+    retried = Result(input="photos/notes.jpg", score=0.25, label="real")
+    write_report(path, items=[retried, Result(input="photos/new.jpg", score=0.5, label="ai")], resume=True,
+                 retry_errors=True)
+    rows = read_jsonl(path)
+    assert [r["input"] for r in rows] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN, "photos/new.jpg"]
+    assert rows[1]["status"] == "ok" and rows[1]["score"] == 0.25
+    assert sorted(os.listdir(tmp_path)) == ["report.jsonl", "report.jsonl.header.json"]

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -202,3 +204,42 @@ def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path):
     (finding,) = document["runs"][0]["results"]
     assert (finding["ruleId"], finding["level"]) == (PROVENANCE_AI, "error")
     assert finding["properties"]["evidence_detail"]["png"]["parameters"] == A1111
+
+
+def test_a_file_name_that_is_not_utf8_gives_a_valid_utf8_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"caf\xe9 \xff.png")  # Latin-1 bytes: Python carries them as lone surrogates
+    results = [scored(name, 0.95), Result.failed(os.fsdecode(b"bad\xff.jpg"), "decode_error",
+                                                 f"{os.fsdecode(b'bad' + bytes([0xff]))}.jpg: corrupt")]
+    document = write_report(tmp_path / "report.sarif", results, root=tmp_path,
+                            summary={**SUMMARY, "inputs": [name]})
+    validate(document)
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]]
+    assert uris == ["caf%E9%20%FF.png", "bad%FF.jpg"]  # the name's bytes, percent-encoded
+    error = document["runs"][0]["results"][1]["message"]["text"]
+    assert "bad\ufffd.jpg: corrupt" in error  # shown with replacement characters
+    (tmp_path / "report.sarif").read_bytes().decode("utf-8")
+
+
+def test_non_file_inputs_are_their_own_uris(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = [Result.failed("HTTPS://Example.com/a b.png", "http_404", "HTTP 404"),
+               Result.failed("ftp://example.com/x.png", "unsupported_scheme", "unsupported URL scheme 'ftp'"),
+               Result.failed("https://例え.jp/画像.png", "connection_error", "refused"),
+               Result.failed("javascript:alert(1)", "unsupported_scheme", "unsupported URL scheme 'javascript'")]
+    document = write_report(tmp_path / "report.sarif", results, root=tmp_path)
+    validate(document)
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in document["runs"][0]["results"]]
+    assert locations == [{"uri": "HTTPS://Example.com/a%20b.png", "index": 0},
+                         {"uri": "ftp://example.com/x.png", "index": 1},
+                         {"uri": "https://%E4%BE%8B%E3%81%88.jp/%E7%94%BB%E5%83%8F.png", "index": 2},
+                         {"uri": "javascript:alert(1)", "index": 3}]
+
+
+def test_the_log_gets_the_mode_other_reports_get(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_report(tmp_path / "report.sarif", [scored(str(tmp_path / "a.png"), 0.99)], root=tmp_path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "report.sarif").stat().st_mode) == 0o644

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ipdscan.sources import (Item, SortedNames, iter_items, open_regular, os_error_code, shard_filter, sniff_image,
-                             url_problem)
+                             url_item, url_problem)
 
 
 posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs, fork and permission bits are POSIX")
@@ -422,3 +422,12 @@ def test_unreadable_directory_and_url_list_are_permission_denied(shared_tmp):
     os.chmod(urls, 0o000)
     assert run_unprivileged(listing_codes, [root, urls]) == [
         [f"{root}/locked", "permission_denied"], [f"{root}/open.png", ""], [urls, "permission_denied"]]
+
+
+def test_credentials_are_redacted_from_urls_and_messages():
+    from ipdscan.sources import redact_credentials
+    assert redact_credentials("https://user:p@ss@host.example/a@b.png?x=@") == "https://***@host.example/a@b.png?x=@"
+    assert redact_credentials("invalid URL 'HTTP://u:p@h/x' and ftp://t@h/y") == "invalid URL 'HTTP://***@h/x' and ftp://***@h/y"
+    assert redact_credentials("https://host/a@b.png") == "https://host/a@b.png"  # an @ in the path is no credential
+    assert url_item("https://u:p@h/x.png").shown == "https://***@h/x.png"
+    assert Item("photos/u:p@h.png", "file").shown == "photos/u:p@h.png"

@@ -89,3 +89,43 @@ def test_sidecar_mismatch_is_refused(tmp_path):
     sidecar(path).write_text("0" * 64 + "  a.pt\n")
     with pytest.raises(WeightsError, match="does not match its recorded sha256"):
         load_checkpoint(path)
+
+
+def test_a_pickle_refusal_keeps_torch_s_reason_and_warning(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "ipdscan-checkpoint", "x": Payload()}, path)
+    with pytest.raises(WeightsError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert "\n" not in message  # one line for the CLI
+    assert "system" in message  # what the file tried to call
+    assert "arbitrary code execution" in message  # torch's warning, no longer cut off before it
+
+
+def resaved(path, section: str, **changes):
+    """The checkpoint at ``path`` with ``changes`` to one section, its content hash redone and no sidecar."""
+    from ipdscan.weights import content_sha256
+    payload = torch.load(path, weights_only=True)
+    payload[section].update(changes)
+    payload["content_sha256"] = content_sha256(payload["config"], payload["preprocessing"], payload["provenance"],
+                                               payload["name"], payload["state_dict"])
+    torch.save(payload, path)
+    sidecar(path).unlink(missing_ok=True)
+    return path
+
+
+@pytest.mark.parametrize("section,changes,named", [
+    ("preprocessing", {"crop": 0}, "crop"),
+    ("preprocessing", {"size": -8}, "size"),
+    ("preprocessing", {"pad": -1}, "pad"),
+    ("preprocessing", {"std": [0.2, 0.0, 0.2]}, "std"),
+    ("preprocessing", {"mean": [0.5, 0.5]}, "mean"),
+    ("preprocessing", {"crop": 2.5}, "crop"),
+    ("preprocessing", {"size": 128}, "size"),  # the model was built for 256
+    ("config", {"hidden": 0}, "hidden"),
+])
+def test_unusable_preprocessing_or_config_is_refused_at_load(tmp_path, section, changes, named):
+    path = resaved(make_checkpoint(tmp_path / "bad.pt"), section, **changes)
+    with pytest.raises(WeightsError, match=named) as refused:
+        load_checkpoint(path)
+    assert "bad.pt" in str(refused.value)

@@ -1,0 +1,39 @@
+"""Reports appear whole or not at all: written under a temporary name beside the report, then renamed into place."""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+class ReportError(OSError):
+    """A report that cannot be written. The message names the report, never the temporary file the
+    writer was using, which the user never asked for and will not find."""
+
+    def __init__(self, path: Path, exc: OSError):
+        super().__init__(exc.errno, f"cannot write the report {path}: {exc.strerror or exc}")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
+    """Create the report at ``path`` with ``write(file)``: under a temporary name in the same directory,
+    made durable, then renamed over ``path``, so readers see the old report or the new one, never half of one.
+
+    The file is created like any other the user writes (0666 less the umask, typically 0644), not 0600 as
+    tempfile.mkstemp would make it. An OSError is raised as a ReportError naming ``path``.
+    """
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        with open(partial, "xb") if binary else open(partial, "x", encoding="utf-8", newline="") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        raise ReportError(path, exc) from exc
+    finally:
+        partial.unlink(missing_ok=True)
