@@ -1,6 +1,7 @@
 """The command line: a thin typer layer over the library. Exit codes: 0 clean, 1 --fail-on tripped, 2 error."""
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .console import ScanProgress, ScanStats, print_summary, result_table, stderr, stdout
+from .console import ScanProgress, ScanStats, printable, print_summary, result_table, shown, stderr, stdout
 from .distributed import ScanGroup
 from .fetch import FetchOptions
 from .merge import MergeError, merge_reports
@@ -32,8 +33,24 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
     return typer.Exit(EXIT_ERROR)
+
+
+def failures_exit_2(command):
+    """Whatever escapes ``command`` (Ctrl-C, a bug) is one line on stderr and exit 2, never 1 ("flagged"), 130
+    or a traceback."""
+    @functools.wraps(command)
+    def guarded(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # the command's own exit code
+        except KeyboardInterrupt:
+            raise fail("interrupted") from None
+        except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
+            raise fail(f"{type(exc).__name__}: {exc}") from None
+    return guarded
 
 
 def version_callback(value: bool):
@@ -64,6 +81,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
   ipdscan scan ./photos --out report.csv\n\n
   ipdscan scan urls.txt --out report.jsonl --resume\n\n
   find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet""")
+@failures_exit_2
 def scan(
     inputs: list[str] = typer.Argument(..., help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl, .json or .sarif. Default: a table on stdout."),
@@ -121,7 +139,7 @@ def scan(
               "start_time": started, "inputs": inputs}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
-    stats, shown = ScanStats(), []
+    stats, table_rows = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
     with ScanProgress(quiet) as progress:
         if "-" not in inputs:
@@ -133,7 +151,7 @@ def scan(
                     if writer:
                         writer.write(result)
                     else:
-                        shown.append(result)
+                        table_rows.append(result)
                 if writer:
                     writer.flush()
                 progress.update(stats)
@@ -146,7 +164,7 @@ def scan(
     if writer:
         writer.close(summary)
     else:
-        stdout.print(result_table(shown))
+        stdout.print(result_table(table_rows))
     if group:
         group.wait_for_all()
         if group.rank == 0 and stopped_by is None:
@@ -207,9 +225,10 @@ def evaluate_command(
                           scores_out=scores, progress=not quiet)
     except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:
         raise fail(str(exc))
-    stdout.print(to_markdown(report, group), highlight=False, markup=False)
+    stdout.print("\n".join(map(printable, to_markdown(report, group).splitlines())), highlight=False, markup=False)
     if report.unreadable:
-        stderr.print(f"{len(report.unreadable)} unreadable image(s) skipped, e.g. {report.unreadable[0].path}", highlight=False)
+        stderr.print(f"{len(report.unreadable)} unreadable image(s) skipped, e.g. {shown(report.unreadable[0].path)}",
+                     highlight=False)
     if out:
         write_report(report, out, group)
     if plot:
@@ -238,7 +257,7 @@ def merge(
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
     except (UsageError, MergeError, OSError) as exc:
         raise fail(str(exc))
-    stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {out}", highlight=False)
+    stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {shown(out)}", highlight=False)
 
 
 @app.command(epilog="Example:\n\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
@@ -262,11 +281,11 @@ def explain(
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window
-    stdout.print(f"{image}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
+    stdout.print(f"{shown(image)}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
                  f"max {max(tile_map.scores):.3f}, mean {sum(tile_map.scores) / len(tile_map.scores):.3f}", highlight=False)
     for (top, left), score in sorted(zip(tile_map.offsets, tile_map.scores), key=lambda pair: -pair[1]):
         stdout.print(f"  tile x={max(0, left)} y={max(0, top)}: {score:.3f}", highlight=False)
-    stderr.print(f"heatmap written to {out}", highlight=False)
+    stderr.print(f"heatmap written to {shown(out)}", highlight=False)
 
 
 def main() -> None:
@@ -279,5 +298,4 @@ def main() -> None:
         stderr.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
-        stderr.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-        sys.exit(EXIT_ERROR)
+        sys.exit(fail(f"{type(exc).__name__}: {exc}").exit_code)

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from images import make_image
+from ipdscan.cli import app, main
+from ipdscan.console import printable
 
 ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
 
 
 def run_cli(*args, cwd, stdin=None):
@@ -53,3 +57,70 @@ def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
         spool.close()
         stdin.close()
     assert not os.path.exists(spool.lines.path)
+
+
+def scan(*args, input=None):
+    """The scan command in this process (CliRunner), decoding in the main process."""
+    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], input=input)
+
+
+@pytest.fixture
+def bracketed(tmp_path):
+    """Files whose names rich would read as markup: a closing tag that matches nothing, and a style tag."""
+    (tmp_path / "x[").mkdir()
+    make_image(tmp_path / "x[" / "oops].png", "png")
+    make_image(tmp_path / "a[bold]b.png", "png")
+    (tmp_path / "urls.txt").write_text("http://[/red]bad\n")
+    return tmp_path
+
+
+def test_brackets_in_names_urls_and_out_are_shown_literally(bracketed, checkpoint, monkeypatch):
+    monkeypatch.chdir(bracketed)
+    result = scan(".", "urls.txt", "--weights", checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "x[/oops].png" in result.stdout and "a[bold]b.png" in result.stdout
+    assert "http://[/red]bad" in result.stdout and "Traceback" not in result.output
+    (bracketed / "r[").mkdir()
+    result = scan(".", "--weights", checkpoint, "--out", "r[/x].csv")
+    assert result.exit_code == 0, result.output
+    assert "report written to r[/x].csv" in result.stderr and (bracketed / "r[" / "x].csv").is_file()
+
+
+def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracketed, checkpoint, monkeypatch):
+    monkeypatch.chdir(bracketed)
+    result = scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
+    assert result.exit_code == 2 and "no[/such]/r.csv" in result.stderr, result.output
+    monkeypatch.setattr("ipdscan.cli.print_summary", lambda *args: 1 / 0)
+    result = scan(".", "--weights", checkpoint, "--out", "r.csv")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: ZeroDivisionError: division by zero"
+
+
+def test_a_crash_escaping_the_app_is_exit_2_in_one_line(monkeypatch, capsys):
+    def crash():
+        raise RuntimeError("bad [/oops] \x1b[2J")
+    monkeypatch.setattr("ipdscan.cli.app", crash)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: RuntimeError: bad [/oops] \\x1b[2J\n"
+
+
+def test_printable_shows_control_and_bidi_characters_as_escapes():
+    assert printable("a\x1b[2Jb\x1b]0;title\x07\t\n\r\x7f\x9b\u202eok\udce9") == \
+        "a\\x1b[2Jb\\x1b]0;title\\x07\\x09\\x0a\\x0d\\x7f\\x9b\\u202eok\\xe9"
+    assert printable("Ünïcødé 写真 [x]") == "Ünïcødé 写真 [x]"
+
+
+def test_terminal_escapes_in_names_and_url_lines_are_neutralised(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "clear\x1b[2J.png", "png")
+    make_image(tmp_path / "title\x1b]0;pwned\x07.png", "png")
+    (tmp_path / "urls.txt").write_text("https://e.example/\x1b[31mred\u202e.png\n")
+    result = scan(".", "urls.txt", "--weights", checkpoint)
+    assert result.exit_code == 0, result.output
+    for text in (result.stdout, result.stderr):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "clear\\x1b[2J.png" in result.stdout and "title\\x1b]0;pwned\\x07.png" in result.stdout
+    assert "https://e.example/\\x1b[31mred\\u202e.png" in result.stdout
+    assert "clear\\x1b[2J.png" in result.stderr  # the summary's highest scores
