@@ -10,16 +10,16 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .console import ScanProgress, ScanStats, printable, print_summary, result_table, shown, stderr, stdout
+from .console import (ScanProgress, ScanStats, print_input_error, print_summary, print_warning, printable,
+                      result_table, shown, stderr, stdout)
 from .distributed import ScanGroup
 from .fetch import FetchOptions
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
 from .score import DeviceError, load_detector
+from .verdict import EXIT_ERROR, missing_paths, run_warnings, verdict
 from .weights import WeightsError
-
-EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 
 app = typer.Typer(
     help="Flag AI-generated images in folders and URL lists with IPD-Net.",
@@ -103,8 +103,15 @@ def scan(
     timeout: float = typer.Option(30.0, min=0.1, help="Network read timeout per URL, seconds."),
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
+    fail_on_error: bool = typer.Option(False, help="Exit 2 if any input could not be scanned (for CI)."),
 ):
-    """Score images: the probability that each one is AI-generated."""
+    """Score images: the probability that each one is AI-generated.
+
+    Exit codes: 0 the scan finished (an input that cannot be read is a report row and a line on stderr);
+    1 flagged: --fail-on or --fail-on-evidence tripped; 2 error: a bad option, bad weights, an input path that
+    does not exist, a report another scan is writing, an interrupted or crashed scan, or with --fail-on-error any
+    input that could not be scanned. An error wins over a flag.
+    """
     group = ScanGroup.from_env()  # set when launched by torchrun
     try:
         if decode not in DECODE_CHOICES:
@@ -127,6 +134,7 @@ def scan(
                 raise UsageError("--resume needs --out FILE.jsonl")
             done = completed_inputs(report_path) if report_path.exists() else set()
             options.skip = done.__contains__
+        missing = missing_paths(inputs)
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
@@ -148,6 +156,8 @@ def scan(
             for batch in scan_batches(inputs, detector, options=options, stdin=sys.stdin):
                 for result in batch:
                     stats.add(result)
+                    if not result.ok:
+                        print_input_error(result)
                     if writer:
                         writer.write(result)
                     else:
@@ -179,10 +189,14 @@ def scan(
         print_summary(stats, threshold, str(out) if out else None)
     if stopped_by:
         raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
-    if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
-        raise typer.Exit(EXIT_FLAGGED)
-    if fail_on_evidence and stats.declared_ai:
-        raise typer.Exit(EXIT_FLAGGED)
+    for warning in run_warnings(stats):
+        print_warning(warning)
+    outcome = verdict(stats, missing=missing, fail_on=fail_on, fail_on_evidence=fail_on_evidence,
+                      fail_on_error=fail_on_error)
+    if outcome.code == EXIT_ERROR:
+        raise fail(outcome.reason)
+    if outcome.code:
+        raise typer.Exit(outcome.code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)

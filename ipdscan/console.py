@@ -139,6 +139,16 @@ def result_table(results: list[Result]) -> Table:
     return table
 
 
+def print_input_error(result: Result) -> None:
+    """One line per input that could not be scanned, as grep reports a file it cannot read; even when quiet."""
+    message = result.error if result.error.startswith(result.input) else f"{result.input}: {result.error}"
+    stderr.print(f"ipdscan: {shown(message)} ({shown(result.error_code)})", highlight=False)
+
+
+def print_warning(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {shown(message)}", highlight=False)
+
+
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold:g}), "

@@ -1,4 +1,5 @@
 """The scan command under hostile names, CI exit-code expectations, signals and concurrent runs (issue 12)."""
+import csv
 import io
 import json
 import os
@@ -124,3 +125,55 @@ def test_terminal_escapes_in_names_and_url_lines_are_neutralised(tmp_path, check
     assert "clear\\x1b[2J.png" in result.stdout and "title\\x1b]0;pwned\\x07.png" in result.stdout
     assert "https://e.example/\\x1b[31mred\\u202e.png" in result.stdout
     assert "clear\\x1b[2J.png" in result.stderr  # the summary's highest scores
+
+
+def read_csv_inputs(path):
+    with open(path, newline="") as f:
+        return {Path(row["input"]).name: row["error_code"] for row in csv.DictReader(f)}
+
+
+def stderr_lines(result):
+    return result.stderr.strip().splitlines()
+
+
+def test_a_missing_command_line_path_exits_2_after_scanning_and_reporting_the_rest(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    for extra in ([], ["--fail-on", "0"]):
+        result = scan("a.png", "missing.jpg", "--weights", checkpoint, "--out", "r.csv", "-q", *extra)
+        assert result.exit_code == 2, result.output
+        assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "missing.jpg": "not_found"}
+        assert stderr_lines(result)[-1] == "error: no such file or directory: missing.jpg"
+
+
+def test_an_empty_run_warns_whatever_the_flags(tmp_path, checkpoint):
+    (tmp_path / "empty").mkdir()
+    for flags in ([], ["-q"], ["-q", "--fail-on", "0.5"]):
+        result = scan(tmp_path / "empty", "--weights", checkpoint, "--out", tmp_path / "r.jsonl", *flags)
+        assert result.exit_code == 0, result.output
+        assert "warning: nothing was scanned: the inputs hold no image files or URLs" in result.stderr
+
+
+def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_exit_2(tmp_path, checkpoint,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    make_image(tmp_path / "photos" / "empty.jpg", "empty")
+    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
+                                    "warning: every input failed (1 of 1): nothing was scored"]
+    make_image(tmp_path / "photos" / "a.png", "png")
+    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
+    assert result.exit_code == 2, result.output
+    assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "empty.jpg": "empty_file"}
+    assert stderr_lines(result)[-1] == "error: 1 of 2 inputs could not be scanned (--fail-on-error)"
+    assert scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
+
+
+def test_help_lists_the_exit_codes():
+    result = runner.invoke(app, ["scan", "--help"])
+    assert result.exit_code == 0
+    words = " ".join(result.stdout.split())  # rich wraps the help to the terminal's width
+    for text in ("--fail-on-error", "Exit codes: 0 the scan finished", "1 flagged", "2 error"):
+        assert text in words, text
