@@ -14,6 +14,7 @@ from .console import (ScanProgress, ScanStats, print_input_error, print_summary,
                       result_table, shown, stderr, stdout)
 from .distributed import ScanGroup
 from .fetch import FetchOptions
+from .interrupt import interrupts_deferred, sigterm_as_interrupt
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
@@ -38,16 +39,17 @@ def fail(message: str) -> typer.Exit:
 
 
 def failures_exit_2(command):
-    """Whatever escapes ``command`` (Ctrl-C, a bug) is one line on stderr and exit 2, never 1 ("flagged"), 130
-    or a traceback."""
+    """Whatever escapes ``command`` (Ctrl-C, SIGTERM, a bug) is one line on stderr and exit 2, never 1
+    ("flagged"), 130, 143 or a traceback. SIGTERM is raised like Ctrl-C, so the command can close its report."""
     @functools.wraps(command)
     def guarded(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise  # the command's own exit code
-        except KeyboardInterrupt:
-            raise fail("interrupted") from None
+        except KeyboardInterrupt as exc:
+            raise fail(str(exc) or "interrupted") from None
         except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
             raise fail(f"{type(exc).__name__}: {exc}") from None
     return guarded
@@ -149,30 +151,32 @@ def scan(
     writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
     stats, table_rows = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
-    with ScanProgress(quiet) as progress:
-        if "-" not in inputs:
-            progress.count_in_background(selected_items(inputs, options))
-        try:
+    try:
+        with ScanProgress(quiet) as progress:
+            if "-" not in inputs:
+                progress.count_in_background(selected_items(inputs, options))
             for batch in scan_batches(inputs, detector, options=options, stdin=sys.stdin):
-                for result in batch:
-                    stats.add(result)
-                    if not result.ok:
-                        print_input_error(result)
+                with interrupts_deferred():  # a batch's rows are written whole
+                    for result in batch:
+                        stats.add(result)
+                        if not result.ok:
+                            print_input_error(result)
+                        if writer:
+                            writer.write(result)
+                        else:
+                            table_rows.append(result)
                     if writer:
-                        writer.write(result)
-                    else:
-                        table_rows.append(result)
-                if writer:
-                    writer.flush()
+                        writer.flush()
                 progress.update(stats)
-        except KeyboardInterrupt:
-            stopped_by = "interrupted"
-        except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
-            stopped_by = f"stopped by {type(exc).__name__}: {exc}"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
+        stopped_by = str(exc) or "interrupted"
+    except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
+        stopped_by = f"stopped by {type(exc).__name__}: {exc}"
     summary = {"end_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "interrupted": stopped_by is not None, **stats.to_dict()}
     if writer:
-        writer.close(summary)
+        with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
+            writer.close(summary)
     else:
         stdout.print(result_table(table_rows))
     if group:
@@ -308,8 +312,7 @@ def main() -> None:
         app()
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(fail(str(exc) or "interrupted").exit_code)
     except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
         sys.exit(fail(f"{type(exc).__name__}: {exc}").exit_code)

@@ -3,8 +3,11 @@ import csv
 import io
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,94 @@ def test_help_lists_the_exit_codes():
     words = " ".join(result.stdout.split())  # rich wraps the help to the terminal's width
     for text in ("--fail-on-error", "Exit codes: 0 the scan finished", "1 flagged", "2 error"):
         assert text in words, text
+
+
+def wait_for_line(stream, text, timeout_s=120.0):
+    """Read ``stream`` until a line holding ``text``; the lines read."""
+    deadline, lines = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 1.0)
+        if ready:
+            line = stream.readline()
+            if not line:
+                break
+            lines.append(line)
+            if text in line:
+                return lines
+    raise AssertionError(f"no line with {text!r} within {timeout_s} s: {lines}")
+
+
+def read_report(path):
+    """The rows of a report of any format; raises if it is not valid."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            return [(row["input"], row["error_code"]) for row in csv.DictReader(f)]
+    if path.suffix == ".jsonl":
+        return [(row["input"], row["error_code"]) for row in map(json.loads, path.read_text().splitlines())]
+    document = json.loads(path.read_text())
+    if path.suffix == ".json":
+        assert document["header"]["interrupted"] is True
+        return [(row["input"], row["error_code"]) for row in document["items"]]
+    return [(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], result["ruleId"])
+            for result in document["runs"][0]["results"]]
+
+
+@pytest.mark.parametrize("suffix,signum,workers", [
+    (".csv", signal.SIGTERM, 0), (".json", signal.SIGTERM, 1), (".sarif", signal.SIGTERM, 0),
+    (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0)])
+def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers):
+    """stdin stays open, so the scan is mid-way for sure when the signal comes: it has reported missing.png."""
+    for i in range(20):
+        make_image(tmp_path / f"{i}.png", "png")
+    out = tmp_path / f"r{suffix}"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out", str(out),
+                             "--workers", str(workers), "--batch-size", "1"],
+                            cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(20)))
+        proc.stdin.flush()
+        wait_for_line(proc.stderr, "ipdscan: missing.png: ")
+        proc.send_signal(signum)
+        assert proc.wait(timeout=120) == 2
+        last = proc.stderr.read().strip().splitlines()[-1]
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stderr.close()
+    why = "terminated by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    assert last.startswith(f"error: scan {why} after ") and last.endswith(f"; {out} holds them")
+    rows = read_report(out)
+    assert rows[0] == ("missing.png", "ipdscan/scan-error" if suffix == ".sarif" else "not_found")
+    assert not list(tmp_path.glob(".*.part"))  # published in one piece, no temporary file left
+
+
+def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatch, capsys):
+    make_image(tmp_path / "a.png", "png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("ipdscan.cli.load_detector", interrupted)
+    result = scan(tmp_path / "a.png", "--weights", checkpoint)
+    assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
+    monkeypatch.setattr("ipdscan.cli.app", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
+    from ipdscan.interrupt import Terminated, interrupts_deferred, sigterm_as_interrupt
+    finished = []
+    with sigterm_as_interrupt():
+        with pytest.raises(Terminated, match="terminated by SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        for signum, raised in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
+            with pytest.raises(raised):
+                with interrupts_deferred():
+                    os.kill(os.getpid(), signum)
+                    time.sleep(0.1)
+                    finished.append(signum)
+    assert finished == [signal.SIGTERM, signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
