@@ -18,6 +18,7 @@ from .interrupt import interrupts_deferred, sigterm_as_interrupt
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, open_report
+from .report_lock import ReportBusy, ReportLock
 from .score import DeviceError, load_detector
 from .verdict import EXIT_ERROR, missing_paths, run_warnings, verdict
 from .weights import WeightsError
@@ -106,6 +107,7 @@ def scan(
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
     fail_on_error: bool = typer.Option(False, help="Exit 2 if any input could not be scanned (for CI)."),
+    ctx: typer.Context = None,  # passed by typer (its type says so); a default only to come after the options
 ):
     """Score images: the probability that each one is AI-generated.
 
@@ -131,6 +133,8 @@ def scan(
             if out is None or shard:
                 raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
             options.shard, device, report_path = group.shard, group.device(device), group.part(out)
+        if report_path:  # held until the command ends: refused here, a second scan never touches the report
+            ctx.with_resource(ReportLock(report_path))
         if resume:
             if out is None or out.suffix.lower() != ".jsonl":
                 raise UsageError("--resume needs --out FILE.jsonl")
@@ -140,7 +144,7 @@ def scan(
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
-    except (UsageError, WeightsError, DeviceError, ValueError) as exc:
+    except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy) as exc:
         raise fail(str(exc))
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")

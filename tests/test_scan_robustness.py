@@ -1,5 +1,6 @@
 """The scan command under hostile names, CI exit-code expectations, signals and concurrent runs (issue 12)."""
 import csv
+import fcntl
 import io
 import json
 import os
@@ -271,3 +272,43 @@ def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
                     finished.append(signum)
     assert finished == [signal.SIGTERM, signal.SIGINT]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json", ".sarif"])
+def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpoint, monkeypatch, suffix):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    out = tmp_path / f"r{suffix}"
+    out.write_text("the other scan's rows\n")
+    with open(tmp_path / f"r{suffix}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what the other scan holds
+        for extra in (["--resume"] if suffix == ".jsonl" else []), []:
+            result = scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
+            assert result.exit_code == 2, result.output
+            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.name}.lock)"]
+            assert out.read_text() == "the other scan's rows\n"
+    assert scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
+    assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
+
+
+def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint):
+    """The first scan waits on its stdin, holding the report, while a second one tries to resume it."""
+    for i in range(3):
+        make_image(tmp_path / f"{i}.png", "png")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    first = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out",
+                              "r.jsonl", "--resume", "--workers", "0", "--batch-size", "1", "-q"],
+                             cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(3)) * 6)  # past the read-ahead
+        first.stdin.flush()
+        wait_for_line(first.stderr, "ipdscan: missing.png: ")
+        second = run_cli("scan", ".", "--weights", checkpoint, "--out", "r.jsonl", "--resume", cwd=tmp_path)
+        assert second.returncode == 2 and "another scan is writing r.jsonl" in second.stderr, second.stderr
+        first.stdin.close()
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+        first.stderr.close()
+    rows = jsonl_inputs(tmp_path / "r.jsonl")
+    assert rows == ["missing.png"] + [f"{i}.png" for i in range(3)] * 6  # the second scan wrote nothing
