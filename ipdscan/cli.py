@@ -111,10 +111,12 @@ def scan(
 ):
     """Score images: the probability that each one is AI-generated.
 
-    Exit codes: 0 the scan finished (an input that cannot be read is a report row and a line on stderr);
-    1 flagged: --fail-on or --fail-on-evidence tripped; 2 error: a bad option, bad weights, an input path that
-    does not exist, a report another scan is writing, an interrupted or crashed scan, or with --fail-on-error any
-    input that could not be scanned. An error wins over a flag.
+    Exit codes:
+    0 the scan finished (an input that cannot be read is a row in the report and a line on stderr);
+    1 flagged: --fail-on or --fail-on-evidence tripped;
+    2 error: a bad option or weights, an input path that does not exist, a report another scan is writing,
+    an interrupted (Ctrl-C, SIGTERM) or crashed scan, or with --fail-on-error an input that could not be scanned.
+    An error wins over a flag.
     """
     group = ScanGroup.from_env()  # set when launched by torchrun
     try:
