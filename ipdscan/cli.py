@@ -1,6 +1,7 @@
 """The command line: a thin typer layer over the library. Exit codes: 0 clean, 1 --fail-on tripped, 2 error."""
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,17 +10,20 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .console import ScanProgress, ScanStats, print_summary, result_table, stderr, stdout
+from .console import (ScanProgress, ScanStats, print_input_error, print_summary, print_warning, printable,
+                      result_table, shown, stderr, stdout)
 from .distributed import ScanGroup
 from .fetch import FetchError, FetchOptions
+from .interrupt import interrupts_deferred, sigterm_as_interrupt
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
 from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
+from .report_lock import ReportBusy, ReportLock
 from .score import DeviceError, load_detector
 from .sources import redact_credentials
+from .verdict import EXIT_ERROR, missing_paths, run_warnings, verdict
 from .weights import WeightsError
 
-EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
 
 app = typer.Typer(
@@ -34,8 +38,25 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
     return typer.Exit(EXIT_ERROR)
+
+
+def failures_exit_2(command):
+    """Whatever escapes ``command`` (Ctrl-C, SIGTERM, a bug) is one line on stderr and exit 2, never 1
+    ("flagged"), 130, 143 or a traceback. SIGTERM is raised like Ctrl-C, so the command can close its report."""
+    @functools.wraps(command)
+    def guarded(*args, **kwargs):
+        try:
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # the command's own exit code
+        except KeyboardInterrupt as exc:
+            raise fail(str(exc) or "interrupted") from None
+        except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
+            raise fail(f"{type(exc).__name__}: {exc}") from None
+    return guarded
 
 
 def version_callback(value: bool):
@@ -66,6 +87,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
   ipdscan scan ./photos --out report.csv\n\n
   ipdscan scan urls.txt --out report.jsonl --resume\n\n
   find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet""")
+@failures_exit_2
 def scan(
     inputs: list[str] = typer.Argument(..., help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl, .json or .sarif. Default: a table on stdout."),
@@ -88,8 +110,18 @@ def scan(
     crops: int = typer.Option(1, min=1, max=64, help="Also score about N tiles across each image: crops_max/mean columns."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
     retry_errors: bool = typer.Option(False, help="With --resume: scan again the inputs whose rows are errors; each new row replaces the error row."),
+    fail_on_error: bool = typer.Option(False, help="Exit 2 if any input could not be scanned (for CI)."),
+    ctx: typer.Context = None,  # passed by typer (its type says so); a default only to come after the options
 ):
-    """Score images: the probability that each one is AI-generated."""
+    """Score images: the probability that each one is AI-generated.
+
+    Exit codes:
+    0 the scan finished (an input that cannot be read is a row in the report and a line on stderr);
+    1 flagged: --fail-on or --fail-on-evidence tripped;
+    2 error: a bad option or weights, an input path that does not exist, a report another scan is writing,
+    an interrupted (Ctrl-C, SIGTERM) or crashed scan, or with --fail-on-error an input that could not be scanned.
+    An error wins over a flag.
+    """
     group = ScanGroup.from_env()  # set when launched by torchrun
     try:
         if decode not in DECODE_CHOICES:
@@ -109,16 +141,19 @@ def scan(
             if out is None or shard:
                 raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
             options.shard, device, report_path = group.shard, group.device(device), group.part(out)
+        if report_path:  # held until the command ends: refused here, a second scan never touches the report
+            ctx.with_resource(ReportLock(report_path))
         if resume:
             if out is None or out.suffix.lower() != ".jsonl":
                 raise UsageError("--resume needs --out FILE.jsonl")
             done = completed_inputs(report_path, retry_errors) if report_path.exists() else set()
             options.skip = done.__contains__
+        missing = missing_paths(inputs)
         detector = load_detector(weights, device, precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
         options.threshold = detector.threshold if threshold is None else threshold
-    except (UsageError, WeightsError, DeviceError, ValueError) as exc:
+    except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy) as exc:
         raise fail(str(exc))
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -132,32 +167,36 @@ def scan(
                              root=sarif_root) if report_path else None
     except (OSError, ValueError) as exc:
         raise fail(str(exc))
-    stats, shown = ScanStats(), []
+    stats, table_rows = ScanStats(), []
     stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
-    with ScanProgress(quiet) as progress:
-        if "-" not in inputs:
-            progress.count_in_background(selected_items(inputs, options))
-        try:
+    try:
+        with ScanProgress(quiet) as progress:
+            if "-" not in inputs:
+                progress.count_in_background(selected_items(inputs, options))
             for batch in scan_batches(inputs, detector, options=options, stdin=sys.stdin):
-                for result in batch:
-                    stats.add(result)
+                with interrupts_deferred():  # a batch's rows are written whole
+                    for result in batch:
+                        stats.add(result)
+                        if not result.ok:
+                            print_input_error(result)
+                        if writer:
+                            writer.write(result)
+                        else:
+                            table_rows.append(result)
                     if writer:
-                        writer.write(result)
-                    else:
-                        shown.append(result)
-                if writer:
-                    writer.flush()
+                        writer.flush()
                 progress.update(stats)
-        except KeyboardInterrupt:
-            stopped_by = "interrupted"
-        except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
-            stopped_by = f"stopped by {type(exc).__name__}: {exc}"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
+        stopped_by = str(exc) or "interrupted"
+    except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
+        stopped_by = f"stopped by {type(exc).__name__}: {exc}"
     summary = {"end_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "interrupted": stopped_by is not None, **stats.to_dict()}
     if writer:
-        writer.close(summary)
+        with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
+            writer.close(summary)
     else:
-        stdout.print(result_table(shown))
+        stdout.print(result_table(table_rows))
     if group:
         group.wait_for_all()
         if group.rank == 0 and stopped_by is None:
@@ -173,10 +212,14 @@ def scan(
         print_summary(stats, options.threshold, str(out) if out else None)
     if stopped_by:
         raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
-    if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
-        raise typer.Exit(EXIT_FLAGGED)
-    if fail_on_evidence and stats.declared_ai:
-        raise typer.Exit(EXIT_FLAGGED)
+    for warning in run_warnings(stats):
+        print_warning(warning)
+    outcome = verdict(stats, missing=missing, fail_on=fail_on, fail_on_evidence=fail_on_evidence,
+                      fail_on_error=fail_on_error)
+    if outcome.code == EXIT_ERROR:
+        raise fail(outcome.reason)
+    if outcome.code:
+        raise typer.Exit(outcome.code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
@@ -219,9 +262,10 @@ def evaluate_command(
                           scores_out=scores, progress=not quiet)
     except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:
         raise fail(str(exc))
-    stdout.print(to_markdown(report, group), highlight=False, markup=False)
+    stdout.print("\n".join(map(printable, to_markdown(report, group).splitlines())), highlight=False, markup=False)
     if report.unreadable:
-        stderr.print(f"{len(report.unreadable)} unreadable image(s) skipped, e.g. {report.unreadable[0].path}", highlight=False)
+        stderr.print(f"{len(report.unreadable)} unreadable image(s) skipped, e.g. {shown(report.unreadable[0].path)}",
+                     highlight=False)
     if out:
         write_report(report, out, group)
     if plot:
@@ -250,7 +294,7 @@ def merge(
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
     except (UsageError, MergeError, OSError) as exc:
         raise fail(str(exc))
-    stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {out}", highlight=False)
+    stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {shown(out)}", highlight=False)
 
 
 @app.command(epilog="Example:\n\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
@@ -276,11 +320,11 @@ def explain(
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window
-    stdout.print(f"{image}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
+    stdout.print(f"{shown(image)}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
                  f"max {max(tile_map.scores):.3f}, mean {sum(tile_map.scores) / len(tile_map.scores):.3f}", highlight=False)
     for (top, left), score in sorted(zip(tile_map.offsets, tile_map.scores), key=lambda pair: -pair[1]):
         stdout.print(f"  tile x={max(0, left)} y={max(0, top)}: {score:.3f}", highlight=False)
-    stderr.print(f"heatmap written to {out}", highlight=False)
+    stderr.print(f"heatmap written to {shown(out)}", highlight=False)
 
 
 def main() -> None:
@@ -289,9 +333,7 @@ def main() -> None:
         app()
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(fail(str(exc) or "interrupted").exit_code)
     except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
-        stderr.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-        sys.exit(EXIT_ERROR)
+        sys.exit(fail(f"{type(exc).__name__}: {exc}").exit_code)

@@ -2,21 +2,45 @@
 from __future__ import annotations
 
 import heapq
+import re
 import sys
 import threading
 import time
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .evidence import codes_indicate_ai
+from .report import report_text
 from .result import Result
 
 # Piped or redirected, the table is read by tools and people with wide windows: don't fold paths at 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)
+
+# What a terminal obeys instead of showing: C0 controls (newlines too: one input, one line), DEL, C1 controls,
+# and the bidirectional controls that make a name display as something else.
+TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal shows it without obeying it: control characters as visible escapes (ESC as ``\\x1b``),
+    bytes that are not UTF-8 as ``\\xNN`` (as in the reports). For every file name, URL or message that reaches
+    the terminal: they come from whoever named the files or wrote the URL list."""
+    return TERMINAL_CONTROLS.sub(_escaped, report_text(text))
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: object) -> str:
+    """User-controlled text for a rich markup string: printable, and its square brackets literal, not markup."""
+    return escape(printable(str(text)))
 
 
 class ScanStats:
@@ -110,9 +134,19 @@ def result_table(results: list[Result]) -> Table:
         score = f"{r.score:.3f}" if r.score is not None else ""
         label = {"ai": "[bold red]ai[/]", "real": "[green]real[/]"}.get(r.label, "")
         size = f"{r.width}×{r.height}" if r.width else ""
-        status = "ok" if r.ok else f"[yellow]{r.error_code}[/]: {r.error}"
-        table.add_row(r.input, score, label, r.format, size, status)
+        status = "ok" if r.ok else f"[yellow]{shown(r.error_code)}[/]: {shown(r.error)}"
+        table.add_row(shown(r.input), score, label, shown(r.format), size, status)
     return table
+
+
+def print_input_error(result: Result) -> None:
+    """One line per input that could not be scanned, as grep reports a file it cannot read; even when quiet."""
+    message = result.error if result.error.startswith(result.input) else f"{result.input}: {result.error}"
+    stderr.print(f"ipdscan: {shown(message)} ({shown(result.error_code)})", highlight=False)
+
+
+def print_warning(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {shown(message)}", highlight=False)
 
 
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
@@ -124,6 +158,7 @@ def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
                      highlight=False)
     top = [(name, score) for name, score in stats.top() if score is not None]
     if top:
-        stderr.print("highest scores: " + ", ".join(f"{name} ({score:.3f})" for name, score in top), highlight=False)
+        stderr.print("highest scores: " + ", ".join(f"{shown(name)} ({score:.3f})" for name, score in top),
+                     highlight=False)
     if out:
-        stderr.print(f"report written to {out}", highlight=False)
+        stderr.print(f"report written to {shown(out)}", highlight=False)

@@ -31,6 +31,7 @@ from .preprocess import Preprocessing, crop
 from .result import Result
 from .score import Detector, load_detector
 from .sources import Item, iter_items, redact_credentials, shard_filter
+from .stdin_spool import StdinSpool
 from .tiles import crop_tiles
 
 
@@ -294,9 +295,9 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
     target, preprocessing = detector.device, detector.preprocessing
     on_device = options.decodes_on_device(target)
     workers = options.resolved_workers(target, on_device)
-    if "-" in inputs and workers > 0 and stdin is None:
-        workers = 0  # stdin can be read once only, so one process must own the stream
-    dataset = ScanDataset(inputs, options, preprocessing, on_device, stdin)
+    # Worker processes cannot read this process's stdin: they read a copy that this process makes as lines arrive.
+    spool = StdinSpool(stdin) if "-" in inputs and workers > 0 else None
+    dataset = ScanDataset(inputs, options, preprocessing, on_device, spool.lines if spool else stdin)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=workers, collate_fn=collate,
                         pin_memory=target.type == "cuda", persistent_workers=False,
                         prefetch_factor=4 if workers else None)
@@ -306,13 +307,17 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
 
     threshold = detector.threshold if options.threshold is None else options.threshold
     batches = map(with_crops, loader)
-    for batch, crops in in_background(batches) if target.type == "cuda" else batches:
-        scores, start = detector.score(crops).tolist(), 0
-        for sample in batch.samples:
-            if sample.crop_count:
-                attach_scores(sample, scores[start:start + sample.crop_count], threshold, preprocessing.crop)
-                start += sample.crop_count
-        yield [sample.result for sample in batch.samples]
+    try:
+        for batch, crops in in_background(batches) if target.type == "cuda" else batches:
+            scores, start = detector.score(crops).tolist(), 0
+            for sample in batch.samples:
+                if sample.crop_count:
+                    attach_scores(sample, scores[start:start + sample.crop_count], threshold, preprocessing.crop)
+                    start += sample.crop_count
+            yield [sample.result for sample in batch.samples]
+    finally:
+        if spool:
+            spool.close()
 
 
 def scan(inputs: Iterable[str] | str, detector: Detector | None = None, **kwargs) -> Iterator[Result]:

@@ -8,6 +8,10 @@ Columns and keys are ``result.FIELDS`` in order; a missing value is an empty CSV
   temporary file beside the report and are copied into place then, so an interrupted scan never
   leaves a half-written report (nor a stray temporary file, unless killed during close).
 
+In .csv only, text cells that a spreadsheet would run as a formula (a leading ``= + - @``, tab or CR: file
+names, URL-list lines, EXIF text, error messages quoting them) get a leading ``'``, OWASP's rule against CSV
+injection; numbers are untouched, and JSON keeps every value exact.
+
 Text that is not valid Unicode (file names that are not UTF-8, which Python carries as lone
 surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format: see
 ``report_text``.
@@ -31,6 +35,7 @@ REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
 HEADER_SUFFIX = ".header.json"
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreadsheet read a cell as a formula
 
 
 class ReportWriter(Protocol):
@@ -285,13 +290,20 @@ class CsvReport(_PublishedAtClose):
         self.writer.writerow(FIELDS)
 
     def write(self, result: Result) -> None:
-        record = _record(result)
+        record = {name: csv_text(value) for name, value in _record(result).items()}
         if record["score"] is not None:
             record["score"] = f"{record['score']:.6f}"
         self.writer.writerow(record.values())  # csv writes None as an empty cell
 
     def close(self, summary: dict) -> None:
         self._publish("", "")
+
+
+def csv_text(value):
+    """A CSV cell that a spreadsheet shows as text: a string that would start a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class JsonReport(_PublishedAtClose):

@@ -62,7 +62,8 @@ def test_table_on_stdout_without_out(corpus, checkpoint):
     result = scan(folder, "--weights", checkpoint, "--quiet")
     assert result.exit_code == 0
     assert "cmyk.jpg" in result.stdout and "empty_file" in result.stdout
-    assert result.stderr == ""  # --quiet: no progress, no summary
+    # --quiet: no progress, no summary; only a line for each of the 3 inputs that could not be scanned
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == ["ipdscan"] * 3
 
 
 def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
@@ -104,7 +105,7 @@ def test_missing_inputs_are_rows_not_crashes(tmp_path, checkpoint):
     make_image(tmp_path / "a.png", "png")
     out = tmp_path / "r.csv"
     result = scan(tmp_path / "a.png", tmp_path / "missing.jpg", "--weights", checkpoint, "--out", out)
-    assert result.exit_code == 0
+    assert result.exit_code == 2  # as grep: a named path that does not exist is an error, after the scan
     codes = {Path(r["input"]).name: r["error_code"] for r in read_csv(out)}
     assert codes == {"a.png": "", "missing.jpg": "not_found"}
 

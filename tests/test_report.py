@@ -248,3 +248,20 @@ def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path):
     assert [r["input"] for r in rows] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN, "photos/new.jpg"]
     assert rows[1]["status"] == "ok" and rows[1]["score"] == 0.25
     assert sorted(os.listdir(tmp_path)) == ["report.jsonl", "report.jsonl.header.json"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays_exact(tmp_path):
+    """OWASP CSV injection: text from EXIF or a URL list that starts with = + - @ tab or CR gets a leading '."""
+    hostile = Result(input="=HYPERLINK(\"http://evil.example\",\"x\")", score=0.25, label="real", bytes=10, width=3,
+                     height=4, frames=1, exif_make="+cmd|' /C calc'!A0", exif_model="-2+3", exif_software="@SUM(1)",
+                     exif_datetime="\t2023", evidence="exif:software:x")
+    failed = Result.failed("\rline.jpg", "not_found", "-no such file")
+    write_report(tmp_path / "r.csv", [hostile, failed])
+    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as f:
+        first, second = list(csv.DictReader(f))
+    assert first["input"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert (first["exif_make"], first["exif_model"], first["exif_software"], first["exif_datetime"]) == \
+        ("'+cmd|' /C calc'!A0", "'-2+3", "'@SUM(1)", "'\t2023")
+    assert (first["score"], first["bytes"], first["width"], first["evidence"]) == ("0.250000", "10", "3", "exif:software:x")
+    assert (second["input"], second["error"], second["error_code"]) == ("'\rline.jpg", "'-no such file", "not_found")
+    assert read_jsonl(write_report(tmp_path / "r.jsonl", [hostile, failed])) == [hostile.to_dict(), failed.to_dict()]

@@ -1,0 +1,58 @@
+"""One scan at a time per report: an exclusive lock on ``<report>.lock`` beside it, held for the whole scan.
+
+Two scans appending to one .jsonl interleave their writes (a corrupt line, lost rows), two ``--resume`` runs
+both take the same inputs as not done yet (every row twice), and two .csv/.json/.sarif scans silently replace
+each other's report. The lock is on a file of its own, not on the report, because .csv/.json/.sarif reports are
+replaced by a rename when they are published: a lock on the old file would not keep out a scan that opens the new
+one. It is never waited for: a second scan is refused before it touches the report.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class ReportBusy(Exception):
+    """Another scan holds the report's lock."""
+
+
+class ReportLock:
+    """``acquire()`` or raise ReportBusy; ``release()`` removes the lock file. A context manager as well."""
+
+    def __init__(self, report: Path):
+        self.report = Path(report)
+        self.path = self.report.with_name(self.report.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> "ReportLock":
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ReportBusy(f"another scan is writing {self.report} (it holds {self.path})") from None
+            # The scan before this one removes the file as it lets go: if it did so between this open and this
+            # flock, the lock is on a file no other scan will find. Then take it again on the file there now.
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._fd = fd
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.unlink(self.path)  # while still holding the lock: see acquire
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "ReportLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,99 @@
+"""Standard input for DataLoader worker processes, which cannot read it themselves.
+
+A worker process does not share its parent's stdin (multiprocessing closes it in the child), stdin can be read
+only once, and every worker walks the whole input stream to pick its own chunks (see pipeline.py). So the scanning
+process copies stdin, line by line as it arrives, into a temporary file that each worker follows like ``tail -f``
+until an end mark. The scan starts on the first lines, and the names wait on disk, not in memory.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+LINE, END = b"+", b".\n"  # every copied line starts with LINE, so no input line can be mistaken for END
+
+
+@dataclass(frozen=True)
+class SpooledLines:
+    """The lines of a StdinSpool, as str like sys.stdin's (undecodable bytes as surrogates); picklable."""
+
+    path: str
+    owner_pid: int  # the scanning process: if it dies before the end mark, the readers stop too
+    poll_s: float = 0.05
+
+    def __iter__(self) -> Iterator[str]:
+        with open(self.path, "rb") as file:
+            while True:
+                position = file.tell()
+                line = file.readline()
+                if line == END:
+                    return
+                if line.endswith(b"\n"):
+                    yield os.fsdecode(line[len(LINE):-1])
+                    continue
+                file.seek(position)  # caught up with the copy, maybe mid-line: wait for more
+                if not _alive(self.owner_pid):
+                    return
+                time.sleep(self.poll_s)
+
+
+class StdinSpool:
+    """Copies ``stdin`` (default: sys.stdin's bytes) into a temporary file in a background thread; ``lines`` reads it."""
+
+    def __init__(self, stdin: IO | None = None):
+        fd, path = tempfile.mkstemp(prefix="ipdscan-stdin-", suffix=".lines")
+        self.lines = SpooledLines(path, os.getpid())
+        threading.Thread(target=self._copy, args=(stdin if stdin is not None else sys.stdin, os.fdopen(fd, "wb")),
+                         name="ipdscan-stdin", daemon=True).start()
+
+    @staticmethod
+    def _copy(stdin: IO, spool: IO[bytes]) -> None:
+        with spool:
+            try:
+                for line in _byte_lines(stdin):
+                    spool.write(LINE + line.rstrip(b"\r") + b"\n")
+                    spool.flush()  # the workers read what is in the file, not what is in this buffer
+            finally:
+                spool.write(END)  # also when reading fails: the workers end with the lines they have
+
+    def close(self) -> None:
+        """Remove the file; a copy still blocked on stdin writes on into the unlinked file, harmlessly."""
+        try:
+            os.unlink(self.lines.path)
+        except FileNotFoundError:
+            pass
+
+
+def _byte_lines(stdin: IO) -> Iterator[bytes]:
+    """The lines of ``stdin`` without their newlines, as bytes, so that names that are not UTF-8 survive.
+
+    A real stream is read with os.read, never through sys.stdin: a thread blocked inside sys.stdin.buffer holds
+    its lock, and a DataLoader worker forked meanwhile would hang on that lock when multiprocessing closes its
+    copy of sys.stdin.
+    """
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # io.StringIO, a test runner's stand-in, any iterable of lines
+        for line in stdin:
+            yield (line if isinstance(line, bytes) else os.fsencode(line)).rstrip(b"\r\n")
+        return
+    pending = b""
+    while chunk := os.read(fd, 1 << 16):
+        *complete, pending = (pending + chunk).split(b"\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

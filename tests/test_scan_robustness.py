@@ -1,0 +1,314 @@
+"""The scan command under hostile names, CI exit-code expectations, signals and concurrent runs (issue 12)."""
+import csv
+import fcntl
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from images import make_image
+from ipdscan.cli import app, main
+from ipdscan.console import printable
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run_cli(*args, cwd, stdin=None):
+    """``python -m ipdscan`` in a real process, this tree first on the path."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "ipdscan", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, input=stdin, timeout=180)
+
+
+def jsonl_inputs(path):
+    return [json.loads(line)["input"] for line in Path(path).read_text().splitlines()]
+
+
+def test_stdin_paths_with_worker_processes(tmp_path, checkpoint):
+    """The README's `find ... | ipdscan scan - --out x.json`: workers are separate processes, stdin is the parent's."""
+    names = [f"{i}.png" for i in range(5)]
+    for name in names:
+        make_image(tmp_path / name, "png")
+    proc = run_cli("scan", "-", "--weights", checkpoint, "--out", "r.json", "--workers", "1", "--batch-size", "2",
+                   cwd=tmp_path, stdin="".join(f"{name}\n" for name in names))
+    assert proc.returncode == 0, proc.stderr
+    assert [item["input"] for item in json.loads((tmp_path / "r.json").read_text())["items"]] == names
+
+
+@pytest.mark.parametrize("kind", ["pipe", "in-memory"])
+def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
+    from ipdscan.stdin_spool import StdinSpool
+    data = b"caf\xe9.jpg\r\n.\n+x\n\nlast-without-newline"
+    if kind == "pipe":
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)
+        os.close(write_end)
+        stdin = os.fdopen(read_end, "rb")
+    else:
+        stdin = io.BytesIO(data)
+    spool = StdinSpool(stdin)
+    try:
+        assert list(spool.lines) == ["caf\udce9.jpg", ".", "+x", "", "last-without-newline"]
+    finally:
+        spool.close()
+        stdin.close()
+    assert not os.path.exists(spool.lines.path)
+
+
+def scan(*args, input=None):
+    """The scan command in this process (CliRunner), decoding in the main process."""
+    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], input=input)
+
+
+@pytest.fixture
+def bracketed(tmp_path):
+    """Files whose names rich would read as markup: a closing tag that matches nothing, and a style tag."""
+    (tmp_path / "x[").mkdir()
+    make_image(tmp_path / "x[" / "oops].png", "png")
+    make_image(tmp_path / "a[bold]b.png", "png")
+    (tmp_path / "urls.txt").write_text("http://[/red]bad\n")
+    return tmp_path
+
+
+def test_brackets_in_names_urls_and_out_are_shown_literally(bracketed, checkpoint, monkeypatch):
+    monkeypatch.chdir(bracketed)
+    result = scan(".", "urls.txt", "--weights", checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "x[/oops].png" in result.stdout and "a[bold]b.png" in result.stdout
+    assert "http://[/red]bad" in result.stdout and "Traceback" not in result.output
+    (bracketed / "r[").mkdir()
+    result = scan(".", "--weights", checkpoint, "--out", "r[/x].csv")
+    assert result.exit_code == 0, result.output
+    assert "report written to r[/x].csv" in result.stderr and (bracketed / "r[" / "x].csv").is_file()
+
+
+def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracketed, checkpoint, monkeypatch):
+    monkeypatch.chdir(bracketed)
+    result = scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
+    assert result.exit_code == 2 and "no[/such]/r.csv" in result.stderr, result.output
+    monkeypatch.setattr("ipdscan.cli.print_summary", lambda *args: 1 / 0)
+    result = scan(".", "--weights", checkpoint, "--out", "r.csv")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: ZeroDivisionError: division by zero"
+
+
+def test_a_crash_escaping_the_app_is_exit_2_in_one_line(monkeypatch, capsys):
+    def crash():
+        raise RuntimeError("bad [/oops] \x1b[2J")
+    monkeypatch.setattr("ipdscan.cli.app", crash)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: RuntimeError: bad [/oops] \\x1b[2J\n"
+
+
+def test_printable_shows_control_and_bidi_characters_as_escapes():
+    assert printable("a\x1b[2Jb\x1b]0;title\x07\t\n\r\x7f\x9b\u202eok\udce9") == \
+        "a\\x1b[2Jb\\x1b]0;title\\x07\\x09\\x0a\\x0d\\x7f\\x9b\\u202eok\\xe9"
+    assert printable("Ünïcødé 写真 [x]") == "Ünïcødé 写真 [x]"
+
+
+def test_terminal_escapes_in_names_and_url_lines_are_neutralised(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "clear\x1b[2J.png", "png")
+    make_image(tmp_path / "title\x1b]0;pwned\x07.png", "png")
+    (tmp_path / "urls.txt").write_text("https://e.example/\x1b[31mred\u202e.png\n")
+    result = scan(".", "urls.txt", "--weights", checkpoint)
+    assert result.exit_code == 0, result.output
+    for text in (result.stdout, result.stderr):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "clear\\x1b[2J.png" in result.stdout and "title\\x1b]0;pwned\\x07.png" in result.stdout
+    assert "https://e.example/\\x1b[31mred\\u202e.png" in result.stdout
+    assert "clear\\x1b[2J.png" in result.stderr  # the summary's highest scores
+
+
+def read_csv_inputs(path):
+    with open(path, newline="") as f:
+        return {Path(row["input"]).name: row["error_code"] for row in csv.DictReader(f)}
+
+
+def stderr_lines(result):
+    return result.stderr.strip().splitlines()
+
+
+def test_a_missing_command_line_path_exits_2_after_scanning_and_reporting_the_rest(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    for extra in ([], ["--fail-on", "0"]):
+        result = scan("a.png", "missing.jpg", "--weights", checkpoint, "--out", "r.csv", "-q", *extra)
+        assert result.exit_code == 2, result.output
+        assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "missing.jpg": "not_found"}
+        assert stderr_lines(result)[-1] == "error: no such file or directory: missing.jpg"
+
+
+def test_an_empty_run_warns_whatever_the_flags(tmp_path, checkpoint):
+    (tmp_path / "empty").mkdir()
+    for flags in ([], ["-q"], ["-q", "--fail-on", "0.5"]):
+        result = scan(tmp_path / "empty", "--weights", checkpoint, "--out", tmp_path / "r.jsonl", *flags)
+        assert result.exit_code == 0, result.output
+        assert "warning: nothing was scanned: the inputs hold no image files or URLs" in result.stderr
+
+
+def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_exit_2(tmp_path, checkpoint,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    make_image(tmp_path / "photos" / "empty.jpg", "empty")
+    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
+                                    "warning: every input failed (1 of 1): nothing was scored"]
+    make_image(tmp_path / "photos" / "a.png", "png")
+    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
+    assert result.exit_code == 2, result.output
+    assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "empty.jpg": "empty_file"}
+    assert stderr_lines(result)[-1] == "error: 1 of 2 inputs could not be scanned (--fail-on-error)"
+    assert scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
+
+
+def test_help_lists_the_exit_codes():
+    result = runner.invoke(app, ["scan", "--help"])
+    assert result.exit_code == 0
+    words = " ".join(result.stdout.split())  # rich wraps the help to the terminal's width
+    for text in ("--fail-on-error", "Exit codes: 0 the scan finished", "1 flagged", "2 error"):
+        assert text in words, text
+
+
+def wait_for_line(stream, text, timeout_s=120.0):
+    """Read ``stream`` until a line holding ``text``; the lines read."""
+    deadline, lines = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 1.0)
+        if ready:
+            line = stream.readline()
+            if not line:
+                break
+            lines.append(line)
+            if text in line:
+                return lines
+    raise AssertionError(f"no line with {text!r} within {timeout_s} s: {lines}")
+
+
+def read_report(path):
+    """The rows of a report of any format; raises if it is not valid."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            return [(row["input"], row["error_code"]) for row in csv.DictReader(f)]
+    if path.suffix == ".jsonl":
+        return [(row["input"], row["error_code"]) for row in map(json.loads, path.read_text().splitlines())]
+    document = json.loads(path.read_text())
+    if path.suffix == ".json":
+        assert document["header"]["interrupted"] is True
+        return [(row["input"], row["error_code"]) for row in document["items"]]
+    return [(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], result["ruleId"])
+            for result in document["runs"][0]["results"]]
+
+
+@pytest.mark.parametrize("suffix,signum,workers", [
+    (".csv", signal.SIGTERM, 0), (".json", signal.SIGTERM, 1), (".sarif", signal.SIGTERM, 0),
+    (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0)])
+def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers):
+    """stdin stays open, so the scan is mid-way for sure when the signal comes: it has reported missing.png."""
+    for i in range(20):
+        make_image(tmp_path / f"{i}.png", "png")
+    out = tmp_path / f"r{suffix}"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out", str(out),
+                             "--workers", str(workers), "--batch-size", "1"],
+                            cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(20)))
+        proc.stdin.flush()
+        wait_for_line(proc.stderr, "ipdscan: missing.png: ")
+        proc.send_signal(signum)
+        assert proc.wait(timeout=120) == 2
+        last = proc.stderr.read().strip().splitlines()[-1]
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stderr.close()
+    why = "terminated by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    assert last.startswith(f"error: scan {why} after ") and last.endswith(f"; {out} holds them")
+    rows = read_report(out)
+    assert rows[0] == ("missing.png", "ipdscan/scan-error" if suffix == ".sarif" else "not_found")
+    assert not list(tmp_path.glob(".*.part"))  # published in one piece, no temporary file left
+
+
+def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatch, capsys):
+    make_image(tmp_path / "a.png", "png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("ipdscan.cli.load_detector", interrupted)
+    result = scan(tmp_path / "a.png", "--weights", checkpoint)
+    assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
+    monkeypatch.setattr("ipdscan.cli.app", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
+    from ipdscan.interrupt import Terminated, interrupts_deferred, sigterm_as_interrupt
+    finished = []
+    with sigterm_as_interrupt():
+        with pytest.raises(Terminated, match="terminated by SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        for signum, raised in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
+            with pytest.raises(raised):
+                with interrupts_deferred():
+                    os.kill(os.getpid(), signum)
+                    time.sleep(0.1)
+                    finished.append(signum)
+    assert finished == [signal.SIGTERM, signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json", ".sarif"])
+def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpoint, monkeypatch, suffix):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    out = tmp_path / f"r{suffix}"
+    out.write_text("the other scan's rows\n")
+    with open(tmp_path / f"r{suffix}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what the other scan holds
+        for extra in (["--resume"] if suffix == ".jsonl" else []), []:
+            result = scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
+            assert result.exit_code == 2, result.output
+            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.name}.lock)"]
+            assert out.read_text() == "the other scan's rows\n"
+    assert scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
+    assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
+
+
+def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint):
+    """The first scan waits on its stdin, holding the report, while a second one tries to resume it."""
+    for i in range(3):
+        make_image(tmp_path / f"{i}.png", "png")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    first = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out",
+                              "r.jsonl", "--resume", "--workers", "0", "--batch-size", "1", "-q"],
+                             cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(3)) * 6)  # past the read-ahead
+        first.stdin.flush()
+        wait_for_line(first.stderr, "ipdscan: missing.png: ")
+        second = run_cli("scan", ".", "--weights", checkpoint, "--out", "r.jsonl", "--resume", cwd=tmp_path)
+        assert second.returncode == 2 and "another scan is writing r.jsonl" in second.stderr, second.stderr
+        first.stdin.close()
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+        first.stderr.close()
+    rows = jsonl_inputs(tmp_path / "r.jsonl")
+    assert rows == ["missing.png"] + [f"{i}.png" for i in range(3)] * 6  # the second scan wrote nothing
