@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from trainer import build_corpus as bc
+from trainer.datasets import split_roots
 
 from test_corpus import photo
 
@@ -33,7 +34,7 @@ def built(tmp_path_factory):
 
 def test_calibration_photos_are_copied_whole_and_never_paired(built):
     reals, out, stats, rows = built
-    calibration = sorted((out / "calibration" / "0_real").iterdir())
+    calibration = sorted((out / "calibration").iterdir())
     assert stats["calibration_photos"] == len(calibration) > 0
     for path in calibration:
         assert path.read_bytes() == (reals / path.name).read_bytes()
@@ -42,11 +43,19 @@ def test_calibration_photos_are_copied_whole_and_never_paired(built):
     assert not paired & {p.name for p in calibration}
 
 
+def test_training_on_the_corpus_root_never_sees_a_calibration_photo(built):
+    _, out, _, _ = built
+    split = split_roots([str(out)], val_split=0.1, seed=0)
+    used = {Path(s.path).resolve() for s in split.train + split.val}
+    assert used and not used & {p.resolve() for p in (out / "calibration").iterdir()}
+    assert {s.generator for s in split.train + split.val} <= {"autogan_convt", "sd15"}
+
+
 def test_holdout_files_never_enter_the_corpus(built):
     _, out, stats, rows = built
     assert stats["skipped"]["img0.jpg"].startswith("held out")
     assert "img0.jpg" not in {r["source"] for r in rows}
-    assert not (out / "calibration" / "0_real" / "img0.jpg").exists()
+    assert not (out / "calibration" / "img0.jpg").exists()
 
 
 def test_sd15_pairs_share_their_codec_history_and_split_by_grid(built):

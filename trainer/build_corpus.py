@@ -10,12 +10,13 @@ the window into its fake. The fake then gets one JPEG pass at a camera-like qual
 every real already carries a camera JPEG history; finally both members of the pair get the same storage:
 PNG with p=0.5, else JPEG at one quality U{70..100}. So neither class can be told apart by codec.
 Train/val split by source file (seeded hash), never by crop. A further seeded share of the sources
-(``--calibration-fraction``) is kept whole and untouched in ``calibration/0_real``: real photos that no
-training step sees, on which the shipped threshold is chosen. With ``--sd15`` a second family pairs real
+(``--calibration-fraction``) is kept whole and untouched in ``calibration/``: real photos that no
+training step sees, on which the shipped threshold is chosen (not a ``0_real`` folder, so that ``ipdscan
+train`` on the corpus root cannot pick them up as unsplit training data). With ``--sd15`` a second family pairs real
 Stable Diffusion 1.5 windows with second windows of the photos (``trainer/sd15.py``). Layout (CNNSpot):
 
     <out>/{train,val}/<generator>/{0_real,1_fake}/<source>.{png,jpg}
-    <out>/calibration/0_real/<source file>     (byte-for-byte copies)
+    <out>/calibration/<source file>     (byte-for-byte copies; no label folder, so training never sees them)
     <out>/manifest.csv  <out>/stats.json  <out>/generators/ (trained simulator weights)
 """
 from __future__ import annotations
@@ -232,7 +233,7 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
         except (OSError, ValueError) as e:  # one bad photo never stops the build
             skipped[s] = f"{type(e).__name__}: {e}"
     for s in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
-        target = out / "calibration" / "0_real" / s.replace("/", "_")
+        target = out / "calibration" / s.replace("/", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(paths[s].read_bytes())
     log(f"decoded {len(plans)} windows, {len(calibration)} calibration photos, skipped {len(skipped)} "
