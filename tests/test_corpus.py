@@ -142,6 +142,34 @@ def test_build_is_reproducible(corpus, reals, tmp_path):
         assert (tmp_path / r["fake_path"]).read_bytes() == (out / r["fake_path"]).read_bytes()
 
 
+def test_a_cut_short_build_resumes_to_the_same_corpus_generating_only_what_is_missing(corpus, reals, tmp_path, monkeypatch):
+    out, stats, rows = corpus
+    build(reals, tmp_path)
+    manifest = (tmp_path / "manifest.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "manifest.csv").write_text("".join(manifest[:4]))  # killed after 3 pairs had landed
+    (tmp_path / rows[1]["fake_path"]).unlink()  # ...and one of them lost its fake
+    stale = tmp_path / rows[4]["real_path"]
+    stale.with_name(stale.name + ".part").write_bytes(b"half an image")
+    calls = []
+    original = generators.AutoGAN.__call__
+    monkeypatch.setattr(generators.AutoGAN, "__call__", lambda self, w: calls.append(1) or original(self, w))
+    again = build(reals, tmp_path)
+    assert len(calls) == len(rows) - 2  # the two complete pairs were kept, not regenerated
+    resumed = list(csv.DictReader(open(tmp_path / "manifest.csv")))
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "generate_s"} for r in rs]  # noqa: E731
+    assert drop(resumed) == drop(rows) and again["counts"] == stats["counts"]
+    assert again["sharpness"] == stats["sharpness"]
+    for r in rows:
+        assert (tmp_path / r["fake_path"]).read_bytes() == (out / r["fake_path"]).read_bytes()
+    assert not list(tmp_path.glob("*/*/*/*.part"))
+
+
+def test_a_folder_built_with_other_arguments_is_refused(corpus, reals):
+    out, _, _ = corpus
+    with pytest.raises(RuntimeError, match="other arguments"):
+        bc.build(reals, out, seed=1, names=NAMES, val_fraction=0.5, autogan_steps=2, autogan_width=4, log=lambda m: None)
+
+
 def test_unknown_generator_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown generator"):
         generators.make("stylegan9")

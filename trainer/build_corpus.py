@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import platform
 import sys
 import time
@@ -124,11 +125,14 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
 
 
 def store(pixels: np.ndarray, path: Path, plan: Plan) -> None:
+    """Write through a temporary name, so a build killed mid-write leaves no truncated image a rerun would keep."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
     if plan.format == "png":
-        Image.fromarray(pixels).save(path, "PNG")
+        Image.fromarray(pixels).save(partial, "PNG")
     else:
-        Image.fromarray(pixels).save(path, "JPEG", quality=plan.quality)
+        Image.fromarray(pixels).save(partial, "JPEG", quality=plan.quality)
+    os.replace(partial, path)
 
 
 def decoded_rgb(path: Path) -> Image.Image:
@@ -208,6 +212,13 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
     roots = [Path(r) for r in (reals if isinstance(reals, (list, tuple)) else [reals])]
     names = list(names or generators.NAMES)
     shares = DEFAULT_SHARES if shares is None else shares
+    args = {"reals": [str(r) for r in roots], "seed": seed, "limit": limit, "generators": names,
+            "val_fraction": val_fraction, "calibration_fraction": calibration_fraction,
+            "holdout": [str(h) for h in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
+            "sd15": str(sd15_dir) if sd15_dir else None, "shares": shares, "autogan_steps": autogan_steps,
+            "autogan_width": autogan_width, "window": WINDOW, "grid": GRID, "camera_quality": list(CAMERA_QUALITY),
+            "storage_quality": list(STORAGE_QUALITY), "png_probability": PNG_PROBABILITY}
+    claim_output(out, args)
     gens = {n: generators.make(n, autogan_steps=autogan_steps, autogan_width=autogan_width, taef2_weights=taef2_weights)
             for n in names}
     paths = list_sources(roots)
@@ -254,6 +265,9 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
         log(f"prepared {SD15}: estimated WebP qualities {qualities}")
 
     assignment = assign_generators(plans, names, seed, shares)
+    done = landed_pairs(out)
+    if done:
+        log(f"resuming: {len(done)} pairs already on disk are kept")
     rows, gen_seconds = [], defaultdict(float)
     with open(out / "manifest.csv", "w", newline="") as manifest:  # rows land as pairs do: a cut-short build stays usable
         writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS)
@@ -268,6 +282,9 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
 
         for plan in plans:
             name = assignment[plan.source]
+            if (plan.source, name) in done:
+                land(done[plan.source, name], float(done[plan.source, name]["generate_s"]))
+                continue
             t = time.perf_counter()
             try:
                 fake = gens[name](windows[plan.source])
@@ -281,6 +298,9 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
             land(write_pair(out, plan, name, windows[plan.source], fake), time.perf_counter() - t)
         if sd15_dir:
             for plan, real, fake, quality, tile in sd15_pairs(sd15_dir, plans, paths, seed, val_fraction, qualities):
+                if (plan.source, SD15) in done:
+                    land(done[plan.source, SD15], float(done[plan.source, SD15]["generate_s"]))
+                    continue
                 t = time.perf_counter()
                 land({**write_pair(out, plan, SD15, real, fake, quality), "fake_source": tile}, time.perf_counter() - t)
 
@@ -296,18 +316,43 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
                            "generate_s": round(gen_seconds[n], 1)} for n in families},
         "sharpness": sharpness_summary(rows, families),
         "wall_s": round(time.perf_counter() - start, 1),
-        "args": {"reals": [str(r) for r in roots], "seed": seed, "limit": limit, "val_fraction": val_fraction,
-                 "calibration_fraction": calibration_fraction, "holdout": [str(h) for h in holdout],
-                 "taef2_weights": str(taef2_weights) if taef2_weights else None,
-                 "sd15": str(sd15_dir) if sd15_dir else None, "shares": shares,
-                 "autogan_steps": autogan_steps, "autogan_width": autogan_width, "window": WINDOW, "grid": GRID,
-                 "camera_quality": CAMERA_QUALITY, "storage_quality": STORAGE_QUALITY,
-                 "png_probability": PNG_PROBABILITY},
+        "args": args,
         "python": platform.python_version(),
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     log(f"done: {len(rows)} pairs in {stats['wall_s']}s -> {out}")
     return stats
+
+
+BUILD_RECORD = "build.json"
+
+
+def claim_output(out: Path, args: dict) -> None:
+    """Record the build's arguments in ``out``; refuse a folder a build with other arguments wrote.
+
+    Every choice is a function of these arguments, so a rerun with the same ones may keep what an earlier,
+    cut-short run landed (``landed_pairs``) and the result equals an uninterrupted build."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / BUILD_RECORD
+    if record.exists() and json.loads(record.read_text()) != args:
+        raise RuntimeError(f"{out} holds a corpus built with other arguments ({record}); use another --out")
+    if not record.exists() and (out / "manifest.csv").exists():
+        raise RuntimeError(f"{out} holds a corpus without {BUILD_RECORD}: its arguments are unknown; use another --out")
+    record.write_text(json.dumps(args, indent=2) + "\n")
+
+
+def landed_pairs(out: Path) -> dict[tuple[str, str], dict]:
+    """(source, generator) -> manifest row, for the pairs an earlier run of this build wrote completely."""
+    for stale in out.glob("*/*/*/*.part"):  # a write the earlier run did not finish
+        stale.unlink()
+    manifest = out / "manifest.csv"
+    if not manifest.exists():
+        return {}
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["source"], r["generator"]): {**r, "sharpness_real": float(r["sharpness_real"]),
+                                            "sharpness_fake": float(r["sharpness_fake"])}
+            for r in rows if (out / r["real_path"]).is_file() and (out / r["fake_path"]).is_file()}
 
 
 def sharpness_summary(rows: list[dict], families: list[str]) -> dict:
