@@ -17,6 +17,7 @@ from .fetch import FetchError, FetchOptions
 from .interrupt import interrupts_deferred, sigterm_as_interrupt
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
+from .publish import ReportError
 from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
 from .report_lock import ReportBusy, ReportLock
 from .score import DeviceError, load_detector
@@ -153,7 +154,7 @@ def scan(
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
         options.threshold = detector.threshold if threshold is None else threshold
-    except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy) as exc:
+    except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy, ReportError) as exc:
         raise fail(str(exc))
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -12,13 +12,16 @@ import fcntl
 import os
 from pathlib import Path
 
+from .publish import ReportError
+
 
 class ReportBusy(Exception):
     """Another scan holds the report's lock."""
 
 
 class ReportLock:
-    """``acquire()`` or raise ReportBusy; ``release()`` removes the lock file. A context manager as well."""
+    """``acquire()`` or raise ReportBusy (ReportError when the folder cannot be written); ``release()`` removes the
+    lock file. A context manager as well."""
 
     def __init__(self, report: Path):
         self.report = Path(report)
@@ -27,7 +30,10 @@ class ReportLock:
 
     def acquire(self) -> "ReportLock":
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:  # the lock is the scan's first write: name the report, not the lock file
+                raise ReportError(self.report, exc) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -285,6 +285,25 @@ def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path
         assert "Permission denied" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_report_folder_without_write_permission_is_one_line_naming_the_report(tmp_path, checkpoint, monkeypatch):
+    """The scan's first write there is its lock file (<report>.lock): the error names the report, as every other."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):  # what a folder without write permission gives (tests may run as root)
+        if os.path.dirname(os.fspath(path)) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+    make_image(tmp_path / "a.png", "png")
+    for name in ("r.jsonl", "r.csv"):
+        result = scan(tmp_path / "a.png", "--weights", checkpoint, "--out", locked / name)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [f"error: cannot write the report {locked / name}: Permission denied"]
+
+
 @pytest.mark.timeout(60)
 def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint):
     fifo = tmp_path / "image.png"
