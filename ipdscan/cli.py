@@ -45,7 +45,9 @@ def fail(message: str) -> typer.Exit:
 
 def failures_exit_2(command):
     """Whatever escapes ``command`` (Ctrl-C, SIGTERM, a bug) is one line on stderr and exit 2, never 1
-    ("flagged"), 130, 143 or a traceback. SIGTERM is raised like Ctrl-C, so the command can close its report."""
+    ("flagged"), 130, 143 or a traceback. SIGTERM is raised like Ctrl-C, so the command can close its report.
+    Around every command but train, which hands its arguments and exit code through to the trainer (unguarded,
+    click would make a Ctrl-C in merge, eval or explain exit 130)."""
     @functools.wraps(command)
     def guarded(*args, **kwargs):
         try:
@@ -232,6 +234,7 @@ def train(ctx: typer.Context):
 @app.command("eval", epilog="""Examples:\n\n
   ipdscan eval /data/cnnspot_test /data/GenImage --weights best.pt --out table.md --group\n\n
   ipdscan eval data/dev-eval --perturb jpeg=95,75,50 --perturb blur=1,2 --plot robustness.png""")
+@failures_exit_2
 def evaluate_command(
     roots: list[Path] = typer.Argument(..., help="Folders holding 0_real/1_fake or nature/ai sets, at any depth."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint instead of the shipped default."),
@@ -273,6 +276,7 @@ def evaluate_command(
 
 
 @app.command(epilog="Example:\n\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos")
+@failures_exit_2
 def merge(
     parts: list[Path] = typer.Argument(..., help=".jsonl reports written by `ipdscan scan --shard K/N`."),
     out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl or .json."),
@@ -298,6 +302,7 @@ def merge(
 
 
 @app.command(epilog="Example:\n\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
+@failures_exit_2
 def explain(
     image: Path = typer.Argument(..., help="One image file."),
     out: Path = typer.Option(..., "--out", "-o", help="Heatmap PNG: the image with tile scores blended in."),

@@ -257,6 +257,22 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
     assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
 
 
+@pytest.mark.parametrize("command,patched", [("merge", "merge_reports"), ("eval", "load_detector"),
+                                             ("explain", "load_detector")])
+def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched):
+    """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
+    (tmp_path / "part.jsonl").write_text("")
+    make_image(tmp_path / "a.png", "png")
+    args = {"merge": ["part.jsonl", "--out", "all.csv"], "eval": ["."], "explain": ["a.png", "--out", "heat.png"]}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(f"ipdscan.cli.{patched}", interrupted)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [command, *args[command]])
+    assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"], result.output
+
+
 def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
     from ipdscan.interrupt import Terminated, interrupts_deferred, sigterm_as_interrupt
     finished = []
