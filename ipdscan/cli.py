@@ -166,7 +166,8 @@ def scan(
               "start_time": started, "inputs": [redact_credentials(argument) for argument in inputs]}
     sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     try:
-        writer = open_report(report_path, header, resume=resume, root=sarif_root) if report_path else None
+        writer = open_report(report_path, header, resume=resume, retry_errors=retry_errors,
+                             root=sarif_root) if report_path else None
     except (OSError, ValueError) as exc:
         raise fail(str(exc))
     stats, table_rows = ScanStats(), []

@@ -46,11 +46,12 @@ class ReportWriter(Protocol):
     def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
 
 
-def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | None = None) -> ReportWriter:
+def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False,
+                root: Path | None = None) -> ReportWriter:
     """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...).
 
-    With ``resume``, rows written for inputs that already have a row (``--retry-errors``) replace those rows, in
-    their place, when the writer closes. ``root`` is the folder SARIF artifact URIs are relative to
+    ``retry_errors`` (with ``resume``): rows written for inputs that already have a row replace those rows,
+    in their place, when the writer closes. ``root`` is the folder SARIF artifact URIs are relative to
     (default: the current directory).
     """
     path = Path(path)
@@ -63,7 +64,7 @@ def open_report(path: Path, header: dict, *, resume: bool = False, root: Path | 
         raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     try:
         if suffix == ".jsonl":
-            return JsonlReport(path, header, resume=resume)
+            return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
         if suffix == ".sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
         return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
@@ -171,14 +172,14 @@ class JsonlReport:
     """One JSON object per line, no header line: consumers expect items only. The scan header goes beside it
     (``header_path``), where ``merge`` and ``--resume`` check that rows added to it come from the same scan."""
 
-    def __init__(self, path: Path, header: dict, *, resume: bool = False):
+    def __init__(self, path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False):
         if resume and path.exists():
             written = read_header(path)
             if written is not None and (mismatch := identity_mismatch(written, header)):
                 raise ValueError(f"cannot resume {path}: it was scanned with other settings ({mismatch}); "
                                  "write to a new report")
             _drop_partial_last_line(path)
-        self.path, self.resumed = path, resume
+        self.path, self.retry_errors = path, resume and retry_errors
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
         if not (resume and header_path(path).exists()):
             publish(header_path(path), lambda out: out.write(json.dumps(_clean(header), ensure_ascii=False,
@@ -194,7 +195,7 @@ class JsonlReport:
     def close(self, summary: dict) -> None:
         self.flush()
         self.file.close()
-        if self.resumed:  # also without --retry-errors: a retrying scan killed before this left two rows to tidy
+        if self.retry_errors:
             _replace_retried_rows(self.path)
 
 
@@ -202,8 +203,7 @@ def _replace_retried_rows(path: Path) -> None:
     """Give each input one row again after --retry-errors appended new rows for inputs that had error rows:
     an input's last row takes the place of its first, so the report keeps one row per input, in input order.
 
-    Until this runs (a crash first), both rows stay and the later one counts: completed_inputs reads the last, and
-    the next resume of the report, with or without retry_errors, runs this when it closes.
+    Until this runs (a crash first), both rows stay and the later one counts: completed_inputs reads the last.
     The report is rewritten and renamed into place, as a whole, and only when some input has two rows.
     """
     def rows():

@@ -242,23 +242,12 @@ def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_pa
 def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path):
     path = write_report(tmp_path / "report.jsonl")
     retried = Result(input="photos/notes.jpg", score=0.25, label="real")
-    write_report(path, items=[retried, Result(input="photos/new.jpg", score=0.5, label="ai")], resume=True)
+    write_report(path, items=[retried, Result(input="photos/new.jpg", score=0.5, label="ai")], resume=True,
+                 retry_errors=True)
     rows = read_jsonl(path)
     assert [r["input"] for r in rows] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN, "photos/new.jpg"]
     assert rows[1]["status"] == "ok" and rows[1]["score"] == 0.25
     assert sorted(os.listdir(tmp_path)) == ["report.jsonl", "report.jsonl.header.json"]
-
-
-def test_a_plain_resume_tidies_the_second_row_a_killed_retry_left(tmp_path):
-    """A --retry-errors scan killed before its close leaves an input with two rows; the next --resume, even
-    without --retry-errors, gives it one row again (merge refuses two)."""
-    path = write_report(tmp_path / "report.jsonl")
-    with open(path, "a") as file:  # the killed retry's row for notes.jpg
-        file.write(json.dumps(Result(input="photos/notes.jpg", score=0.25, label="real").to_dict()) + "\n")
-    write_report(path, items=[Result(input="photos/new.jpg", score=0.5, label="ai")], resume=True)
-    rows = read_jsonl(path)
-    assert [r["input"] for r in rows] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN, "photos/new.jpg"]
-    assert rows[1]["status"] == "ok"
 
 
 def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays_exact(tmp_path):
