@@ -201,3 +201,15 @@ def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint.provenance["world_size"] == 2 and checkpoint.provenance["step"] == 2
     assert json.loads(done.stdout)["steps"] == 2  # one summary, from rank 0
+
+
+def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_path, monkeypatch, capsys):
+    import trainer.__main__ as train_cli
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    assert train_cli.main([str(tiny_data), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err

@@ -10,6 +10,7 @@ import os
 import sys
 
 from ipdscan.evaluate import DatasetError
+from ipdscan.interrupt import sigterm_as_interrupt
 from ipdscan.score import DeviceError
 
 from .loop import TrainConfig, TrainError, train
@@ -75,12 +76,17 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
-    """Parse, train, print the summary (rank 0). Exit status: 0 done, 2 bad options or unusable data."""
+    """Parse, train, print the summary (rank 0). Exit status: 0 done, 2 bad options, unusable data or interrupted."""
     config = parse_args(argv, prog)
     try:
-        summary = train(config)
+        with sigterm_as_interrupt():  # a CI cancel stops training as Ctrl-C does
+            summary = train(config)
     except (DatasetError, DeviceError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # exit 2 as every other command, not 130/143; what was saved stays
+        print(f"error: {exc or 'interrupted'}; the run keeps its checkpoints up to the last validation: "
+              f"continue it with --resume {config.out}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary, indent=2))
