@@ -124,27 +124,22 @@ def corpus_files(folder: Path) -> list[str]:
 # ---------------------------------------------------------------- children: one configuration each
 
 def steady_scan(args) -> dict:
-    """The scan pipeline in this process (scan_batches into a JSONL report), timed batch by batch: where the
-    start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
+    """The scan job in this process (into a JSONL report, as `ipdscan scan` runs it), timed batch by batch: where
+    the start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
     started = time.perf_counter()
-    from ipdscan import ScanOptions, load_detector, scan_batches
-    from ipdscan.report import open_report
+    from ipdscan import ScanOptions, load_detector
+    from ipdscan.job import ScanJob
     imported = time.perf_counter()
     detector = load_detector(args.weights, args.device)
     loaded = time.perf_counter()
     options = ScanOptions(batch_size=args.batch_size, workers=args.workers, decode=args.decode)
-    with tempfile.TemporaryDirectory() as tmp:
-        writer = open_report(Path(tmp) / "steady.jsonl", {"benchmark": "steady"})
-        marks, count, ok = [], 0, 0
-        for batch in scan_batches([args.files], detector, options=options):
-            for result in batch:
-                writer.write(result)
-                ok += result.ok
-            count += len(batch)
-            marks.append((time.perf_counter(), count))
-        writer.close({})
-    if ok != count:
-        sys.exit(f"steady scan: {count - ok} of {count} images failed")
+    marks = []
+    with tempfile.TemporaryDirectory() as tmp, ScanJob([args.files], options, out=Path(tmp) / "steady.jsonl") as job:
+        job.start(detector)
+        outcome = job.run(on_batch=lambda stats: marks.append((time.perf_counter(), stats.scanned)))
+    count = outcome.stats.scanned
+    if outcome.stopped_by or outcome.stats.errors:
+        sys.exit(f"steady scan: {outcome.stats.errors} of {count} images failed ({outcome.stopped_by or 'finished'})")
     skip = max(4, len(marks) // 10)  # the first batches carry worker start-up, nvjpeg and cuDNN set-up
     if len(marks) <= skip:
         sys.exit(f"steady scan: {len(marks)} batches are too few to measure a steady rate; raise --steady-copies")

@@ -55,13 +55,10 @@ def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors:
     (default: the current directory).
     """
     path = Path(path)
+    check_report_path(path)
     suffix = path.suffix.lower()
-    if suffix not in REPORT_FORMATS:
-        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
     if resume and suffix != ".jsonl":
         raise ValueError("--resume needs a .jsonl report")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     try:
         if suffix == ".jsonl":
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
@@ -70,6 +67,14 @@ def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors:
         return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before a scan starts, a report of an unknown format (ValueError) or in no folder (FileNotFoundError)."""
+    if path.suffix.lower() not in REPORT_FORMATS:
+        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
 def header_path(report: Path) -> Path:
