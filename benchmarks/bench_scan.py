@@ -161,14 +161,13 @@ def child_main(args) -> dict:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from ipdscan.pipeline import ScanOptions
     from ipdscan.preprocess import crop, to_model_input
-    from ipdscan.score import resolve_device
+    from ipdscan.runtime import default_workers, resolve_device
     from ipdscan.weights import load_checkpoint
 
     device = resolve_device(args.device)
     files = Path(args.files).read_text().split("\n")
-    workers = args.workers if args.workers is not None else ScanOptions().resolved_workers(device)
+    workers = default_workers(args.workers, device)
     checkpoint = load_checkpoint(args.weights)
     preprocessing = checkpoint.preprocessing
 
@@ -223,7 +222,8 @@ def model_only(args, checkpoint, device, files) -> dict:
 
     from ipdscan.decode import decode
     from ipdscan.preprocess import crop, to_model_input
-    from ipdscan.score import CPU_MICRO_BATCH, Detector, cpu_has_native_bf16
+    from ipdscan.runtime import has_native_bf16
+    from ipdscan.score import CPU_MICRO_BATCH, Detector
     from ipdscan.weights import load_checkpoint
 
     files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
@@ -242,7 +242,7 @@ def model_only(args, checkpoint, device, files) -> dict:
         configs.append((f"model naive fp32, {CPU_MICRO_BATCH['fp32']} images per call", run_naive_small))
     setups = {}
     precisions = ["fp32"]
-    if (torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()):
+    if has_native_bf16(device):
         precisions += ["mixed", "bf16"]
     for precision in precisions:
         started = time.perf_counter()
@@ -482,7 +482,7 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
 def machine() -> str:
     import torch
 
-    from ipdscan.score import cpu_has_native_bf16
+    from ipdscan.runtime import cpu_has_native_bf16
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

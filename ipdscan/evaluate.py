@@ -36,6 +36,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from .decode import decode
 from .preprocess import Preprocessing, crop
+from .runtime import default_workers
 from .score import Detector
 from .sources import iter_items, walk_tree
 
@@ -286,11 +287,6 @@ def mean_row(perturbation: str, group: str, rows: list[Row]) -> Row:
         return float(np.mean(values)) if values else None
     return Row("mean", group, perturbation, mean("ap"), mean("acc"), mean("r_acc"), mean("f_acc"),
                sum(r.n_real for r in rows), sum(r.n_fake for r in rows), sum(r.n_unreadable for r in rows))
-
-
-def default_workers(workers: int | None, device: torch.device) -> int:
-    from .pipeline import ScanOptions  # the scan's rule: one decoder on CPU, more beside a GPU
-    return ScanOptions(workers=workers).resolved_workers(device)
 
 
 def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int = 32, workers: int | None = None,

@@ -36,10 +36,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import ipdscan
-from ipdscan.evaluate import default_workers, metrics
+from ipdscan.evaluate import metrics
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing, to_model_input
-from ipdscan.score import pooled_dependencies
+from ipdscan.runtime import default_workers
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 
 from . import distributed
@@ -147,22 +147,15 @@ def train(config: TrainConfig) -> dict:
 
 
 class Logits(nn.Module):
-    """``model(x)`` computed as the scanner computes it (``ipdscan.score.Detector.logits``).
-
-    The SRM high-pass and the head stay in float32 (in bfloat16 the SRM's pixel differences are mostly
-    rounding error); only the trunk runs under bfloat16 autocast, when ``bf16``. The head's pooled
-    dependencies are computed without forming the (HW, HW) matrix: the same function, less work.
-    """
+    """``model.forward_pooled`` as a module, which DistributedDataParallel needs: the scanner's forward pass,
+    with the whole trunk under bfloat16 autocast when ``bf16``."""
 
     def __init__(self, model: IPDNet, bf16: bool):
         super().__init__()
         self.model, self.bf16 = model, bf16
 
     def forward(self, x):  # (B, 3, S, S) normalised -> (B,) float32 logits
-        residuals = self.model.srm(x)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            features = self.model.trunk(residuals)
-        return self.model.head.classifier(pooled_dependencies(self.model.dependency, features.float())).squeeze(1)
+        return self.model.forward_pooled(x, bf16_from=0 if self.bf16 else None)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
