@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .report import report_text
 from .result import Result
+from .text import report_text
 
 if TYPE_CHECKING:
     from .job import ScanStats

@@ -7,7 +7,6 @@ easy to forge, while the pixels are what the model judges. Nothing here decodes 
     evidence.codes          # ["c2pa:present", "c2pa:trainedAlgorithmicMedia"]
     evidence.ai_indicated   # True: the file declares AI generation
     evidence.detail         # {"c2pa": {"claim_generator": ..., "validation_state": "Valid", ...}}
-    evidence.fields()       # {"evidence": "c2pa:present;c2pa:trainedAlgorithmicMedia", "evidence_detail": "{...}"}
 
 Codes:
     c2pa:present                      a C2PA manifest store is embedded (JPEG APP11, PNG caBX, WebP C2PA chunk,
@@ -114,16 +113,11 @@ _SOURCE_TYPE_IN_BYTES = re.compile(rb"cv\.iptc\.org/newscodes/digitalsourcetype/
 @dataclass
 class Evidence:
     codes: list[str] = field(default_factory=list)  # sorted, unique
-    detail: dict = field(default_factory=dict)  # JSON-serialisable
+    detail: dict = field(default_factory=dict)  # JSON types only, keys sorted: as every report shows it
 
     @property
     def ai_indicated(self) -> bool:
         return codes_indicate_ai(self.codes)
-
-    def fields(self) -> dict[str, str]:
-        """The report columns: ``evidence`` (codes joined by ';') and ``evidence_detail`` (JSON, "" when empty)."""
-        detail = json.dumps(self.detail, sort_keys=True, ensure_ascii=False) if self.detail else ""
-        return {"evidence": ";".join(self.codes), "evidence_detail": detail}
 
 
 def codes_indicate_ai(codes) -> bool:
@@ -196,7 +190,8 @@ class _Collector:
             errors.append(f"{source}: {_clip(message)}")
 
     def evidence(self) -> Evidence:
-        return Evidence(codes=sorted(self.codes), detail=self.detail)
+        # Through JSON once: what a report holds, and what merge reads back, is then the detail itself.
+        return Evidence(codes=sorted(self.codes), detail=json.loads(json.dumps(self.detail, sort_keys=True)))
 
 
 # Containers: walk the records that can hold metadata, copying only those.

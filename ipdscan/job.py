@@ -22,7 +22,6 @@ from typing import TextIO
 
 from . import __version__
 from .distributed import ScanGroup
-from .evidence import codes_indicate_ai
 from .interrupt import interrupts_deferred
 from .merge import MergeError, merge_reports
 from .pipeline import ScanOptions, scan_batches, selected_items
@@ -87,7 +86,7 @@ class ScanStats:
 
     def add(self, result: Result) -> None:
         self.scanned += 1
-        self.declared_ai += codes_indicate_ai(result.evidence.split(";"))
+        self.declared_ai += result.declares_ai
         if not result.ok:
             self.errors += 1
             return

@@ -135,10 +135,11 @@ def decode_on_cpu(input: str, data: bytes, known: dict, preprocessing: Preproces
 def unscored_row(input: str, data: bytes, known: dict, format: str, width: int, height: int, frames: int,
                  exif: dict[str, str]) -> Result:
     """A readable file's report row before scoring: what its header and metadata say."""
+    evidence = find_evidence(data)
     return Result(input=input, format=format, width=width, height=height, frames=frames,
                   exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
                   exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
-                  **find_evidence(data).fields(), **known)
+                  evidence=evidence.codes, evidence_detail=evidence.detail, **known)
 
 
 def crops_of(pixels: torch.Tensor, preprocessing: Preprocessing, crops: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
