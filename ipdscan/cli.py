@@ -187,7 +187,10 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
-    from .evaluate import DatasetError, evaluate, parse_perturbations, plot_robustness, to_markdown, write_report
+    from .datasets import DatasetError
+    from .eval_report import plot_robustness, to_markdown, write_report
+    from .evaluate import evaluate
+    from .perturbations import parse_perturbations
     try:
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UsageError(f"unsupported table format {out.suffix or out.name!r}: use .md, .csv or .json")

@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from ipdscan.evaluate import metrics
+from ipdscan.metrics import metrics
 from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from trainer import TrainConfig, TrainError, train
-from trainer.datasets import load_pixels, split_roots
+from ipdscan.datasets import read_pixels
+from trainer.datasets import split_roots
 from ipdscan.model import IPDConfig, IPDNet
 from trainer.distributed import Topology
 from trainer.loop import Logits, Progress, Run
@@ -71,7 +72,7 @@ def test_ipdnet_learns_the_upsampling_trace(tmp_path):
     # held-out images as training's validation did.
     detector = load_detector(tmp_path / "run" / "best.pt", "cpu", precision="fp32")
     split = split_roots([str(root)], 0.25, 3)
-    crops = torch.stack([crop(load_pixels(s.path), SMALL) for s in split.val])
+    crops = torch.stack([crop(read_pixels(s.path), SMALL) for s in split.val])
     scores = detector.score(crops).numpy()
     assert metrics([s.label for s in split.val], scores)["ap"] == pytest.approx(summary["best_val_ap"], abs=1e-6)
     assert detector.checkpoint.provenance["config"]["batch_size"] == 16

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from ipdscan.evaluate import DatasetError
+from ipdscan.datasets import DatasetError
 from ipdscan.score import DeviceError
 
 from .loop import TrainConfig, TrainError, train

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import ipdscan
-from ipdscan.evaluate import metrics
+from ipdscan.metrics import metrics
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing, to_model_input
 from ipdscan.runtime import default_workers
