@@ -11,13 +11,14 @@ from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_C
                             jpeg_with_xmp, jumbf_store, picture, png_with_cabx, png_with_chunk, png_with_text,
                             png_with_xmp, user_comment, webp_with_c2pa, webp_with_exif, webp_with_xmp, xmp_packet)
 from ipdscan import evidence
-from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, find_evidence
+from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, containers, find_evidence, manifests
+from ipdscan.evidence.vocabulary import MAX_FIELD
 from ipdscan.result import Result
 
 
 @pytest.fixture
 def without_c2pa_python(monkeypatch):
-    monkeypatch.setattr(evidence, "_c2pa_module", lambda: None)
+    monkeypatch.setattr(manifests, "c2pa_module", lambda: None)
 
 
 def assert_ai(ev: Evidence, *codes: str):
@@ -363,10 +364,10 @@ def test_evidence_stays_structured_until_the_report_row_and_round_trips():
 
 def test_compressed_text_is_never_inflated_past_the_limit():
     bomb = zlib.compress(b"\x00" * (64 << 20), 9)
-    keyword, text = evidence._png_text(b"zTXt", b"parameters\x00\x00" + bomb)
-    assert keyword == "parameters" and len(text) == evidence.MAX_FIELD + 1
-    keyword, text = evidence._png_text(b"iTXt", b"parameters\x00\x01\x00en\x00\x00" + bomb)
-    assert len(text) == evidence.MAX_FIELD + 1
+    keyword, text = containers.png_text(b"zTXt", b"parameters\x00\x00" + bomb)
+    assert keyword == "parameters" and len(text) == MAX_FIELD + 1
+    keyword, text = containers.png_text(b"iTXt", b"parameters\x00\x01\x00en\x00\x00" + bomb)
+    assert len(text) == MAX_FIELD + 1
 
 
 @pytest.mark.parametrize("format", ["HEIF", "AVIF"])
