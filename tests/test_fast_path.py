@@ -83,6 +83,7 @@ def layer3_small(tmp_path_factory, crops):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["layer2", "layer3_small"])
 def test_fp32_fast_path_equals_reference(request, crops, weights):
     path = request.getfixturevalue(weights)
@@ -96,6 +97,7 @@ def test_fp32_fast_path_equals_reference(request, crops, weights):
     torch.testing.assert_close(own, reference, atol=2e-3, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_bf16_scores_stay_close_to_fp32(layer2, crops):
     """bf16 rounds every activation to 8 significant bits; through 20 random conv layers that moves these
     logits (std ~2) by ~0.14 on average (0.4 at most), so probabilities by ~0.02 (0.08 at most), and the
@@ -139,6 +141,7 @@ def test_auto_picks_mixed_only_where_native_and_measured_for_the_variant(monkeyp
     assert resolve_precision("fp32", CPU, "layer2") == "fp32"
 
 
+@pytest.mark.slow
 def test_mixed_keeps_the_stem_and_first_stage_in_fp32(layer2, crops):
     """Closer to fp32 than bf16 is: the early stages, where the SRM residuals are raw, stay in float32."""
     sample = crops[12:]

@@ -103,6 +103,7 @@ def test_trunk_is_initialised_as_torchvision_does():
     assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
 
 
+@pytest.mark.slow
 def test_a_scan_does_not_import_torchvision():
     """torchvision costs ~1 s of start-up (torch._dynamo, through torchvision.ops); only GPU decoding needs it."""
     import subprocess

@@ -60,6 +60,7 @@ def tiny_data(tmp_path_factory):
     return write_textures(tmp_path_factory.mktemp("tiny"), 12)
 
 
+@pytest.mark.slow
 def test_ipdnet_learns_the_upsampling_trace(tmp_path):
     root = write_textures(tmp_path / "data", 64)
     summary = train(small_config(root, tmp_path / "run", epochs=26, batch_size=16, log_every=10))
@@ -88,6 +89,7 @@ def test_training_logits_are_the_models():
         assert (Logits(model, bf16=True)(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_optimizer_state(tiny_data, tmp_path):
     straight = train(small_config(tiny_data, tmp_path / "straight", max_steps=4))
     first = train(small_config(tiny_data, tmp_path / "split", max_steps=2))
@@ -185,6 +187,7 @@ def test_lr_drops_tenfold_after_patience_and_stops_below_min_lr():
     assert run.progress.lr == pytest.approx(1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
     out = tmp_path / "run"
