@@ -17,6 +17,7 @@ from .interrupt import sigterm_as_interrupt
 from .job import EXIT_ERROR, JobError, ScanJob, utc_now
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, selected_items
+from .publish import check_output_folder
 from .report import check_report_path
 from .report_lock import ReportBusy
 from .score import DeviceError, load_detector
@@ -197,13 +198,13 @@ def evaluate_command(
         if plot is not None and not perturb:
             raise UsageError("--plot draws AP against perturbation strength: give --perturb too")
         for path in (out, scores, plot):
-            if path is not None and not path.parent.exists():
-                raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+            if path is not None:
+                check_output_folder(path)
         perturbations = parse_perturbations(perturb or [])
         detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)
-    except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:
+    except (UsageError, WeightsError, DeviceError, DatasetError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
     stdout.print("\n".join(map(printable, to_markdown(report, group).splitlines())), highlight=False, markup=False)
     if report.unreadable:
@@ -253,8 +254,7 @@ def explain(
     try:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
-        if not out.parent.exists():
-            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+        check_output_folder(out)
         tile_map = explain_image(load_detector(weights, device), read_image_file(image), tiles)
         heatmap(tile_map).save(out)
     except FetchError as exc:

@@ -25,6 +25,13 @@ class ReportError(OSError):
         return self.strerror
 
 
+def check_output_folder(path: Path) -> None:
+    """FileNotFoundError unless the folder ``path`` is to be written in exists: said before any work starts, for
+    every file a command writes (reports, eval tables, heatmaps)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+
+
 def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
     """Create the report at ``path`` with ``write(file)``: under a temporary name in the same directory,
     made durable, then renamed over ``path``, so readers see the old report or the new one, never half of one.

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from .publish import ReportError, Spool, publish, publish_spooled
+from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
 from .result import FIELDS, Result
 from .sarif import SarifWriter
 from .text import clean_strings, report_text
@@ -72,8 +72,7 @@ def check_report_path(path: Path) -> None:
     """Refuse, before a scan starts, a report of an unknown format (ValueError) or in no folder (FileNotFoundError)."""
     if path.suffix.lower() not in REPORT_FORMATS:
         raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+    check_output_folder(path)
 
 
 def header_path(report: Path) -> Path:
