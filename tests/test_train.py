@@ -19,7 +19,8 @@ from ipdscan.datasets import read_pixels
 from trainer.datasets import split_roots
 from ipdscan.model import IPDConfig, IPDNet
 from trainer.distributed import Topology
-from trainer.loop import Logits, Progress, Run
+from trainer.loop import Logits, Run
+from trainer.schedule import Progress
 
 SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test
 

@@ -12,7 +12,8 @@ import sys
 from ipdscan.datasets import DatasetError
 from ipdscan.score import DeviceError
 
-from .loop import TrainConfig, TrainError, train
+from .config import TrainConfig, TrainError
+from .loop import train
 
 D = TrainConfig.__dataclass_fields__  # defaults shown in --help come from the dataclass itself
 
