@@ -124,27 +124,22 @@ def corpus_files(folder: Path) -> list[str]:
 # ---------------------------------------------------------------- children: one configuration each
 
 def steady_scan(args) -> dict:
-    """The scan pipeline in this process (scan_batches into a JSONL report), timed batch by batch: where the
-    start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
+    """The scan job in this process (into a JSONL report, as `ipdscan scan` runs it), timed batch by batch: where
+    the start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
     started = time.perf_counter()
-    from ipdscan import ScanOptions, load_detector, scan_batches
-    from ipdscan.report import open_report
+    from ipdscan import ScanOptions, load_detector
+    from ipdscan.job import ScanJob
     imported = time.perf_counter()
     detector = load_detector(args.weights, args.device)
     loaded = time.perf_counter()
     options = ScanOptions(batch_size=args.batch_size, workers=args.workers, decode=args.decode)
-    with tempfile.TemporaryDirectory() as tmp:
-        writer = open_report(Path(tmp) / "steady.jsonl", {"benchmark": "steady"})
-        marks, count, ok = [], 0, 0
-        for batch in scan_batches([args.files], detector, options=options):
-            for result in batch:
-                writer.write(result)
-                ok += result.ok
-            count += len(batch)
-            marks.append((time.perf_counter(), count))
-        writer.close({})
-    if ok != count:
-        sys.exit(f"steady scan: {count - ok} of {count} images failed")
+    marks = []
+    with tempfile.TemporaryDirectory() as tmp, ScanJob([args.files], options, out=Path(tmp) / "steady.jsonl") as job:
+        job.start(detector)
+        outcome = job.run(on_batch=lambda stats: marks.append((time.perf_counter(), stats.scanned)))
+    count = outcome.stats.scanned
+    if outcome.stopped_by or outcome.stats.errors:
+        sys.exit(f"steady scan: {outcome.stats.errors} of {count} images failed ({outcome.stopped_by or 'finished'})")
     skip = max(4, len(marks) // 10)  # the first batches carry worker start-up, nvjpeg and cuDNN set-up
     if len(marks) <= skip:
         sys.exit(f"steady scan: {len(marks)} batches are too few to measure a steady rate; raise --steady-copies")
@@ -166,14 +161,13 @@ def child_main(args) -> dict:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from ipdscan.pipeline import ScanOptions
     from ipdscan.preprocess import crop, to_model_input
-    from ipdscan.score import resolve_device
+    from ipdscan.runtime import default_workers, resolve_device
     from ipdscan.weights import load_checkpoint
 
     device = resolve_device(args.device)
     files = Path(args.files).read_text().split("\n")
-    workers = args.workers if args.workers is not None else ScanOptions().resolved_workers(device)
+    workers = default_workers(args.workers, device)
     checkpoint = load_checkpoint(args.weights)
     preprocessing = checkpoint.preprocessing
 
@@ -228,7 +222,8 @@ def model_only(args, checkpoint, device, files) -> dict:
 
     from ipdscan.decode import decode
     from ipdscan.preprocess import crop, to_model_input
-    from ipdscan.score import CPU_MICRO_BATCH, Detector, cpu_has_native_bf16
+    from ipdscan.runtime import has_native_bf16
+    from ipdscan.score import CPU_MICRO_BATCH, Detector
     from ipdscan.weights import load_checkpoint
 
     files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
@@ -247,7 +242,7 @@ def model_only(args, checkpoint, device, files) -> dict:
         configs.append((f"model naive fp32, {CPU_MICRO_BATCH['fp32']} images per call", run_naive_small))
     setups = {}
     precisions = ["fp32"]
-    if (torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()):
+    if has_native_bf16(device):
         precisions += ["mixed", "bf16"]
     for precision in precisions:
         started = time.perf_counter()
@@ -487,7 +482,7 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
 def machine() -> str:
     import torch
 
-    from ipdscan.score import cpu_has_native_bf16
+    from ipdscan.runtime import cpu_has_native_bf16
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

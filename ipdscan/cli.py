@@ -3,26 +3,24 @@ from __future__ import annotations
 
 import functools
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import __version__
-from .console import (ScanProgress, ScanStats, print_input_error, print_summary, print_warning, printable,
-                      result_table, shown, stderr, stdout)
+from .console import (ScanProgress, print_input_error, print_summary, print_warning, printable, result_table, shown,
+                      stderr, stdout)
 from .distributed import ScanGroup
 from .fetch import FetchError, FetchOptions
-from .interrupt import interrupts_deferred, sigterm_as_interrupt
+from .interrupt import sigterm_as_interrupt
+from .job import EXIT_ERROR, JobError, ScanJob, utc_now
 from .merge import MergeError, merge_reports
-from .pipeline import DECODE_CHOICES, ScanOptions, scan_batches, selected_items
-from .publish import ReportError
-from .report import REPORT_FORMATS, completed_inputs, header_path, open_report
-from .report_lock import ReportBusy, ReportLock
+from .pipeline import DECODE_CHOICES, ScanOptions, selected_items
+from .publish import ReportError, check_output_folder
+from .report import check_report_path
+from .report_lock import ReportBusy
 from .score import DeviceError, load_detector
-from .sources import redact_credentials
-from .verdict import EXIT_ERROR, missing_paths, run_warnings, verdict
 from .weights import WeightsError
 
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
@@ -125,104 +123,46 @@ def scan(
     an interrupted (Ctrl-C, SIGTERM) or crashed scan, or with --fail-on-error an input that could not be scanned.
     An error wins over a flag.
     """
-    group = ScanGroup.from_env()  # set when launched by torchrun
     try:
         if decode not in DECODE_CHOICES:
             raise UsageError(f"unknown --decode {decode!r}: use {', '.join(DECODE_CHOICES)}")
-        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden,
+        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, threshold=threshold,
                               shard=parse_shard(shard), crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
-        if out is not None and out.suffix.lower() not in REPORT_FORMATS:
-            raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
-        if out is not None and not out.parent.exists():
-            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
-        report_path = out
-        if retry_errors and not resume:
-            raise UsageError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
-        if group:
-            if out is None or shard:
-                raise UsageError("a torchrun scan needs --out and shards by rank itself (no --shard)")
-            options.shard, device, report_path = group.shard, group.device(device), group.part(out)
-        if report_path:  # held until the command ends: refused here, a second scan never touches the report
-            ctx.with_resource(ReportLock(report_path))
-        if resume:
-            if out is None or out.suffix.lower() != ".jsonl":
-                raise UsageError("--resume needs --out FILE.jsonl")
-            done = completed_inputs(report_path, retry_errors) if report_path.exists() else set()
-            options.skip = done.__contains__
-        missing = missing_paths(inputs)
-        detector = load_detector(weights, device, precision)
+        job = ScanJob(inputs, options, out=out, resume=resume, retry_errors=retry_errors, fail_on=fail_on,
+                      fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error, group=ScanGroup.from_env(),
+                      stdin=sys.stdin)
+        ctx.with_resource(job)  # the report's lock, held until the command ends: a second scan never touches it
+        detector = load_detector(weights, job.device(device), precision)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
-        options.threshold = detector.threshold if threshold is None else threshold
     except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy, ReportError) as exc:
         raise fail(str(exc))
-
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    header = {"tool": "ipdscan", "version": __version__, "model": detector.name, "variant": detector.variant,
-              "weights_sha256": detector.sha256, "threshold": options.threshold,
-              "threshold_source": "weights" if threshold is None else "--threshold", "device": str(detector.device),
-              "start_time": started, "inputs": [redact_credentials(argument) for argument in inputs]}
-    sarif_root = Path(inputs[0]) if len(inputs) == 1 and Path(inputs[0]).is_dir() else Path.cwd()
     try:
-        writer = open_report(report_path, header, resume=resume, retry_errors=retry_errors,
-                             root=sarif_root) if report_path else None
+        header = job.start(detector, threshold_source="weights" if threshold is None else "--threshold")
     except (OSError, ValueError) as exc:
         raise fail(str(exc))
-    stats, table_rows = ScanStats(), []
-    stopped_by: str | None = None  # why the scan ended early; what was scanned is still written
-    try:
-        with ScanProgress(quiet) as progress:
-            if "-" not in inputs:
-                progress.count_in_background(selected_items(inputs, options))
-            for batch in scan_batches(inputs, detector, options=options, stdin=sys.stdin):
-                with interrupts_deferred():  # a batch's rows are written whole
-                    for result in batch:
-                        stats.add(result)
-                        if not result.ok:
-                            print_input_error(result)
-                        if writer:
-                            writer.write(result)
-                        else:
-                            table_rows.append(result)
-                    if writer:
-                        writer.flush()
-                progress.update(stats)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
-        stopped_by = str(exc) or "interrupted"
-    except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
-        stopped_by = f"stopped by {type(exc).__name__}: {exc}"
-    summary = {"end_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "interrupted": stopped_by is not None, **stats.to_dict()}
-    if writer:
-        with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
-            writer.close(summary)
-    else:
-        stdout.print(result_table(table_rows))
-    if group:
-        group.wait_for_all()
-        if group.rank == 0 and stopped_by is None:
-            try:
-                merge_reports(group.parts(out), out, header)
-            except MergeError as exc:
-                raise fail(f"cannot merge the ranks' parts into {out}: {exc}")
-            for part in group.parts(out):
-                part.unlink()
-                header_path(part).unlink(missing_ok=True)
-        group.finish()
+    with ScanProgress(quiet) as progress:
+        if "-" not in inputs:
+            progress.count_in_background(job.items())
+        try:
+            outcome = job.run(on_result=print_input_error, on_batch=progress.update)
+        except JobError as exc:
+            raise fail(str(exc))
+    if out is None:
+        stdout.print(result_table(outcome.rows))
     if not quiet:
-        print_summary(stats, options.threshold, str(out) if out else None)
-    if stopped_by:
-        raise fail(f"scan {stopped_by} after {stats.scanned} images" + (f"; {report_path} holds them" if out else ""))
-    for warning in run_warnings(stats):
+        print_summary(outcome.stats, header.threshold, str(out) if out else None)
+    if outcome.stopped_by:
+        raise fail(f"scan {outcome.stopped_by} after {outcome.stats.scanned} images"
+                   + (f"; {job.report_path} holds them" if out else ""))
+    for warning in outcome.warnings:
         print_warning(warning)
-    outcome = verdict(stats, missing=missing, fail_on=fail_on, fail_on_evidence=fail_on_evidence,
-                      fail_on_error=fail_on_error)
-    if outcome.code == EXIT_ERROR:
-        raise fail(outcome.reason)
-    if outcome.code:
-        raise typer.Exit(outcome.code)
+    if outcome.verdict.code == EXIT_ERROR:
+        raise fail(outcome.verdict.reason)
+    if outcome.verdict.code:
+        raise typer.Exit(outcome.verdict.code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
@@ -251,20 +191,23 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
-    from .evaluate import DatasetError, evaluate, parse_perturbations, plot_robustness, to_markdown, write_report
+    from .datasets import DatasetError
+    from .eval_report import plot_robustness, to_markdown, write_report
+    from .evaluate import evaluate
+    from .perturbations import parse_perturbations
     try:
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UsageError(f"unsupported table format {out.suffix or out.name!r}: use .md, .csv or .json")
         if plot is not None and not perturb:
             raise UsageError("--plot draws AP against perturbation strength: give --perturb too")
         for path in (out, scores, plot):
-            if path is not None and not path.parent.exists():
-                raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+            if path is not None:
+                check_output_folder(path)
         perturbations = parse_perturbations(perturb or [])
         detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)
-    except (UsageError, WeightsError, DeviceError, DatasetError, ValueError) as exc:
+    except (UsageError, WeightsError, DeviceError, DatasetError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
     stdout.print("\n".join(map(printable, to_markdown(report, group).splitlines())), highlight=False, markup=False)
     if report.unreadable:
@@ -292,12 +235,11 @@ def merge(
             raise UsageError(f"no such report: {missing[0]}")
         if out.resolve() in {p.resolve() for p in parts}:
             raise UsageError(f"--out {out} is one of the parts")
-        if out.suffix.lower() not in REPORT_FORMATS:
-            raise UsageError(f"unsupported report format {out.suffix or out.name!r}: use {', '.join(REPORT_FORMATS)}")
+        check_report_path(out)
         expected = (item.shown for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
-        header = {"tool": "ipdscan", "version": __version__, "merged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        header = {"tool": "ipdscan", "version": __version__, "merged_at": utc_now()}
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
-    except (UsageError, MergeError, OSError) as exc:
+    except (UsageError, MergeError, OSError, ValueError) as exc:
         raise fail(str(exc))
     stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {shown(out)}", highlight=False)
 
@@ -317,8 +259,7 @@ def explain(
     try:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
-        if not out.parent.exists():
-            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+        check_output_folder(out)
         tile_map = explain_image(load_detector(weights, device), read_image_file(image), tiles)
         heatmap(tile_map).save(out)
     except FetchError as exc:

@@ -1,21 +1,23 @@
 """What the CLI shows a person: progress on stderr, the result table, the end summary."""
 from __future__ import annotations
 
-import heapq
 import re
 import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .evidence import codes_indicate_ai
-from .report import report_text
 from .result import Result
+from .text import report_text
+
+if TYPE_CHECKING:
+    from .job import ScanStats
 
 # Piped or redirected, the table is read by tools and people with wide windows: don't fold paths at 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
@@ -41,45 +43,6 @@ def _escaped(match: re.Match) -> str:
 def shown(text: object) -> str:
     """User-controlled text for a rich markup string: printable, and its square brackets literal, not markup."""
     return escape(printable(str(text)))
-
-
-class ScanStats:
-    """Counts for the summary, the top-scoring files, and the exit code's verdict."""
-
-    def __init__(self, top: int = 5):
-        self.started = time.monotonic()
-        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
-        self.max_score: float | None = None
-        self._top: list[tuple[float, int, str]] = []
-        self._keep = top
-
-    def add(self, result: Result) -> None:
-        self.scanned += 1
-        self.declared_ai += codes_indicate_ai(result.evidence.split(";"))
-        if not result.ok:
-            self.errors += 1
-            return
-        self.ok += 1
-        self.flagged += result.label == "ai"
-        self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
-        entry = (result.score, -self.scanned, result.input)
-        (heapq.heappush if len(self._top) < self._keep else heapq.heappushpop)(self._top, entry)
-
-    @property
-    def wall_s(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def rate(self) -> float:
-        return self.scanned / self.wall_s if self.wall_s > 0 else 0.0
-
-    def top(self) -> list[tuple[str, float]]:
-        return [(name, score) for score, _, name in sorted(self._top, reverse=True)]
-
-    def to_dict(self) -> dict:
-        return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
-                "declared_ai": self.declared_ai,
-                "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
 
 
 class ScanProgress:
@@ -140,7 +103,10 @@ def result_table(results: list[Result]) -> Table:
 
 
 def print_input_error(result: Result) -> None:
-    """One line per input that could not be scanned, as grep reports a file it cannot read; even when quiet."""
+    """One line per input that could not be scanned, as grep reports a file it cannot read; even when quiet.
+    A row that is ok prints nothing."""
+    if result.ok:
+        return
     message = result.error if result.error.startswith(result.input) else f"{result.input}: {result.error}"
     stderr.print(f"ipdscan: {shown(message)} ({shown(result.error_code)})", highlight=False)
 

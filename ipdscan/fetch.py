@@ -1,79 +1,23 @@
-"""Bytes for an Item: a local file read, or an HTTP(S) GET that is safe to point at the open internet.
-
-A URL's host is resolved once and every address checked (no loopback, private, link-local, CGNAT,
-multicast, reserved, nor IPv6 forms that embed such an IPv4 address) unless ``allow_private``;
-the connection then goes to the checked address itself, so a second DNS answer cannot rebind it,
-with the original Host header and, for https, TLS verified against the host name. Redirects are
-followed by hand and each hop is checked again. Sizes are capped while streaming, and every
-send and receive is bounded by both the read timeout and the URL's total deadline, one deadline for
-every lookup, connection, redirect and retry. Credentials in the URL (user:password@) are sent as
-HTTP Basic authorization to that URL's host, and never appear in an error message.
-
-Built on the standard library's http.client, with the socket supplied by this module: pinning the
-address, the per-read deadline and the streaming cap need control of the socket, which urllib3 would
-only give through its private connection classes, and the stdlib adds no dependency.
-
-Error codes (FetchError.code): the listing codes of ``sources`` (not_found, permission_denied,
-not_a_file, symlink_loop, read_error, invalid_url, unsupported_scheme, bad_url_list), plus
-too_large, blocked_address, too_many_redirects, timeout, connection_error, tls_error,
-http_error (a malformed HTTP response) and http_<status> (http_404, http_500, ...).
+"""Bytes for an Item: a local file read as a scan reads files (FIFOs and devices refused from stat, the size cap),
+or a URL through ``http_get`` (address checks, deadlines, caps, retries); ``fetch_many`` runs them in threads,
+in input order, a few at a time per host. Error codes: see ``http_get``.
 """
 from __future__ import annotations
 
-import base64
-import functools
-import http.client
-import io
-import ipaddress
 import os
-import socket
-import ssl
 import stat
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from .sources import Item, open_regular, os_error_code, redact_credentials, url_problem
+from .fetch_options import FetchError, FetchOptions
+from .http_get import blocked_reason, fetch_url, resolve
+from .sources import Item, open_regular, os_error_code
 
-try:
-    USER_AGENT = f"ipdscan/{version('ipdscan')}"
-except PackageNotFoundError:  # a source tree that is not installed
-    USER_AGENT = "ipdscan"
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK = 64 * 1024
-MAX_BACKOFF = 8.0
-URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))  # quote only spaces and non-ASCII; keep existing %XX escapes
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    max_bytes: int = 50 * 2**20
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0  # for each send or receive
-    total_timeout: float = 120.0  # for one attempt, redirects included
-    retries: int = 1  # on timeouts, connection errors and 5xx only
-    retry_backoff: float = 0.5  # seconds before retry n (0-based) = retry_backoff * 2**n, at most MAX_BACKOFF
-    max_redirects: int = 5
-    allow_private: bool = False  # --allow-private-urls
-    user_agent: str = USER_AGENT
-
-
-class FetchError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(code, message)
-        self.code, self.message = code, message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+__all__ = ["FetchError", "FetchOptions", "blocked_reason", "fetch_many", "read_item", "resolve"]
 
 
 def read_item(item: Item, options: FetchOptions = FetchOptions()) -> bytes:
@@ -81,7 +25,7 @@ def read_item(item: Item, options: FetchOptions = FetchOptions()) -> bytes:
     if item.error_code:
         raise FetchError(item.error_code, item.error or item.error_code)
     if item.kind == "url":
-        return _fetch_url(item.input, options)
+        return fetch_url(item.input, options)
     return _read_file(item.input, options.max_bytes)
 
 
@@ -109,63 +53,6 @@ def fetch_many(items: Iterable[Item], options: FetchOptions, *, concurrency: int
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def blocked_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a scan must not connect to ``address`` unless private URLs are allowed, or None if it may."""
-    ip = ipaddress.ip_address(address)
-    if ip.version == 6:
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and ip in NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and (reason := blocked_reason(embedded)):
-            return f"embeds {embedded}, {reason}"
-    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved", "site_local"):
-        if getattr(ip, f"is_{kind}", False):
-            return kind.replace("_", "-")
-    if not ip.is_global:  # e.g. 100.64.0.0/10, carrier-grade NAT
-        return "not globally routable"
-    return None
-
-
-def resolve(host: str, port: int, allow_private: bool = False, timeout: float | None = None) -> list[tuple[int, tuple]]:
-    """(family, sockaddr) for every address of ``host``; FetchError blocked_address if any is not public,
-    timeout if the resolver has not answered within ``timeout`` seconds (None: wait as long as it takes)."""
-    try:
-        infos = _lookup(host, port, timeout)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("connection_error", f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys((family, sockaddr) for family, _, _, _, sockaddr in infos))
-    if not allow_private:
-        for _, sockaddr in addresses:
-            if reason := blocked_reason(sockaddr[0]):
-                raise FetchError("blocked_address", f"{host} resolves to {sockaddr[0]} ({reason}); "
-                                                    "--allow-private-urls permits it")
-    return addresses
-
-
-def _lookup(host: str, port: int, timeout: float | None) -> list:
-    """socket.getaddrinfo with a time limit. getaddrinfo itself has none (a dead DNS server holds it for the
-    resolver's own retries, 10-30 s or more), and cannot be cancelled: it runs in a daemon thread, which is
-    left to finish on its own if the limit passes, and never holds up the scan or its exit."""
-    if timeout is None:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    outcome: list = []
-
-    def ask():
-        try:
-            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except BaseException as exc:  # noqa: BLE001 - raised below, in the asking thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=ask, name="ipdscan-dns", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        raise FetchError("timeout", f"cannot resolve {host}: no answer from DNS within {timeout:g} s")
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
 def _read_file(path: str, max_bytes: int) -> bytes:
     try:
         info = os.stat(path)
@@ -180,202 +67,6 @@ def _read_file(path: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:  # it grew after the stat
         raise FetchError("too_large", f"{path}: more than the limit of {max_bytes} bytes")
     return data
-
-
-def _fetch_url(url: str, options: FetchOptions) -> bytes:
-    """The body at ``url``, within one deadline for everything: lookups, connections, reads, redirects and retries."""
-    deadline = time.monotonic() + options.total_timeout
-    attempt = 0
-    while True:
-        try:
-            return _follow(url, options, deadline)
-        except FetchError as exc:
-            transient = exc.code in ("timeout", "connection_error") or exc.code.startswith("http_5")
-            backoff = min(options.retry_backoff * 2**attempt, MAX_BACKOFF)
-            if not transient or attempt >= options.retries or time.monotonic() + backoff >= deadline:
-                raise FetchError(exc.code, redact_credentials(exc.message)) from None
-        time.sleep(backoff)
-        attempt += 1
-
-
-def _follow(url: str, options: FetchOptions, deadline: float) -> bytes:
-    """GET ``url``, following redirects by hand: each hop is one more checked request."""
-    for hop in range(options.max_redirects + 1):
-        try:
-            response = _get(url, options, deadline)
-        except FetchError as exc:
-            if hop:
-                raise FetchError(exc.code, f"after a redirect to {url}: {exc.message}") from None
-            raise
-        if isinstance(response, bytes):
-            return response
-        url = response
-    raise FetchError("too_many_redirects", f"more than {options.max_redirects} redirects, the last to {url}")
-
-
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str  # ASCII (IDNA for international names), no brackets
-    port: int
-    path: str  # the request target: path and query, quoted
-    host_header: str
-    authorization: str | None  # Basic credentials from the URL's user:password@, for this URL's host only
-
-
-def _target(url: str) -> _Target:
-    if problem := url_problem(url):
-        raise FetchError(*problem)
-    parts = urlsplit(url)
-    scheme, default_port = parts.scheme.lower(), DEFAULT_PORTS[parts.scheme.lower()]
-    try:
-        host = parts.hostname if parts.hostname.isascii() else parts.hostname.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise FetchError("invalid_url", f"invalid host name in {url!r}: {exc}") from None
-    port = parts.port or default_port
-    path = quote(parts.path or "/", safe=URL_SAFE) + (f"?{quote(parts.query, safe=URL_SAFE)}" if parts.query else "")
-    named = f"[{host}]" if ":" in host else host
-    authorization = None
-    if parts.username is not None:  # percent-escapes in user and password stand for the characters (RFC 3986)
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("utf-8", "surrogateescape")
-        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
-    return _Target(scheme, host, port, path, named if port == default_port else f"{named}:{port}", authorization)
-
-
-def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
-    """One GET to a checked address: the body, or the absolute URL a redirect points to."""
-    target = _target(url)
-    try:
-        lookup_limit = _time_left(options.connect_timeout, deadline)
-    except TimeoutError as exc:
-        raise _failure(exc, options) from None
-    addresses = resolve(target.host, target.port, options.allow_private, timeout=lookup_limit)
-    try:
-        sock = _connect(addresses, options.connect_timeout, deadline)
-    except OSError as exc:
-        raise _failure(exc, options) from None
-    try:
-        if target.scheme == "https":
-            sock.settimeout(_time_left(options.connect_timeout, deadline))
-            sock = _tls_context().wrap_socket(sock, server_hostname=target.host)
-        connection = http.client.HTTPConnection(target.host, target.port)  # framing only: the socket is ours
-        connection.sock = _DeadlineSocket(sock, options.read_timeout, deadline)
-        headers = {"Host": target.host_header, "User-Agent": options.user_agent,
-                   "Accept": "image/*, */*;q=0.5", "Connection": "close"}
-        if target.authorization:
-            headers["Authorization"] = target.authorization
-        connection.request("GET", target.path, headers=headers)
-        response = connection.getresponse()
-        status = response.status
-        if status in REDIRECT_STATUSES:
-            location = _header_text(response.getheader("Location", "")).strip()
-            if not location:
-                raise FetchError(f"http_{status}", f"HTTP {status} redirect without a Location")
-            # A relative Location keeps the URL's credentials (the same host); an absolute one carries only its own.
-            return urljoin(url, location)
-        if not 200 <= status < 300:
-            raise FetchError(f"http_{status}", f"HTTP {status} {response.reason}".strip())
-        if response.length is not None and response.length > options.max_bytes:
-            raise FetchError("too_large", f"Content-Length {response.length} is more than the limit of "
-                                          f"{options.max_bytes} bytes")
-        return _read_body(response, options.max_bytes)
-    except (OSError, http.client.HTTPException) as exc:
-        raise _failure(exc, options) from None
-    finally:
-        sock.close()
-
-
-def _header_text(value: str) -> str:
-    """http.client decodes headers as Latin-1; servers that put raw UTF-8 in a Location mean UTF-8."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
-
-
-def _read_body(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
-    """The body, up to max_bytes whatever the headers claim (http.client honours the framing:
-    Content-Length or chunked; never reads past the declared end)."""
-    chunks, size = [], 0
-    while chunk := response.read(min(CHUNK, max_bytes + 1 - size)):
-        size += len(chunk)
-        if size > max_bytes:
-            raise FetchError("too_large", f"more than the limit of {max_bytes} bytes")
-        chunks.append(chunk)
-    if response.length:  # http.client returns short bodies silently
-        raise FetchError("connection_error", f"connection closed after {size} of {size + response.length} bytes")
-    return b"".join(chunks)
-
-
-def _connect(addresses: list[tuple[int, tuple]], timeout: float, deadline: float) -> socket.socket:
-    """A TCP connection to the first of the checked addresses that answers."""
-    error: OSError = OSError("no address")
-    for family, sockaddr in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(_time_left(timeout, deadline))
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    raise error
-
-
-def _time_left(limit: float, deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the total timeout passed")
-    return min(limit, left)
-
-
-class _DeadlineSocket:
-    """The socket as http.client sees it: each send and receive waits at most the read timeout
-    and never past the total deadline, so a server that drips bytes cannot hold a fetch for longer."""
-
-    def __init__(self, sock: socket.socket, read_timeout: float, deadline: float):
-        self.sock, self.read_timeout, self.deadline = sock, read_timeout, deadline
-
-    def arm(self) -> None:
-        self.sock.settimeout(_time_left(self.read_timeout, self.deadline))
-
-    def sendall(self, data: bytes) -> None:
-        self.arm()
-        self.sock.sendall(data)
-
-    def makefile(self, mode: str = "rb") -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self))
-
-    def close(self) -> None:
-        pass  # http.client closes "the connection" once headers say Connection: close; _get closes the socket
-
-
-class _DeadlineReader(io.RawIOBase):
-    def __init__(self, owner: _DeadlineSocket):
-        self.owner = owner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        self.owner.arm()
-        return self.owner.sock.recv_into(buffer)
-
-
-@functools.lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-def _failure(exc: BaseException, options: FetchOptions) -> FetchError:
-    if isinstance(exc, TimeoutError):
-        return FetchError("timeout", f"{exc or 'timed out'} (limits: connect {options.connect_timeout:g} s, "
-                                     f"each read {options.read_timeout:g} s, total {options.total_timeout:g} s)")
-    if isinstance(exc, ssl.SSLError):  # certificate, name or handshake failure: not transient
-        return FetchError("tls_error", str(exc))
-    if isinstance(exc, (OSError, http.client.IncompleteRead)):  # refused, reset, unreachable, cut short
-        return FetchError("connection_error", str(exc) or type(exc).__name__)
-    return FetchError("http_error", f"malformed HTTP response: {type(exc).__name__}: {str(exc).strip()}")
 
 
 class _HostSlots:

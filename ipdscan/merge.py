@@ -22,7 +22,6 @@ LABELS = ("ai", "real")
 _TYPES = {f.name: (int,) if f.name in ("bytes", "width", "height", "frames")
           else (int, float) if f.name in ("score", "crops_max", "crops_mean") else (str,)
           for f in fields(Result)}
-_DEFAULTS = {f.name: f.default for f in fields(Result)}
 
 
 class MergeError(Exception):
@@ -52,7 +51,7 @@ def read_part(path: Path) -> Iterator[Result]:
             problem = row_problem(record)
             if problem:
                 raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
-            yield Result(**{name: _DEFAULTS[name] if record.get(name) is None else record[name] for name in _DEFAULTS})
+            yield Result.from_row(record)
 
 
 def row_problem(record) -> str | None:
@@ -75,7 +74,16 @@ def row_problem(record) -> str | None:
             return f"label {record.get('label')!r} is not one of {', '.join(LABELS)}"
     elif not record.get("error_code"):
         return "an error row has an error_code"
+    if record.get("evidence_detail") and not _json_object(record["evidence_detail"]):
+        return "evidence_detail is not a JSON object"
     return None
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def scan_identity(parts: list[Path]) -> dict:

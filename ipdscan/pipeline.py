@@ -13,7 +13,6 @@ batches from workers round-robin, results come back in input order.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +28,7 @@ from .evidence import find_evidence
 from .fetch import FetchError, FetchOptions, fetch_many
 from .preprocess import Preprocessing, crop
 from .result import Result
+from .runtime import default_workers
 from .score import Detector, load_detector
 from .sources import Item, iter_items, redact_credentials, shard_filter
 from .stdin_spool import StdinSpool
@@ -63,15 +63,7 @@ class ScanOptions:
         return self.decode == "device"
 
     def resolved_workers(self, device: torch.device, device_decode: bool = False) -> int:
-        if self.workers is not None:
-            return max(0, self.workers)
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if device.type == "cuda":
-            # Workers that only read files and parse headers need few cores; keep two for the scoring
-            # process and its reader thread.
-            return max(1, min(8, cpus - 2)) if device_decode else min(16, cpus)
-        # On the CPU the model competes with decoding for cores: one worker keeps both busy.
-        return 1 if cpus > 1 else 0
+        return default_workers(self.workers, device, device_decode)
 
 
 def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
@@ -143,10 +135,11 @@ def decode_on_cpu(input: str, data: bytes, known: dict, preprocessing: Preproces
 def unscored_row(input: str, data: bytes, known: dict, format: str, width: int, height: int, frames: int,
                  exif: dict[str, str]) -> Result:
     """A readable file's report row before scoring: what its header and metadata say."""
+    evidence = find_evidence(data)
     return Result(input=input, format=format, width=width, height=height, frames=frames,
                   exif_make=exif.get("make", ""), exif_model=exif.get("model", ""),
                   exif_software=exif.get("software", ""), exif_datetime=exif.get("datetime", ""),
-                  **find_evidence(data).fields(), **known)
+                  evidence=evidence.codes, evidence_detail=evidence.detail, **known)
 
 
 def crops_of(pixels: torch.Tensor, preprocessing: Preprocessing, crops: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:

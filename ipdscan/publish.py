@@ -1,9 +1,15 @@
-"""Reports appear whole or not at all: written under a temporary name beside the report, then renamed into place."""
+"""Reports appear whole or not at all: written under a temporary name beside the report, then renamed into place.
+
+Every writer publishes through here: ``publish`` (a file written in one go), and ``publish_spooled`` for the
+reports whose rows come before their header is complete (.csv, .json, .sarif): rows wait in ``Spool`` files.
+"""
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +23,13 @@ class ReportError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
+
+
+def check_output_folder(path: Path) -> None:
+    """FileNotFoundError unless the folder ``path`` is to be written in exists: said before any work starts, for
+    every file a command writes (reports, eval tables, heatmaps)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
 def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
@@ -37,3 +50,45 @@ def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) ->
         raise ReportError(path, exc) from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+class Spool:
+    """Rows waiting for a report that appears at close: an unnamed temporary file beside it, so on its file
+    system (the copy is cheap) and gone by itself if the scan dies."""
+
+    def __init__(self, report: Path, binary: bool = False):
+        self.file: IO = tempfile.TemporaryFile(dir=report.parent) if binary else \
+            tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=report.parent)
+
+    def write(self, data) -> None:
+        self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def copy_to(self, out: IO) -> None:
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, out)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def publish_spooled(path: Path, pieces: Iterable, *, binary: bool = False) -> None:
+    """``publish`` the report made of ``pieces`` in order: text (or bytes) written as is, Spools copied in; the
+    spools are closed, published or not."""
+    pieces = list(pieces)
+
+    def write(out: IO) -> None:
+        for piece in pieces:
+            if isinstance(piece, Spool):
+                piece.copy_to(out)
+            else:
+                out.write(piece)
+
+    try:
+        publish(path, write, binary=binary)
+    finally:
+        for piece in pieces:
+            if isinstance(piece, Spool):
+                piece.close()

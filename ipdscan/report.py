@@ -22,14 +22,13 @@ import csv
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
-from .publish import ReportError, publish
+from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
 from .result import FIELDS, Result
 from .sarif import SarifWriter
+from .text import clean_strings, report_text
 
 REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
 HEADER_SUFFIX = ".header.json"
@@ -55,21 +54,25 @@ def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors:
     (default: the current directory).
     """
     path = Path(path)
+    check_report_path(path)
     suffix = path.suffix.lower()
-    if suffix not in REPORT_FORMATS:
-        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
     if resume and suffix != ".jsonl":
         raise ValueError("--resume needs a .jsonl report")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write the report {path}: directory {path.parent} does not exist")
     try:
         if suffix == ".jsonl":
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
         if suffix == ".sarif":
-            return SarifWriter(path, header, root=root, threshold=header.get("threshold", 0.5))
+            return SarifWriter(path, header, root=root, threshold=header.get("threshold"))
         return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before a scan starts, a report of an unknown format (ValueError) or in no folder (FileNotFoundError)."""
+    if path.suffix.lower() not in REPORT_FORMATS:
+        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
+    check_output_folder(path)
 
 
 def header_path(report: Path) -> Path:
@@ -126,19 +129,6 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
     return done
 
 
-def report_text(text: str) -> str:
-    """The rule for text no UTF-8 report can hold: undecodable bytes become ``\\xNN`` escapes.
-
-    A file name with the Latin-1 byte 0xE9 reaches Python as "caf\\udce9.jpg" and is written as
-    "caf\\\\xe9.jpg" (a backslash, then x, e, 9). Valid text is unchanged.
-    """
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that came from no byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
-
-
 def _unescaped(text: str) -> str:
     """The inverse of report_text, for matching written inputs against the paths a scan finds.
 
@@ -150,18 +140,7 @@ def _unescaped(text: str) -> str:
 
 
 def _record(result: Result) -> dict:
-    return {name: _clean(getattr(result, name)) for name in FIELDS}
-
-
-def _clean(value):
-    """JSON-ready with report_text applied to every string, inside lists and dicts too."""
-    if isinstance(value, str):
-        return report_text(value)
-    if isinstance(value, dict):
-        return {report_text(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+    return clean_strings(result.to_dict(), report_text)
 
 
 def _json_line(record: dict) -> str:
@@ -182,8 +161,8 @@ class JsonlReport:
         self.path, self.retry_errors = path, resume and retry_errors
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
         if not (resume and header_path(path).exists()):
-            publish(header_path(path), lambda out: out.write(json.dumps(_clean(header), ensure_ascii=False,
-                                                                        indent=1, default=str) + "\n"))
+            publish(header_path(path), lambda out: out.write(json.dumps(clean_strings(header, report_text),
+                                                                        ensure_ascii=False, indent=1, default=str) + "\n"))
 
     def write(self, result: Result) -> None:
         self.file.write(_json_line(_record(result)) + "\n")
@@ -256,36 +235,12 @@ def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:
             file.truncate(keep)
 
 
-class _PublishedAtClose:
-    """Rows go to an anonymous temporary file beside the report; close() writes the report under a
-    temporary name from prologue + rows + epilogue, then renames it into place."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.rows: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=path.parent)
-
-    def flush(self) -> None:
-        pass  # nothing to make durable: the report appears whole at close() or not at all
-
-    def _publish(self, prologue: str, epilogue: str) -> None:
-        def write(out: IO[str]) -> None:
-            out.write(prologue)
-            self.rows.seek(0)
-            shutil.copyfileobj(self.rows, out)
-            out.write(epilogue)
-
-        try:
-            publish(self.path, write)
-        finally:
-            self.rows.close()
-
-
-class CsvReport(_PublishedAtClose):
+class CsvReport:
     """A header row of FIELDS, then one row per image; scores with 6 decimals. The scan header and
-    summary have no place in a CSV: use .json to keep them."""
+    summary have no place in a CSV: use .json to keep them. Rows wait in a Spool until close()."""
 
     def __init__(self, path: Path):
-        super().__init__(path)
+        self.path, self.rows = path, Spool(path)
         self.writer = csv.writer(self.rows)
         self.writer.writerow(FIELDS)
 
@@ -295,8 +250,11 @@ class CsvReport(_PublishedAtClose):
             record["score"] = f"{record['score']:.6f}"
         self.writer.writerow(record.values())  # csv writes None as an empty cell
 
+    def flush(self) -> None:
+        pass  # nothing to make durable: the report appears whole at close() or not at all
+
     def close(self, summary: dict) -> None:
-        self._publish("", "")
+        publish_spooled(self.path, [self.rows])
 
 
 def csv_text(value):
@@ -306,12 +264,12 @@ def csv_text(value):
     return value
 
 
-class JsonReport(_PublishedAtClose):
+class JsonReport:
     """{"header": {...header, ...summary}, "items": [...]}, items one per line. Memory stays flat: items
-    are streamed to the temporary file and copied after the header, which is only complete at close."""
+    wait in a Spool and are copied after the header, which is only complete at close."""
 
     def __init__(self, path: Path, header: dict):
-        super().__init__(path)
+        self.path, self.rows = path, Spool(path)
         self.header = header
         self.count = 0
 
@@ -319,6 +277,11 @@ class JsonReport(_PublishedAtClose):
         self.rows.write((",\n" if self.count else "\n") + _json_line(_record(result)))
         self.count += 1
 
+    def flush(self) -> None:
+        pass  # as CsvReport: the report appears whole at close()
+
     def close(self, summary: dict) -> None:
-        header = json.dumps(_clean({**self.header, **summary}), ensure_ascii=False, indent=1, default=str)
-        self._publish(f'{{"header": {header},\n"items": [', "\n]}\n" if self.count else "]}\n")
+        header = json.dumps(clean_strings({**self.header, **summary}, report_text), ensure_ascii=False, indent=1,
+                            default=str)
+        publish_spooled(self.path, [f'{{"header": {header},\n"items": [', self.rows,
+                                    "\n]}\n" if self.count else "]}\n"])

@@ -1,7 +1,14 @@
-"""`Result`: one per input, always — the contract between the pipeline and every report writer."""
+"""`Result`: one per input, always — the contract between the pipeline and every report writer.
+
+Columns stay structured (evidence a list of codes, its detail a dict) until a writer asks for the row:
+``to_dict()`` is the one flat form every report holds, and ``Result.from_row`` reads it back (merge).
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import json
+from dataclasses import dataclass, field, fields
+
+from .evidence import codes_indicate_ai
 
 
 @dataclass
@@ -25,15 +32,33 @@ class Result:
     crops_max: float | None = None  # with --crops N: the highest tile score
     crops_mean: float | None = None  # ... the mean tile score
     crops_max_tile: str = ""  # ... the highest-scoring tile as "x,y,width,height" in image pixels
-    evidence: str = ""  # what the file declares about itself (C2PA, IPTC, generator metadata): ';'-joined codes
-    evidence_detail: str = ""  # those declarations' details, as JSON
+    evidence: list[str] = field(default_factory=list)  # what the file declares about itself: codes (evidence.py)
+    evidence_detail: dict = field(default_factory=dict)  # those declarations' details, JSON-ready
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def declares_ai(self) -> bool:
+        """Whether the file's own metadata declares AI generation (C2PA, IPTC, generator text)."""
+        return codes_indicate_ai(self.evidence)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The report row, FIELDS in order: evidence as codes joined by ';', its detail as JSON ("" when empty)."""
+        row = {name: getattr(self, name) for name in FIELDS}
+        row["evidence"] = ";".join(self.evidence)
+        row["evidence_detail"] = json.dumps(self.evidence_detail, sort_keys=True, ensure_ascii=False) \
+            if self.evidence_detail else ""
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Result":
+        """The Result a report row (``to_dict``'s form, null for absent) was written from."""
+        known = {name: row[name] for name in FIELDS if row.get(name) is not None}
+        known["evidence"] = [code for code in known.get("evidence", "").split(";") if code]
+        known["evidence_detail"] = json.loads(known["evidence_detail"]) if known.get("evidence_detail") else {}
+        return cls(**known)
 
     @classmethod
     def failed(cls, input: str, code: str, message: str, **known) -> "Result":

@@ -1,8 +1,8 @@
 """SARIF 2.1.0 reports, for code-scanning dashboards and SARIF viewers.
 
 Rules, with stable ids; one SARIF result per finding, none for an input with nothing to report:
-    ipdscan/ai-score       the model's score is at or above the scan's threshold: level "error" from ERROR_SCORE
-                           (0.9) up, "warning" from the threshold up to it; below the threshold, no result
+    ipdscan/ai-score       the row is labelled ai (its score is at or above the scan's threshold): level "error"
+                           from ERROR_SCORE (0.9) up, "warning" below it; a row labelled real has no result
     ipdscan/provenance-ai  the file's own metadata declares AI generation (C2PA, IPTC XMP, generator text chunks;
                            see ipdscan.evidence): level "error", whatever the score
     ipdscan/scan-error     the input could not be scanned (unreadable, not an image, download failed): level "note"
@@ -11,27 +11,27 @@ Local files are artifacts relative to the scanned root (uriBaseId SRCROOT, resol
 files outside it get absolute file: URIs, URLs are their own URI. The file's sha256 is each result's partial
 fingerprint ("sha256/v1") and its artifact's "sha-256" hash.
 
-A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts stream to unnamed
-temporary files beside the report, and close() assembles the document and publishes it as the other writers
-do (``publish``: a temporary name in the same directory, then a rename), so it appears whole or not at all.
+A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts wait in spools
+beside the report, and close() assembles the document and publishes it as the other writers do
+(``publish_spooled``: a temporary name in the same directory, then a rename), so it appears whole or not at all.
+
+Labels and evidence come from the rows as they are: this writer never re-derives a label from a threshold, so
+a merged report's SARIF flags what its scans flagged.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
-from typing import IO
 from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
-from .evidence import codes_indicate_ai
-from .publish import publish
+from .publish import Spool, publish_spooled
 from .result import Result
 from .sources import OPAQUE_SCHEMES
+from .text import clean_strings, displayable_text
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ERROR_SCORE = 0.9
@@ -69,14 +69,13 @@ URI_CHARACTERS = ":/?#[]@!$&'()*+,;=%"
 
 
 class SarifWriter:
-    def __init__(self, path: Path, header: dict, *, root: Path | None = None, threshold: float = 0.5):
+    def __init__(self, path: Path, header: dict, *, root: Path | None = None, threshold: float | None = None):
         self.path = Path(path)
         self.header = header
         self.root = Path(os.path.abspath(root if root is not None else os.curdir))
-        self.threshold = threshold
-        # Unnamed temporary files on the report's own file system: nothing is left behind if the scan dies.
-        self._artifacts = tempfile.TemporaryFile(dir=self.path.parent)
-        self._results = tempfile.TemporaryFile(dir=self.path.parent)
+        self.threshold = threshold  # only named in messages: the rows' labels say what was flagged
+        self._artifacts = Spool(self.path, binary=True)
+        self._results = Spool(self.path, binary=True)
         self._artifact_count = self._result_count = 0
         Image.init()  # Image.MIME knows only the formats of Pillow plugins already loaded
 
@@ -111,21 +110,9 @@ class SarifWriter:
                "originalUriBaseIds": {"SRCROOT": {"uri": _directory_uri(self.root)}},
                "properties": {key: value for key, value in self.header.items() if key not in ("tool", "version")}}
         log = {"$schema": SARIF_SCHEMA, "version": "2.1.0"}
-
-        def write(out: IO[bytes]) -> None:
-            out.write(f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(_displayable(run))[:-1]}, "artifacts": ['.encode())
-            self._artifacts.seek(0)
-            shutil.copyfileobj(self._artifacts, out)
-            out.write(b'], "results": [')
-            self._results.seek(0)
-            shutil.copyfileobj(self._results, out)
-            out.write(b"]}]}\n")
-
-        try:
-            publish(self.path, write, binary=True)
-        finally:
-            self._artifacts.close()
-            self._results.close()
+        opening = f'{json.dumps(log)[:-1]}, "runs": [{json.dumps(_displayable(run))[:-1]}, "artifacts": ['
+        publish_spooled(self.path, [opening.encode(), self._artifacts, b'], "results": [', self._results,
+                                    b"]}]}\n"], binary=True)
 
     def _findings(self, result: Result) -> list[dict]:
         findings = []
@@ -133,14 +120,14 @@ class SarifWriter:
         if not result.ok:
             findings.append(_finding(SCAN_ERROR, "note", f"Not scanned: {result.error} ({result.error_code}).",
                                      result, error_code=result.error_code))
-        if result.score is not None and result.score >= self.threshold:
+        if result.label == "ai":
             level = "error" if result.score >= ERROR_SCORE else "warning"
-            findings.append(_finding(AI_SCORE, level, f"IPD-Net {score} that the image is AI-generated "
-                                                      f"(threshold {self.threshold:g}).", result))
-        codes = [code for code in getattr(result, "evidence", "").split(";") if code]
-        if codes_indicate_ai(codes):
+            threshold = f" (threshold {self.threshold:g})" if self.threshold is not None else ""
+            findings.append(_finding(AI_SCORE, level, f"IPD-Net {score} that the image is AI-generated{threshold}.",
+                                     result))
+        if result.declares_ai:
             findings.append(_finding(PROVENANCE_AI, "error", f"The file's metadata declares AI generation "
-                                                             f"({', '.join(codes)}); IPD-Net {score}.", result))
+                                                             f"({', '.join(result.evidence)}); IPD-Net {score}.", result))
         return findings
 
     def _location(self, input: str) -> dict:
@@ -172,17 +159,12 @@ class SarifWriter:
 
 
 def _finding(rule: str, level: str, message: str, result: Result, **properties) -> dict:
-    codes = [code for code in getattr(result, "evidence", "").split(";") if code]
-    detail = getattr(result, "evidence_detail", "")
     if result.score is not None:
         properties.update(score=result.score, label=result.label)
-    if codes:
-        properties["evidence"] = codes
-    if detail:
-        try:
-            properties["evidence_detail"] = json.loads(detail)
-        except ValueError:
-            properties["evidence_detail"] = detail
+    if result.evidence:
+        properties["evidence"] = result.evidence
+    if result.evidence_detail:
+        properties["evidence_detail"] = result.evidence_detail
     finding = {"ruleId": rule, "ruleIndex": RULE_INDEX[rule], "level": level, "message": {"text": message},
                "properties": properties}
     if result.sha256:
@@ -190,7 +172,7 @@ def _finding(rule: str, level: str, message: str, result: Result, **properties) 
     return finding
 
 
-def _append(stream, count: int, item: dict) -> None:
+def _append(stream: Spool, count: int, item: dict) -> None:
     stream.write((b"," if count else b"") + json.dumps(_displayable(item), ensure_ascii=False).encode("utf-8") + b"\n")
 
 
@@ -200,19 +182,8 @@ def _has_scheme(input: str) -> bool:
 
 
 def _displayable(value):
-    """``value`` with every string valid UTF-8: the undecodable bytes of a file name (lone surrogates, from
-    os.fsdecode) become U+FFFD replacement characters, as a viewer shows them. SARIF viewers show messages;
-    URIs keep the exact bytes, percent-encoded."""
-    if isinstance(value, str):
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:  # a lone surrogate that came from no byte
-            return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_displayable(key): _displayable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_displayable(item) for item in value]
-    return value
+    """SARIF viewers show messages: every string valid UTF-8 (URIs keep the exact bytes, percent-encoded)."""
+    return clean_strings(value, displayable_text)
 
 
 def _directory_uri(path: Path) -> str:

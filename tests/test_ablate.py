@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ipdscan.evaluate import DatasetError
+from ipdscan.datasets import DatasetError
 from ipdscan.weights import load_checkpoint
 from trainer import ablate
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # trains four small runs
 
 
 def write_pairs(folder: Path, n: int, seed: int) -> None:

@@ -57,6 +57,7 @@ def photos(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path, photos, one_thread):
     weights = make_checkpoint(tmp_path / "w.pt", seed=2)
     record = calibrate(weights, [photos], tmp_path / "cal.pt", max_flagged=0.05, device="cpu", precision="fp32")
@@ -80,6 +81,7 @@ def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path,
     assert [row["label"] for row in report["items"]] == ["ai"]
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_too_few_photos(tmp_path, capsys):
     folder = tmp_path / "few"
     folder.mkdir()

@@ -36,6 +36,7 @@ def read_csv(path):
         return list(reader)
 
 
+@pytest.mark.slow
 def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoint, tmp_path):
     folder, expected = corpus
     out = tmp_path / "report.csv"
@@ -57,6 +58,7 @@ def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoin
     assert result.stdout == ""  # the report went to the file; stdout stays clean
 
 
+@pytest.mark.slow
 def test_table_on_stdout_without_out(corpus, checkpoint):
     folder, _ = corpus
     result = scan(folder, "--weights", checkpoint, "--quiet")
@@ -66,6 +68,7 @@ def test_table_on_stdout_without_out(corpus, checkpoint):
     assert [line.split(": ")[0] for line in result.stderr.splitlines()] == ["ipdscan"] * 3
 
 
+@pytest.mark.slow
 def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
     folder, expected = corpus
     assert scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.jsonl", "-q").exit_code == 0
@@ -83,6 +86,7 @@ def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
             assert item["label"] == ("ai" if item["score"] >= 0.3 else "real")
 
 
+@pytest.mark.slow
 def test_fail_on_flips_the_exit_code(corpus, checkpoint, tmp_path):
     folder, _ = corpus
     out = tmp_path / "r.jsonl"  # full-precision scores (the CSV rounds to 6 decimals)
@@ -120,6 +124,7 @@ def test_stdin_lists_paths(tmp_path, checkpoint):
     assert [Path(json.loads(line)["input"]).name for line in out.read_text().splitlines()] == ["a.png", "b.png"]
 
 
+@pytest.mark.slow
 def test_url_list_against_a_local_server(tmp_path, checkpoint):
     with LocalServer() as server:
         good = server.add("a.png", encoded(natural(), "PNG"))
@@ -176,6 +181,7 @@ def test_tampered_weights_exit_2(tmp_path):
     assert result.exit_code == 2 and "w.pt" in result.stderr
 
 
+@pytest.mark.slow
 def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for i in range(3):
@@ -202,6 +208,7 @@ def run_cli(*args, cwd, stdin=None):
                           capture_output=True, text=True, input=stdin, timeout=120)
 
 
+@pytest.mark.slow
 def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint):
     for i in range(5):
         make_image(tmp_path / f"{i}.png", "png")
@@ -214,11 +221,13 @@ def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint):
     assert "scanned 5" in proc.stderr and "\x1b[" not in proc.stderr  # no terminal codes in a pipe
 
 
+@pytest.mark.slow
 def test_subprocess_usage_error_is_exit_2(tmp_path):
     proc = run_cli("scan", "--batch-size", "0", "x.png", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
     from images import KINDS as ALL_KINDS
     folder = tmp_path / "hostile"
@@ -232,6 +241,7 @@ def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
     assert codes == {**{name: e.code for name, e in expected.items()}, "pipe.jpg": "not_a_file"}
 
 
+@pytest.mark.slow
 def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint):
     from evidence_files import png_with_text
     folder = tmp_path / "assets"
@@ -270,6 +280,7 @@ def test_max_mb_must_be_a_finite_positive_size(tmp_path, checkpoint, value):
     assert "--max-mb" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path, checkpoint, monkeypatch):
     import tempfile
 
@@ -325,6 +336,7 @@ def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint):
     assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
 
 
+@pytest.mark.slow
 def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
     with LocalServer() as server:
         good = server.add("a.png", encoded(natural(), "PNG")).replace("http://", "http://alice:s3cret@")
@@ -348,6 +360,7 @@ def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
     assert [row["error_code"] for row in rows] == ["", "http_404"]
 
 
+@pytest.mark.slow
 def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoint):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -32,6 +32,7 @@ def built(tmp_path_factory):
     return reals, out, stats, rows
 
 
+@pytest.mark.slow
 def test_calibration_photos_are_copied_whole_and_never_paired(built):
     reals, out, stats, rows = built
     calibration = sorted((out / "calibration").iterdir())

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ipdscan.evaluate import DatasetError, Unreadable
+from ipdscan.datasets import DatasetError, Unreadable
 from ipdscan.preprocess import Preprocessing
 from trainer.augment import Augmentation
 from trainer.datasets import EpochSampler, LabelledImages, collate, split_roots

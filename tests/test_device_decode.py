@@ -126,6 +126,7 @@ def spy_on_device_decoding(monkeypatch) -> list[int]:
     return counted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_device_path_scan_equals_worker_path_on_every_kind(tmp_path, detector, monkeypatch, workers, one_thread):
     make_corpus(tmp_path)
@@ -141,6 +142,7 @@ def test_device_path_scan_equals_worker_path_on_every_kind(tmp_path, detector, m
     assert sum(counted) == 6
 
 
+@pytest.mark.slow
 def test_device_path_tiles_equal_worker_path(tmp_path, detector, one_thread):
     for i in range(3):
         (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(300 + 90 * i, 260, seed=i), "JPEG"))

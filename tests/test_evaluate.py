@@ -9,8 +9,11 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score
 
 from ipdscan.decode import decode
-from ipdscan.evaluate import (DatasetError, EvalReport, Perturbation, Row, evaluate, find_generators, metrics,
-                              parse_perturbations, plot_robustness, to_markdown, write_report)
+from ipdscan.datasets import DatasetError, find_generators
+from ipdscan.eval_report import EvalReport, plot_robustness, to_markdown, write_report
+from ipdscan.evaluate import evaluate
+from ipdscan.metrics import Row, metrics
+from ipdscan.perturbations import Perturbation, parse_perturbations
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector

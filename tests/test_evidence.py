@@ -11,12 +11,14 @@ from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_C
                             jpeg_with_xmp, jumbf_store, picture, png_with_cabx, png_with_chunk, png_with_text,
                             png_with_xmp, user_comment, webp_with_c2pa, webp_with_exif, webp_with_xmp, xmp_packet)
 from ipdscan import evidence
-from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, find_evidence
+from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, containers, find_evidence, manifests
+from ipdscan.evidence.vocabulary import MAX_FIELD
+from ipdscan.result import Result
 
 
 @pytest.fixture
 def without_c2pa_python(monkeypatch):
-    monkeypatch.setattr(evidence, "_c2pa_module", lambda: None)
+    monkeypatch.setattr(manifests, "c2pa_module", lambda: None)
 
 
 def assert_ai(ev: Evidence, *codes: str):
@@ -42,7 +44,7 @@ def test_clean_files_give_no_evidence(make):
     ev = find_evidence(make())
     assert ev == Evidence([], {})
     assert not ev.ai_indicated
-    assert ev.fields() == {"evidence": "", "evidence_detail": ""}
+    assert Result(input="x", evidence=ev.codes, evidence_detail=ev.detail).to_dict()["evidence_detail"] == ""
 
 
 def test_camera_jpeg_opened_in_pillow_gives_no_evidence():
@@ -351,19 +353,21 @@ def test_codes_indicate_ai():
     assert codes_indicate_ai(["exif:software:Midjourney"])
 
 
-def test_fields_round_trip():
+def test_evidence_stays_structured_until_the_report_row_and_round_trips():
     ev = find_evidence(png_with_text(parameters=A1111, Software="ComfyUI"))
-    fields = ev.fields()
-    assert fields["evidence"] == "png:parameters;png:software:ComfyUI"
-    assert json.loads(fields["evidence_detail"]) == ev.detail
+    result = Result(input="x", evidence=ev.codes, evidence_detail=ev.detail)
+    row = result.to_dict()
+    assert row["evidence"] == "png:parameters;png:software:ComfyUI"
+    assert json.loads(row["evidence_detail"]) == ev.detail
+    assert Result.from_row(json.loads(json.dumps(row))) == result and result.declares_ai
 
 
 def test_compressed_text_is_never_inflated_past_the_limit():
     bomb = zlib.compress(b"\x00" * (64 << 20), 9)
-    keyword, text = evidence._png_text(b"zTXt", b"parameters\x00\x00" + bomb)
-    assert keyword == "parameters" and len(text) == evidence.MAX_FIELD + 1
-    keyword, text = evidence._png_text(b"iTXt", b"parameters\x00\x01\x00en\x00\x00" + bomb)
-    assert len(text) == evidence.MAX_FIELD + 1
+    keyword, text = containers.png_text(b"zTXt", b"parameters\x00\x00" + bomb)
+    assert keyword == "parameters" and len(text) == MAX_FIELD + 1
+    keyword, text = containers.png_text(b"iTXt", b"parameters\x00\x01\x00en\x00\x00" + bomb)
+    assert len(text) == MAX_FIELD + 1
 
 
 @pytest.mark.parametrize("format", ["HEIF", "AVIF"])
@@ -381,4 +385,4 @@ def test_heif_evidence_reaches_the_scan_report(tmp_path):
 
     data = encoded(picture(), "HEIF", exif=exif(software="DALL-E 3").tobytes())
     sample = prepare(Item("phone.heic", "file"), data, Preprocessing(), max_pixels=10**6)
-    assert sample.result.evidence == "exif:software:DALL-E"
+    assert sample.result.evidence == ["exif:software:DALL-E"] and sample.result.declares_ai

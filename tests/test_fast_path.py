@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import ipdscan.score as score
+import ipdscan.runtime as runtime
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing, to_model_input
-from ipdscan.score import Detector, load_detector, pooled_dependencies, resolve_precision
+from ipdscan.runtime import resolve_precision
+from ipdscan.score import Detector, load_detector
 from ipdscan.weights import load_checkpoint, save_checkpoint
 
 CPU = torch.device("cpu")
@@ -74,16 +75,6 @@ def detector_logits(detector: Detector, crops: torch.Tensor) -> torch.Tensor:
     return torch.log(probs / (1 - probs)).float()
 
 
-def test_pooled_dependencies_is_the_heads_pooling_of_the_full_matrix():
-    torch.manual_seed(0)
-    model = IPDNet(IPDConfig(variant="layer4")).double().eval()
-    features = torch.randn(3, 2048, 8, 8, dtype=torch.float64)
-    dependencies = model.dependency(features)  # (3, 64, 64)
-    b, hw, _ = dependencies.shape
-    pooled = model.head.pool(dependencies.transpose(1, 2).reshape(b, hw, 8, 8)).flatten(1)
-    torch.testing.assert_close(pooled_dependencies(model.dependency, features), pooled)
-
-
 @pytest.fixture(scope="module")
 def layer3_small(tmp_path_factory, crops):
     """layer3 (a one-layer classifier, like layer4) at a 128 px input: a quarter of the real arithmetic."""
@@ -92,6 +83,7 @@ def layer3_small(tmp_path_factory, crops):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["layer2", "layer3_small"])
 def test_fp32_fast_path_equals_reference(request, crops, weights):
     path = request.getfixturevalue(weights)
@@ -105,6 +97,7 @@ def test_fp32_fast_path_equals_reference(request, crops, weights):
     torch.testing.assert_close(own, reference, atol=2e-3, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_bf16_scores_stay_close_to_fp32(layer2, crops):
     """bf16 rounds every activation to 8 significant bits; through 20 random conv layers that moves these
     logits (std ~2) by ~0.14 on average (0.4 at most), so probabilities by ~0.02 (0.08 at most), and the
@@ -135,19 +128,20 @@ def test_cpu_micro_batches_score_each_image_on_its_own(layer2, crops):
 
 
 def test_auto_picks_fp32_without_native_bf16(layer2, monkeypatch):
-    monkeypatch.setattr(score, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert load_detector(layer2, "cpu").precision == "fp32"
     assert resolve_precision("auto", CPU, "layer2") == "fp32"
     assert resolve_precision("bf16", CPU, "layer2") == "bf16"  # asked for explicitly: emulated, slow, allowed
 
 
 def test_auto_picks_mixed_only_where_native_and_measured_for_the_variant(monkeypatch):
-    monkeypatch.setattr(score, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", CPU, "layer2") == "mixed"
     assert resolve_precision("auto", CPU, "layer4") == "fp32"
     assert resolve_precision("fp32", CPU, "layer2") == "fp32"
 
 
+@pytest.mark.slow
 def test_mixed_keeps_the_stem_and_first_stage_in_fp32(layer2, crops):
     """Closer to fp32 than bf16 is: the early stages, where the SRM residuals are raw, stay in float32."""
     sample = crops[12:]
@@ -160,10 +154,10 @@ def test_mixed_keeps_the_stem_and_first_stage_in_fp32(layer2, crops):
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(score, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
-    assert not score.cpu_has_native_bf16()
-    monkeypatch.setattr(score, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    assert score.cpu_has_native_bf16() == torch.backends.mkldnn.is_available()
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
+    assert not runtime.cpu_has_native_bf16()
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert runtime.cpu_has_native_bf16() == torch.backends.mkldnn.is_available()
 
 
 def test_unknown_precision_is_refused(layer2):

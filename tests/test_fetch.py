@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-import ipdscan.fetch as fetch
+import ipdscan.http_get as http_get
 from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
 from ipdscan.fetch import FetchError, FetchOptions, blocked_reason, fetch_many, read_item, resolve
 from ipdscan.sources import Item
@@ -166,7 +166,7 @@ def no_connections(monkeypatch):
     def refuse(addresses, *args):
         pytest.fail(f"connected to {addresses}: the address check must refuse first")
 
-    monkeypatch.setattr(fetch, "_connect", refuse)
+    monkeypatch.setattr(http_get, "connect", refuse)
 
 
 @pytest.mark.parametrize("host", BLOCKED_HOSTS)
@@ -200,7 +200,7 @@ class FakeInternet:
 
     def __init__(self, monkeypatch, server: LocalServer):
         self.server, self.names, self.lookups, self.connections = server, {}, Counter(), []
-        real_getaddrinfo, real_connect = socket.getaddrinfo, fetch._connect
+        real_getaddrinfo, real_connect = socket.getaddrinfo, http_get.connect
 
         def getaddrinfo(host, port, *args, **kwargs):
             if host not in self.names:
@@ -216,7 +216,7 @@ class FakeInternet:
             return real_connect([(socket.AF_INET, ("127.0.0.1", server.port))], timeout, deadline)
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-        monkeypatch.setattr(fetch, "_connect", connect)
+        monkeypatch.setattr(http_get, "connect", connect)
 
     def url(self, host: str, path: str) -> str:
         return f"{self.server.scheme}://{host}:{self.server.port}{path}"
@@ -302,7 +302,7 @@ def tls_internet(monkeypatch, certificate):
         server.add("a.png", IMAGE)
         internet = FakeInternet(monkeypatch, server)
         internet.names.update({"public.test": ["8.8.8.8"], "other.test": ["8.8.4.4"]})
-        internet.trust = lambda: monkeypatch.setattr(fetch, "_tls_context", lambda: trusting)
+        internet.trust = lambda: monkeypatch.setattr(http_get, "tls_context", lambda: trusting)
         yield internet
 
 

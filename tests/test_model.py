@@ -103,6 +103,7 @@ def test_trunk_is_initialised_as_torchvision_does():
     assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
 
 
+@pytest.mark.slow
 def test_a_scan_does_not_import_torchvision():
     """torchvision costs ~1 s of start-up (torch._dynamo, through torchvision.ops); only GPU decoding needs it."""
     import subprocess
@@ -137,3 +138,39 @@ def test_bad_config_is_refused():
         IPDConfig(variant="layer5")
     with pytest.raises(ValueError, match="multiple of 32"):
         IPDConfig(variant="layer4", input_size=100)
+
+
+def test_pooled_dependencies_is_the_heads_pooling_of_the_full_matrix():
+    torch.manual_seed(0)
+    model = IPDNet(IPDConfig(variant="layer4")).double().eval()
+    features = torch.randn(3, 2048, 8, 8, dtype=torch.float64)
+    dependencies = model.dependency(features)  # (3, 64, 64)
+    b, hw, _ = dependencies.shape
+    pooled = model.head.pool(dependencies.transpose(1, 2).reshape(b, hw, 8, 8)).flatten(1)
+    torch.testing.assert_close(model.dependency.pooled(features), pooled)
+
+
+@pytest.mark.parametrize("variant", ["layer2", "layer3"])
+def test_forward_pooled_equals_forward(variant):
+    torch.manual_seed(0)
+    model = IPDNet(IPDConfig(variant=variant, input_size=64)).double().eval()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_pooled(x), model(x))
+
+
+def test_forward_pooled_runs_the_trunk_in_bf16_from_the_stage_asked_and_the_head_in_fp32():
+    torch.manual_seed(0)
+    model = IPDNet(IPDConfig(input_size=64)).eval()
+    seen = []
+    for module in (model.srm, model.trunk.stem, *model.trunk.stages, model.head.classifier):
+        module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits = model.forward_pooled(x, bf16_from=1)
+    assert seen == [torch.float32, torch.float32, torch.bfloat16, torch.bfloat16, torch.float32]
+    assert logits.dtype == torch.float32
+    seen.clear()
+    with torch.no_grad():
+        model.forward_pooled(x)
+    assert set(seen) == {torch.float32}

@@ -217,7 +217,7 @@ def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monke
         raise OSError(28, "No space left on device")
     writer = open_report(tmp_path / name, HEADER)
     writer.write(results()[0])
-    monkeypatch.setattr("ipdscan.report.shutil.copyfileobj", disk_full)
+    monkeypatch.setattr("ipdscan.publish.shutil.copyfileobj", disk_full)
     with pytest.raises(OSError, match="No space"):
         writer.close(SUMMARY)
     assert os.listdir(tmp_path) == []
@@ -254,7 +254,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
     """OWASP CSV injection: text from EXIF or a URL list that starts with = + - @ tab or CR gets a leading '."""
     hostile = Result(input="=HYPERLINK(\"http://evil.example\",\"x\")", score=0.25, label="real", bytes=10, width=3,
                      height=4, frames=1, exif_make="+cmd|' /C calc'!A0", exif_model="-2+3", exif_software="@SUM(1)",
-                     exif_datetime="\t2023", evidence="exif:software:x")
+                     exif_datetime="\t2023", evidence=["exif:software:x"])
     failed = Result.failed("\rline.jpg", "not_found", "-no such file")
     write_report(tmp_path / "r.csv", [hostile, failed])
     with open(tmp_path / "r.csv", newline="", encoding="utf-8") as f:

@@ -21,11 +21,12 @@ def validate(document: dict):
     assert not errors, "\n".join(f"{list(error.absolute_path)}: {error.message}" for error in errors[:5])
 
 
-def scored(input: str, score: float, evidence: str = "", detail: str = "", **fields) -> Result:
-    result = Result(input=input, score=score, label="ai" if score >= 0.5 else "real", sha256=fields.pop(
-        "sha256", f"{abs(hash(input)):064x}"[-64:]), bytes=1234, format="PNG", width=64, height=48, **fields)
-    result.evidence, result.evidence_detail = evidence, detail  # the fields the lead adds to Result
-    return result
+def scored(input: str, score: float, evidence: str = "", detail: str = "", threshold: float = 0.5, **fields) -> Result:
+    """A scored row, labelled at ``threshold``; ``evidence`` and ``detail`` in their report form (codes; JSON)."""
+    return Result(input=input, score=score, label="ai" if score >= threshold else "real", sha256=fields.pop(
+        "sha256", f"{abs(hash(input)):064x}"[-64:]), bytes=1234, format="PNG", width=64, height=48,
+        evidence=[code for code in evidence.split(";") if code], evidence_detail=json.loads(detail) if detail else {},
+        **fields)
 
 
 def write_report(path: Path, results, root=None, threshold=0.5, summary=SUMMARY) -> dict:
@@ -168,9 +169,23 @@ def test_empty_and_interrupted_scan_is_still_a_valid_log(tmp_path):
 
 def test_threshold_above_the_error_band(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    document = write_report(tmp_path / "report.sarif", [scored("low.png", 0.93), scored("high.png", 0.97)],
+    document = write_report(tmp_path / "report.sarif", [scored("low.png", 0.93, threshold=0.95),
+                                                        scored("high.png", 0.97, threshold=0.95)],
                             root=tmp_path, threshold=0.95)
     assert results_by_uri(document) == {"high.png": [(AI_SCORE, "error")]}
+
+
+def test_findings_follow_the_rows_labels_when_no_threshold_is_known(tmp_path, monkeypatch):
+    """A merge of parts without headers knows no threshold: the rows' labels, not a default 0.5, say what is flagged."""
+    monkeypatch.chdir(tmp_path)
+    writer = SarifWriter(tmp_path / "report.sarif", {"tool": "ipdscan", "version": "0"}, root=tmp_path)
+    for result in (scored("low.png", 0.35, threshold=0.3), scored("real.png", 0.6, threshold=0.7)):
+        writer.write(result)
+    writer.close(SUMMARY)
+    document = json.loads((tmp_path / "report.sarif").read_text())
+    validate(document)
+    assert results_by_uri(document) == {"low.png": [(AI_SCORE, "warning")]}
+    assert "threshold" not in document["runs"][0]["results"][0]["message"]["text"]
 
 
 def test_many_results_stream_through(tmp_path, monkeypatch):
@@ -197,8 +212,8 @@ def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path):
     data = png_with_text(parameters=A1111)
     result = Result(input=str(tmp_path / "gen.png"), score=0.12, label="real", sha256="ef" * 32, bytes=len(data),
                     format="PNG")
-    fields = find_evidence(data).fields()
-    result.evidence, result.evidence_detail = fields["evidence"], fields["evidence_detail"]
+    evidence = find_evidence(data)
+    result.evidence, result.evidence_detail = evidence.codes, evidence.detail
     document = write_report(tmp_path / "report.sarif", [result], root=tmp_path)
     validate(document)
     (finding,) = document["runs"][0]["results"]

@@ -28,6 +28,7 @@ def names(path):
     return [Path(json.loads(line)["input"]).name for line in Path(path).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, tmp_path):
     out = tmp_path / "r.jsonl"
     cmd = [sys.executable, "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint), "--out", str(out),
@@ -50,6 +51,7 @@ def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, 
     assert names(out)[: len(complete)] == [Path(json.loads(l)["input"]).name for l in complete]
 
 
+@pytest.mark.slow
 def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp_path):
     parts = []
     for k in (1, 2, 3):
@@ -74,6 +76,7 @@ def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp
     assert result.exit_code == 0 and len((tmp_path / "y.csv").read_text().splitlines()) == 1 + len(shard_sets[0])
 
 
+@pytest.mark.slow
 def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint):
     part = tmp_path / "p.jsonl"
     assert runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(part), "-q",
@@ -83,6 +86,7 @@ def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint):
     assert result.exit_code == 2 and "cut short" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp_path, one_thread):
     # one_thread: the ranks run with OMP_NUM_THREADS=1, and bf16 sums split over 2 threads round differently

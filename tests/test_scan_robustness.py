@@ -33,6 +33,7 @@ def jsonl_inputs(path):
     return [json.loads(line)["input"] for line in Path(path).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_stdin_paths_with_worker_processes(tmp_path, checkpoint):
     """The README's `find ... | ipdscan scan - --out x.json`: workers are separate processes, stdin is the parent's."""
     names = [f"{i}.png" for i in range(5)]
@@ -216,6 +217,7 @@ def read_report(path):
 @pytest.mark.parametrize("suffix,signum,workers", [
     (".csv", signal.SIGTERM, 0), (".json", signal.SIGTERM, 1), (".sarif", signal.SIGTERM, 0),
     (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0)])
+@pytest.mark.slow
 def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers):
     """stdin stays open, so the scan is mid-way for sure when the signal comes: it has reported missing.png."""
     for i in range(20):
@@ -307,6 +309,7 @@ def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpo
     assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
 
 
+@pytest.mark.slow
 def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint):
     """The first scan waits on its stdin, holding the report, while a second one tries to resume it."""
     for i in range(3):

@@ -10,15 +10,17 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from ipdscan.evaluate import metrics
+from ipdscan.metrics import metrics
 from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from trainer import TrainConfig, TrainError, train
-from trainer.datasets import load_pixels, split_roots
+from ipdscan.datasets import read_pixels
+from trainer.datasets import split_roots
 from ipdscan.model import IPDConfig, IPDNet
 from trainer.distributed import Topology
-from trainer.loop import Logits, Progress, Run
+from trainer.loop import Logits, Run
+from trainer.schedule import Progress
 
 SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test
 
@@ -59,6 +61,7 @@ def tiny_data(tmp_path_factory):
     return write_textures(tmp_path_factory.mktemp("tiny"), 12)
 
 
+@pytest.mark.slow
 def test_ipdnet_learns_the_upsampling_trace(tmp_path):
     root = write_textures(tmp_path / "data", 64)
     summary = train(small_config(root, tmp_path / "run", epochs=26, batch_size=16, log_every=10))
@@ -71,7 +74,7 @@ def test_ipdnet_learns_the_upsampling_trace(tmp_path):
     # held-out images as training's validation did.
     detector = load_detector(tmp_path / "run" / "best.pt", "cpu", precision="fp32")
     split = split_roots([str(root)], 0.25, 3)
-    crops = torch.stack([crop(load_pixels(s.path), SMALL) for s in split.val])
+    crops = torch.stack([crop(read_pixels(s.path), SMALL) for s in split.val])
     scores = detector.score(crops).numpy()
     assert metrics([s.label for s in split.val], scores)["ap"] == pytest.approx(summary["best_val_ap"], abs=1e-6)
     assert detector.checkpoint.provenance["config"]["batch_size"] == 16
@@ -87,6 +90,7 @@ def test_training_logits_are_the_models():
         assert (Logits(model, bf16=True)(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_optimizer_state(tiny_data, tmp_path):
     straight = train(small_config(tiny_data, tmp_path / "straight", max_steps=4))
     first = train(small_config(tiny_data, tmp_path / "split", max_steps=2))
@@ -184,6 +188,7 @@ def test_lr_drops_tenfold_after_patience_and_stops_below_min_lr():
     assert run.progress.lr == pytest.approx(1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
     out = tmp_path / "run"

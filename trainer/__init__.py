@@ -1,5 +1,6 @@
 """Training IPD-Net for ipdscan: ``train(TrainConfig(roots=[...]))``, or ``python -m trainer ROOT...`` (torchrun-ready)."""
 from .augment import Augmentation
-from .loop import TrainConfig, TrainError, train
+from .config import TrainConfig, TrainError
+from .loop import train
 
 __all__ = ["Augmentation", "TrainConfig", "TrainError", "train"]

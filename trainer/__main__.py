@@ -9,11 +9,12 @@ import json
 import os
 import sys
 
-from ipdscan.evaluate import DatasetError
+from ipdscan.datasets import DatasetError
 from ipdscan.interrupt import sigterm_as_interrupt
 from ipdscan.score import DeviceError
 
-from .loop import TrainConfig, TrainError, train
+from .config import TrainConfig, TrainError
+from .loop import train
 
 D = TrainConfig.__dataclass_fields__  # defaults shown in --help come from the dataclass itself
 

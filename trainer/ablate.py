@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ipdscan.evaluate import DatasetError, evaluate, to_markdown
+from ipdscan.datasets import DatasetError
+from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 
 from . import __main__ as train_cli

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from ipdscan.evaluate import gaussian_blur, jpeg_reencode
+from ipdscan.perturbations import gaussian_blur, jpeg_reencode
 from ipdscan.preprocess import Preprocessing, crop, random_crop
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ipdscan.evaluate import image_files
+from ipdscan.datasets import image_files
 
 from trainer import generators, sd15
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.evaluate import image_files
+from ipdscan.datasets import image_files
 from ipdscan.pipeline import ScanOptions, scan
 from ipdscan.score import load_detector
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint

@@ -1,6 +1,6 @@
 """Training data: labelled folders -> (path, label, generator) samples -> uint8 crops.
 
-Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.evaluate.labelled_folders``:
+Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.datasets.labelled_folders``:
 labels come from folder names, never from sort order. Per root, train/ and unsplit folders train
 and val/ folders validate; test/ folders are left for ``ipdscan eval``. A root without val/ gives
 ``val_split`` of its images to validation, chosen by a hash of (seed, generator, file stem), so the
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from ipdscan.decode import decode
-from ipdscan.evaluate import DatasetError, Unreadable, guarded, image_files, labelled_folders, no_labelled_folders
+from ipdscan.datasets import (DatasetError, Unreadable, guarded, image_files, labelled_folders, no_labelled_folders,
+                              read_pixels)
 from ipdscan.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view, val_view
@@ -78,13 +78,6 @@ def summarise(train: list[Sample], val: list[Sample], sources: dict) -> dict:
     return {"train": counts(train), "val": counts(val), "val_source": sources}
 
 
-def load_pixels(path: str) -> torch.Tensor:
-    """(3, H, W) uint8 RGB, decoded exactly as a scan decodes the file: EXIF orientation, 16-bit and
-    palette/alpha handling, the first frame. Training on other pixels than the scan scores would teach the
-    model images it never sees (a rotated phone photo, a darkened 16-bit PNG)."""
-    return decode(Path(path).read_bytes()).pixels
-
-
 class LabelledImages(Dataset):
     """Item -> (uint8 crop, label), or ``Unreadable`` (the collate drops and counts it).
 
@@ -103,10 +96,10 @@ class LabelledImages(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         sample = self.samples[index]
         if self.augmentation is None:
-            view = guarded(lambda path: val_view(load_pixels(path), self.preprocessing), sample.path)
+            view = guarded(lambda path: val_view(read_pixels(path), self.preprocessing), sample.path)
         else:
             rng = np.random.default_rng([self.seed, epoch, index])
-            view = guarded(lambda path: train_view(load_pixels(path), self.augmentation, self.preprocessing, rng), sample.path)
+            view = guarded(lambda path: train_view(read_pixels(path), self.augmentation, self.preprocessing, rng), sample.path)
         return view if isinstance(view, Unreadable) else (view, sample.label)
 
 

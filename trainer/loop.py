@@ -14,6 +14,9 @@ A run directory holds:
 
 Under torchrun every process trains on its shard of each batch (DistributedDataParallel); rank 0
 alone validates, logs and writes files, and broadcasts its learning-rate decisions.
+
+The run's parts: ``config`` (TrainConfig), ``schedule`` (Progress and the learning-rate plateau),
+``checkpoints`` (the run directory's files, written and read back), and here the loop (``Run``).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,105 +39,18 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import ipdscan
-from ipdscan.evaluate import default_workers, metrics
-from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing, to_model_input
-from ipdscan.score import pooled_dependencies
-from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+from ipdscan.metrics import metrics
+from ipdscan.model import IPDNet
+from ipdscan.preprocess import to_model_input
+from ipdscan.runtime import default_workers
 
 from . import distributed
-from .augment import Augmentation
+from .checkpoints import load_run, load_weights, save_run
+from .config import TrainConfig, TrainError
 from .datasets import Batch, EpochSampler, LabelledImages, collate, split_roots
 from .distributed import Topology
 from .plots import plot_training
-
-STATE_FORMAT = "ipdscan-train-state"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; stored whole in every checkpoint's provenance."""
-
-    roots: list[str]  # dataset folders (CNNSpot / GenImage / flat 0_real,1_fake layouts)
-    out: str = "runs/ipdnet"  # run directory: checkpoints, metrics.jsonl, curves.png
-    variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
-    epochs: int = 100  # upper bound; the lr schedule usually stops training first
-    max_steps: int | None = None  # stop after this many optimizer steps in all (counting resumed ones)
-    max_minutes: float | None = None  # stop after this much wall time in this invocation
-    batch_size: int = 32  # images per optimizer step, over all processes
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam
-    seed: int = 0  # fixes initialisation, data order, augmentation and the val split
-    workers: int | None = None  # decoding processes per training process (default: 1 on CPU, more on CUDA)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each process takes cuda:LOCAL_RANK)
-    threads: int | None = None  # torch CPU threads per process (default: torch's, one per core)
-    cpu_bf16: bool = False  # the trunk in bfloat16 on the CPU (CUDA always); SRM and head stay float32
-    channels_last: bool = True  # NHWC: about twice as fast on CPU, faster on CUDA too
-    val_split: float = 0.1  # fraction held out for validation from roots that have no val/ folders
-    val_every: int = 0  # also validate every N steps (0: once per epoch only)
-    patience: int = 5  # validations without improvement before lr /= 10 (CNNDetection's earlystop_epoch)
-    min_lr: float = 1e-6  # stop once the lr falls below this
-    min_delta: float = 0.001  # the least gain in the plateau metric that counts as improvement
-    plateau_metric: str = "acc"  # acc (as CNNDetection) | ap
-    blur_prob: float = Augmentation.blur_prob
-    blur_sigma: tuple[float, float] = Augmentation.blur_sigma
-    jpeg_prob: float = Augmentation.jpeg_prob
-    jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
-    flip_prob: float = Augmentation.flip_prob
-    log_every: int = 10  # steps between train lines in metrics.jsonl
-    resume: str | None = None  # a run directory or its last.pt: continue from its step and optimizer state
-    init_from: str | None = None  # a checkpoint whose weights start a fresh run (fine-tuning); optimizer starts anew
-    name: str | None = None  # checkpoint name (default: ipdnet-<variant>-<out folder name>)
-    progress: bool = True  # tqdm bars on stderr
-    # The paper's pad 224 / crop 224 / resize 256; the model's input size follows preprocessing.size.
-    # Not a command-line option: the tests train small models with a small one.
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
-
-    def __post_init__(self):
-        self.roots = [str(root) for root in self.roots]  # plain data: provenance loads with weights_only
-        self.out = str(self.out)
-        self.resume = None if self.resume is None else str(self.resume)
-        self.init_from = None if self.init_from is None else str(self.init_from)
-        if self.resume and self.init_from:
-            raise ValueError("init_from starts a new run from a checkpoint's weights; resume continues a run: give one")
-        self.betas, self.blur_sigma, self.jpeg_quality = tuple(self.betas), tuple(self.blur_sigma), tuple(self.jpeg_quality)
-        if not self.roots:
-            raise ValueError("give at least one dataset root")
-        if self.plateau_metric not in ("acc", "ap"):
-            raise ValueError(f"plateau_metric must be acc or ap, not {self.plateau_metric!r}")
-        if not 0 <= self.val_split < 1:
-            raise ValueError(f"val_split must be in [0, 1), not {self.val_split}")
-        for name in ("epochs", "batch_size", "log_every", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        self.augmentation()  # validates the augmentation fields
-        self.model_config()  # validates variant against the input size
-
-    def augmentation(self) -> Augmentation:
-        return Augmentation(self.blur_prob, self.blur_sigma, self.jpeg_prob, self.jpeg_quality, self.flip_prob)
-
-    def model_config(self) -> IPDConfig:
-        return IPDConfig(self.variant, input_size=self.preprocessing.size)
-
-    def checkpoint_name(self) -> str:
-        return self.name or f"ipdnet-{self.variant}-{Path(self.out).resolve().name}"
-
-
-class TrainError(ValueError):
-    """A run that cannot start or resume; the message names the cause and the fix."""
-
-
-@dataclass
-class Progress:
-    """Where a run stands: saved in last.state.pt, restored by resume."""
-
-    lr: float
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of ``epoch`` already trained on
-    best_ap: float | None = None  # best.pt's validation AP
-    plateau_best: float | None = None  # best plateau metric since the last lr drop
-    bad_rounds: int = 0  # validations since it last improved
+from .schedule import LR_BELOW_MIN, LR_DROPPED, Progress, step_schedule
 
 
 def train(config: TrainConfig) -> dict:
@@ -147,22 +63,15 @@ def train(config: TrainConfig) -> dict:
 
 
 class Logits(nn.Module):
-    """``model(x)`` computed as the scanner computes it (``ipdscan.score.Detector.logits``).
-
-    The SRM high-pass and the head stay in float32 (in bfloat16 the SRM's pixel differences are mostly
-    rounding error); only the trunk runs under bfloat16 autocast, when ``bf16``. The head's pooled
-    dependencies are computed without forming the (HW, HW) matrix: the same function, less work.
-    """
+    """``model.forward_pooled`` as a module, which DistributedDataParallel needs: the scanner's forward pass,
+    with the whole trunk under bfloat16 autocast when ``bf16``."""
 
     def __init__(self, model: IPDNet, bf16: bool):
         super().__init__()
         self.model, self.bf16 = model, bf16
 
     def forward(self, x):  # (B, 3, S, S) normalised -> (B,) float32 logits
-        residuals = self.model.srm(x)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            features = self.model.trunk(residuals)
-        return self.model.head.classifier(pooled_dependencies(self.model.dependency, features.float())).squeeze(1)
+        return self.model.forward_pooled(x, bf16_from=0 if self.bf16 else None)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -330,21 +239,14 @@ class Run:
         return "lr_below_min" if stopping else ""
 
     def plateau(self, val: dict) -> str:
-        """CNNDetection's schedule: no gain for ``patience`` validations -> lr / 10, and a fresh plateau."""
+        """Step the lr schedule (``schedule.step_schedule``) and say what changed; returns a stop reason or ""."""
         c, p = self.config, self.progress
-        metric = val[c.plateau_metric]
-        if metric is not None and (p.plateau_best is None or metric > p.plateau_best + c.min_delta):
-            p.plateau_best, p.bad_rounds = metric, 0
-            return ""
-        p.bad_rounds += 1
-        if p.bad_rounds < c.patience:
-            return ""
-        p.lr, p.plateau_best, p.bad_rounds = p.lr / 10, None, 0
-        self.log("lr", lr=p.lr)
-        if p.lr < c.min_lr * (1 - 1e-9):  # 1e-4 / 10 / 10 is 1.0000000000000002e-06: not below 1e-6
-            return "lr_below_min"
-        self.say(f"step {p.step}: no {c.plateau_metric} gain in {c.patience} validations, lr -> {p.lr:g}")
-        return ""
+        change = step_schedule(p, val[c.plateau_metric], c)
+        if change:
+            self.log("lr", lr=p.lr)
+        if change == LR_DROPPED:
+            self.say(f"step {p.step}: no {c.plateau_metric} gain in {c.patience} validations, lr -> {p.lr:g}")
+        return "lr_below_min" if change == LR_BELOW_MIN else ""
 
     def provenance(self, val: dict | None) -> dict:
         p = self.progress
@@ -356,48 +258,16 @@ class Run:
         return json.loads(json.dumps(provenance))  # plain data only, so the checkpoint loads with weights_only
 
     def save(self, val: dict | None, improved: bool) -> None:
-        c = self.config
-        provenance = self.provenance(val)
-        digest = save_checkpoint(self.out / "last.pt", self.model, c.preprocessing, name=c.checkpoint_name(), provenance=provenance)
-        if improved:
-            save_checkpoint(self.out / "best.pt", self.model, c.preprocessing, name=c.checkpoint_name(), provenance=provenance)
-        state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(self.progress),
-                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
-        tmp = self.out / "last.state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out / "last.state.pt")
+        save_run(self.out, self.model, self.optimizer, self.progress, self.config, self.provenance(val), improved)
 
     def initialise(self, init_from: str) -> None:
         """Start from another checkpoint's weights (same variant and preprocessing); step, optimizer and lr start anew."""
-        try:
-            checkpoint = load_checkpoint(init_from)
-        except WeightsError as exc:
-            raise TrainError(f"cannot start from {init_from}: {exc}") from None
-        if checkpoint.config != self.model.config or checkpoint.preprocessing != self.config.preprocessing:
-            raise TrainError(f"{init_from} holds a {checkpoint.config.variant} model with input size "
-                             f"{checkpoint.config.input_size}; fine-tune it with the same variant")
+        checkpoint = load_weights(init_from, self.model.config, self.config.preprocessing)
         self.model.load_state_dict(checkpoint.model.state_dict())
         self.initial_weights = {"name": checkpoint.name, "sha256": checkpoint.sha256}
 
     def restore(self, resume: str) -> None:
-        path = Path(resume)
-        last = path / "last.pt" if path.is_dir() else path
-        state_path = last.with_name(f"{last.stem}.state.pt")
-        try:
-            checkpoint = load_checkpoint(last)
-        except WeightsError as exc:
-            raise TrainError(f"cannot resume: {exc}") from None
-        if not state_path.is_file():
-            raise TrainError(f"cannot resume from {last}: its training state {state_path.name} is missing")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise TrainError(f"{state_path} is not an ipdscan training state")
-        if state["last_sha256"] != checkpoint.sha256:
-            raise TrainError(f"{last} and {state_path.name} come from different steps (interrupted write?); "
-                              "start a new run or restore both files")
-        if checkpoint.config != self.model.config or checkpoint.preprocessing != self.config.preprocessing:
-            raise TrainError(f"{last} holds a {checkpoint.config.variant} model with input size "
-                              f"{checkpoint.config.input_size}; resume with the same variant")
+        checkpoint, state = load_run(resume, self.model.config, self.config.preprocessing)
         self.model.load_state_dict(checkpoint.model.state_dict())
         self.initial_weights = checkpoint.provenance.get("initial_weights")
         self.optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device

@@ -1,0 +1,167 @@
+"""The data layer eval and train share: labelled folders -> image files -> pixels, read and decoded as a scan does.
+
+Labelled folders are recognised by name, at any depth below a root (``LABELS``):
+
+    CNNSpot    <root>/<generator>[/<class>]/{0_real,1_fake}      (also <root>/{train,val,test}/...)
+    GenImage   <root>/<generator>/imagenet_*/{train,val}/{nature,ai}
+
+A *generator* is the first folder below the root, not counting split folders (train / val /
+test); everything labelled beneath it is pooled, as CNNDetection pools ProGAN's 20 classes. A
+root that holds 0_real/1_fake itself is one generator named after the root. The *group* is the
+root's name, so one root per dataset gives Table III's per-dataset averages.
+
+Folders are walked by the scan's walker (``sources.walk_tree``, ``sources.iter_items``: one set of image
+extensions and format sniffing, symlink loops walked once), files are read by the scan's reader
+(``fetch.read_item``: FIFOs refused, the size cap) and decoded by the scan's decoder (``decode.decode``).
+A file that cannot be read or decoded is an ``Unreadable``, counted, never a crashed run.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms.functional import pil_to_tensor
+
+from .decode import decode
+from .fetch import read_item
+from .perturbations import Perturbation
+from .preprocess import Preprocessing, crop
+from .sources import Item, iter_items, walk_tree
+
+LABELS = {"0_real": 0, "nature": 0, "1_fake": 1, "ai": 1}  # by name, never by sort order
+SPLITS = ("train", "val", "test")
+EVAL_SPLIT_PREFERENCE = ("test", "val", "", "train")  # "" = not under a split folder
+
+
+class DatasetError(ValueError):
+    """A root that holds no usable labelled images; the message names the root and the layouts read."""
+
+
+@dataclass(frozen=True)
+class LabelledFolder:
+    path: Path
+    label: int  # 0 real, 1 AI-generated
+    generator: str
+    split: str  # train | val | test | "" (not under a split folder)
+
+
+def labelled_folders(root: str | Path) -> list[LabelledFolder]:
+    """Every 0_real / 1_fake / nature / ai folder below ``root``, in sorted walk order.
+
+    Walked as a scan walks folders (``sources.walk_tree``): symlinked folders are followed, never round a loop
+    nor twice into one folder, and hidden folders are skipped.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory")
+    found = []
+    for path, info, error in walk_tree(str(root), root.stat(), enter=lambda path: os.path.basename(path) not in LABELS):
+        here = Path(path)
+        if error is not None or not stat.S_ISDIR(info.st_mode) or here.name not in LABELS:
+            continue  # everything below a labelled folder carries its label: walk_tree does not enter it
+        parents = here.relative_to(root).parts[:-1]
+        split = next((part for part in reversed(parents) if part in SPLITS), "")
+        names = [part for part in parents if part not in SPLITS]
+        found.append(LabelledFolder(here, LABELS[here.name], names[0] if names else root.resolve().name, split))
+    return found
+
+
+def no_labelled_folders(root) -> DatasetError:
+    return DatasetError(f"{root}: no labelled folders below it; expected CNNSpot ({{0_real,1_fake}}) "
+                        "or GenImage ({nature,ai}) folders at any depth")
+
+
+def image_files(folder: Path) -> list[str]:
+    """The image files below ``folder`` that a scan of it would find (by name or first bytes; hidden ones
+    skipped; symlink loops walked once), in the scan's order: depth first, sorted by name at each level."""
+    return [item.input for item in iter_items([str(folder)]) if not item.error_code]
+
+
+@dataclass
+class GeneratorSet:
+    name: str  # relative to its root: the first folder below it, split folders not counted
+    group: str  # the root's name
+    real_paths: list[str] = field(default_factory=list)
+    fake_paths: list[str] = field(default_factory=list)
+
+
+def find_generators(roots: Iterable[str | Path]) -> list[GeneratorSet]:
+    """One GeneratorSet per generator below each root, from its preferred split (test, val, unsplit, train).
+
+    GenImage keeps train and val side by side: evaluation reads val. Raises DatasetError for a root
+    without labelled folders.
+    """
+    sets = []
+    for root in roots:
+        folders = labelled_folders(root)
+        if not folders:
+            raise no_labelled_folders(root)
+        group = Path(root).resolve().name
+        for name in dict.fromkeys(f.generator for f in folders):  # first-seen order
+            mine = [f for f in folders if f.generator == name]
+            split = next(s for s in EVAL_SPLIT_PREFERENCE if any(f.split == s for f in mine))
+            chosen = GeneratorSet(name, group)
+            for f in mine:
+                if f.split == split:
+                    (chosen.fake_paths if f.label else chosen.real_paths).extend(image_files(f.path))
+            if chosen.real_paths or chosen.fake_paths:
+                sets.append(chosen)
+    return sets
+
+
+def read_pixels(path: str) -> torch.Tensor:
+    """(3, H, W) uint8 RGB, read and decoded exactly as a scan reads and decodes the file: EXIF orientation,
+    16-bit and palette/alpha handling, the first frame. Evaluating or training on other pixels than the scan
+    scores would measure, or teach the model, images it never sees (a rotated phone photo, a darkened 16-bit PNG)."""
+    return decode(read_item(Item(path, "file"))).pixels
+
+
+class Unreadable(NamedTuple):
+    """What a dataset returns for a file it cannot decode; collates drop it and count it."""
+    path: str
+    reason: str
+
+
+def guarded(view, path: str) -> torch.Tensor | Unreadable:
+    """``view(path)`` -> uint8 crop, or Unreadable on any failure: a bad file costs one image, never the run."""
+    try:
+        return view(path)
+    except Exception as exc:
+        return Unreadable(path, (getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}")[:300])
+
+
+class EvalImages(Dataset):
+    """(index, crop) per image: decoded as a scan decodes, optionally perturbed, then the scan's centre crop."""
+
+    def __init__(self, paths: list[str], preprocessing: Preprocessing, perturbation: Perturbation | None = None):
+        self.paths, self.preprocessing, self.perturbation = paths, preprocessing, perturbation
+
+    def __len__(self):
+        return len(self.paths)
+
+    def view(self, path: str) -> torch.Tensor:
+        pixels = read_pixels(path)
+        if self.perturbation is not None:
+            image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+            pixels = pil_to_tensor(self.perturbation(image))
+        return crop(pixels, self.preprocessing)
+
+    def __getitem__(self, index):
+        return index, guarded(self.view, self.paths[index])
+
+
+def collate_indexed(items):
+    """[(index, crop | Unreadable)] -> (indices, (B,3,c,c) uint8 crops, [(index, Unreadable)])."""
+    good = [(i, x) for i, x in items if not isinstance(x, Unreadable)]
+    bad = [(i, x) for i, x in items if isinstance(x, Unreadable)]
+    crops = torch.stack([x for _, x in good]) if good else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    return [i for i, _ in good], crops, bad
+
+

@@ -1,0 +1,277 @@
+"""A scan job: inputs -> scored rows -> one report, and the verdict on it. What `ipdscan scan`, torchrun scans and
+the benchmarks share; it prints nothing (the caller's hooks show progress and errors).
+
+``ScanJob`` checks a request once (report format and folder, --resume, --retry-errors, torchrun), holds the
+report's lock, writes every row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts
+(``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
+scan stopped early if it did, the warnings and the exit ``Verdict``.
+
+Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error. Errors win over flags,
+as in grep: a run that could not look at everything it was asked to has no clean verdict.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .distributed import ScanGroup
+from .interrupt import interrupts_deferred
+from .merge import MergeError, merge_reports
+from .pipeline import ScanOptions, scan_batches, selected_items
+from .report import check_report_path, completed_inputs, header_path, open_report
+from .report_lock import ReportLock
+from .result import Result
+from .score import Detector
+from .sources import ARGUMENT_URL, Item, redact_credentials
+
+EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+
+
+class JobError(ValueError):
+    """A scan that cannot run as asked: one line for the user, exit 2."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ReportHeader:
+    """What a report says about the scan that made it: every writer's header, and what --resume and merge check."""
+
+    model: str
+    variant: str
+    weights_sha256: str
+    threshold: float
+    threshold_source: str  # "weights" (the checkpoint's calibrated threshold) or "--threshold"
+    device: str
+    precision: str  # the resolved model arithmetic: fp32, mixed or bf16
+    decode: str  # where JPEGs were decoded: "device" (nvjpeg) or "workers" (Pillow)
+    inputs: list[str]  # as given, credentials redacted
+    start_time: str = field(default_factory=utc_now)
+    tool: str = "ipdscan"
+    version: str = __version__
+
+    @classmethod
+    def for_scan(cls, detector: Detector, options: ScanOptions, inputs: Iterable[str],
+                 threshold_source: str) -> "ReportHeader":
+        return cls(model=detector.name, variant=detector.variant, weights_sha256=detector.sha256,
+                   threshold=detector.threshold if options.threshold is None else options.threshold,
+                   threshold_source=threshold_source, device=str(detector.device), precision=detector.precision,
+                   decode="device" if options.decodes_on_device(detector.device) else "workers",
+                   inputs=[redact_credentials(argument) for argument in inputs])
+
+    def to_dict(self) -> dict:
+        """The header as the reports write it; tool and version first, as a reader looks for them."""
+        fields_ = asdict(self)
+        return {"tool": fields_.pop("tool"), "version": fields_.pop("version"), **fields_}
+
+
+class ScanStats:
+    """Counts for the summary, the top-scoring files, and the exit code's verdict."""
+
+    def __init__(self, top: int = 5):
+        self.started = time.monotonic()
+        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
+        self.max_score: float | None = None
+        self._top: list[tuple[float, int, str]] = []
+        self._keep = top
+
+    def add(self, result: Result) -> None:
+        self.scanned += 1
+        self.declared_ai += result.declares_ai
+        if not result.ok:
+            self.errors += 1
+            return
+        self.ok += 1
+        self.flagged += result.label == "ai"
+        self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
+        entry = (result.score, -self.scanned, result.input)
+        (heapq.heappush if len(self._top) < self._keep else heapq.heappushpop)(self._top, entry)
+
+    @property
+    def wall_s(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.scanned / self.wall_s if self.wall_s > 0 else 0.0
+
+    def top(self) -> list[tuple[str, float]]:
+        return [(name, score) for score, _, name in sorted(self._top, reverse=True)]
+
+    def to_dict(self) -> dict:
+        return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
+                "declared_ai": self.declared_ai,
+                "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: int  # EXIT_OK, EXIT_FLAGGED or EXIT_ERROR
+    reason: str = ""  # for EXIT_ERROR: the one-line error
+
+
+@dataclass
+class JobOutcome:
+    stats: ScanStats
+    header: ReportHeader
+    stopped_by: str | None  # why the scan ended early (Ctrl-C, SIGTERM, a crash); None when it finished
+    rows: list[Result]  # without a report file: every row, for the caller to show
+    warnings: list[str]  # what a run that exits 0 may still need to say
+    verdict: Verdict
+
+
+def missing_paths(inputs: Iterable[str]) -> list[str]:
+    """Command-line inputs naming a path that does not exist: exit 2 at the end, as grep and ls do."""
+    return [argument for argument in inputs
+            if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
+
+
+def run_warnings(stats: ScanStats) -> list[str]:
+    if stats.scanned == 0:
+        return ["nothing was scanned: the inputs hold no image files or URLs (or --shard/--resume left none)"]
+    if stats.ok == 0:
+        return [f"every input failed ({stats.errors} of {stats.scanned}): nothing was scored"]
+    return []
+
+
+def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = None, fail_on_evidence: bool = False,
+            fail_on_error: bool = False) -> Verdict:
+    if missing:
+        return Verdict(EXIT_ERROR, "no such file or directory: " + ", ".join(missing))
+    if fail_on_error and stats.errors:
+        return Verdict(EXIT_ERROR, f"{stats.errors} of {stats.scanned} inputs could not be scanned (--fail-on-error)")
+    if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
+        return Verdict(EXIT_FLAGGED)
+    if fail_on_evidence and stats.declared_ai:
+        return Verdict(EXIT_FLAGGED)
+    return Verdict(EXIT_OK)
+
+
+@dataclass
+class ScanJob:
+    """One scan, checked on creation (JobError); ``with job:`` holds the report's lock; ``job.start(detector)``
+    opens the report and ``job.run()`` scans into it.
+
+    Under torchrun (``group``) each process scans its rank's shard into a part beside ``out``, and rank 0 merges
+    the parts into ``out`` once every rank is done.
+    """
+
+    inputs: list[str]
+    options: ScanOptions = field(default_factory=ScanOptions)
+    out: Path | None = None  # None: no report file; the outcome's rows hold the results
+    resume: bool = False  # skip the inputs already in the .jsonl ``out``, append the rest
+    retry_errors: bool = False  # with resume: scan the error rows again; each new row replaces its error row
+    fail_on: float | None = None
+    fail_on_evidence: bool = False
+    fail_on_error: bool = False
+    group: ScanGroup | None = None
+    stdin: TextIO | None = None  # where "-" reads inputs from
+
+    def __post_init__(self):
+        self.inputs = list(self.inputs)
+        if self.out is not None:
+            self.out = Path(self.out)
+            try:
+                check_report_path(self.out)
+            except (ValueError, FileNotFoundError) as exc:
+                raise JobError(str(exc)) from None
+        if self.retry_errors and not self.resume:
+            raise JobError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
+        self.report_path = self.out
+        if self.group:
+            if self.out is None or self.options.shard:
+                raise JobError("a torchrun scan needs --out and shards by rank itself (no --shard)")
+            self.options.shard, self.report_path = self.group.shard, self.group.part(self.out)
+        if self.resume and (self.out is None or self.out.suffix.lower() != ".jsonl"):
+            raise JobError("--resume needs --out FILE.jsonl")
+        self.missing = missing_paths(self.inputs)
+        self._lock = ReportLock(self.report_path) if self.report_path else None
+
+    def __enter__(self) -> "ScanJob":
+        """Take the report's lock (ReportBusy if another scan holds it) and read what a resumed report holds."""
+        if self._lock:
+            self._lock.acquire()
+        if self.resume:
+            done = completed_inputs(self.report_path, self.retry_errors) if self.report_path.exists() else set()
+            self.options.skip = done.__contains__
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock:
+            self._lock.release()
+
+    def device(self, requested: str) -> str:
+        """The device to load the detector on: under torchrun, ``auto`` is this rank's own GPU."""
+        return self.group.device(requested) if self.group else requested
+
+    def items(self) -> Iterator[Item]:
+        """The inputs this job covers (after sharding and resume), e.g. to count them for a progress bar."""
+        return selected_items(self.inputs, self.options, self.stdin)
+
+    def start(self, detector: Detector, threshold_source: str = "weights") -> ReportHeader:
+        """Open the report for ``detector``'s scan: OSError or ValueError (a resume of another scan's report)
+        if it cannot be. Returns the header the report records."""
+        self.detector = detector
+        self.header = ReportHeader.for_scan(detector, self.options, self.inputs, threshold_source)
+        sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
+        self.writer = open_report(self.report_path, self.header.to_dict(), resume=self.resume,
+                                  retry_errors=self.retry_errors, root=sarif_root) if self.report_path else None
+        return self.header
+
+    def run(self, on_result: Callable[[Result], None] | None = None,
+            on_batch: Callable[[ScanStats], None] | None = None) -> JobOutcome:
+        """Scan every input and write its row (after ``start``); JobError if the torchrun parts cannot be merged.
+        Ctrl-C, SIGTERM or a crash mid-scan ends the scan, not the job: the report is closed with the rows
+        scanned so far, and the outcome says why it stopped."""
+        writer = self.writer
+        stats, rows = ScanStats(), []
+        stopped_by: str | None = None
+        try:
+            for batch in scan_batches(self.inputs, self.detector, options=self.options, stdin=self.stdin):
+                with interrupts_deferred():  # a batch's rows are written whole
+                    for result in batch:
+                        stats.add(result)
+                        if on_result:
+                            on_result(result)
+                        if writer:
+                            writer.write(result)
+                        else:
+                            rows.append(result)
+                    if writer:
+                        writer.flush()
+                if on_batch:
+                    on_batch(stats)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
+            stopped_by = str(exc) or "interrupted"
+        except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
+            stopped_by = f"stopped by {type(exc).__name__}: {exc}"
+        if writer:
+            with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
+                writer.close({"end_time": utc_now(), "interrupted": stopped_by is not None, **stats.to_dict()})
+        if self.group:
+            self._merge_ranks(merge=stopped_by is None)
+        return JobOutcome(stats, self.header, stopped_by, rows, run_warnings(stats),
+                          verdict(stats, missing=self.missing, fail_on=self.fail_on,
+                                  fail_on_evidence=self.fail_on_evidence, fail_on_error=self.fail_on_error))
+
+    def _merge_ranks(self, merge: bool) -> None:
+        """Wait for every rank; then rank 0 merges the parts into ``out`` (unless this scan stopped early)."""
+        self.group.wait_for_all()
+        if self.group.rank == 0 and merge:
+            try:
+                merge_reports(self.group.parts(self.out), self.out, self.header.to_dict())
+            except MergeError as exc:
+                raise JobError(f"cannot merge the ranks' parts into {self.out}: {exc}") from None
+            for part in self.group.parts(self.out):
+                part.unlink()
+                header_path(part).unlink(missing_ok=True)
+        self.group.finish()

@@ -1,0 +1,52 @@
+"""Per-generator metrics exactly as CNNDetection's validate.py computes them, and their unweighted means."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, average_precision_score
+
+
+def metrics(y_true: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict:
+    """AP, accuracy, real / fake accuracy, as CNNDetection's validate.py (score > threshold is fake).
+
+    AP needs both classes: with no reals or no fakes it is None, and so are r_acc / f_acc for the
+    missing class (and acc for an empty set).
+    """
+    y = np.asarray(y_true, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    real, fake = y == 0, y == 1
+    return {
+        "ap": float(average_precision_score(y, s)) if real.any() and fake.any() else None,
+        "acc": float(accuracy_score(y, s > threshold)) if len(y) else None,
+        "r_acc": float(accuracy_score(y[real], s[real] > threshold)) if real.any() else None,
+        "f_acc": float(accuracy_score(y[fake], s[fake] > threshold)) if fake.any() else None,
+        "n_real": int(real.sum()),
+        "n_fake": int(fake.sum()),
+    }
+
+
+@dataclass
+class Row:
+    generator: str  # "mean" for averages
+    group: str  # the root's name; "" on the overall mean
+    perturbation: str  # "none" or e.g. "jpeg=75"
+    ap: float | None
+    acc: float | None
+    r_acc: float | None
+    f_acc: float | None
+    n_real: int
+    n_fake: int
+    n_unreadable: int = 0
+
+
+def mean_row(perturbation: str, group: str, rows: list[Row]) -> Row:
+    """Unweighted mean over generators (as papers report it), of the values each defines; counts are summed."""
+    def mean(key):
+        values = [getattr(r, key) for r in rows if getattr(r, key) is not None]
+        return float(np.mean(values)) if values else None
+    return Row("mean", group, perturbation, mean("ap"), mean("acc"), mean("r_acc"), mean("f_acc"),
+               sum(r.n_real for r in rows), sum(r.n_fake for r in rows), sum(r.n_unreadable for r in rows))
+
+

@@ -1,0 +1,43 @@
+"""Text from whoever named the files, wrote the URL list or the EXIF, on its way into a report: one rule per
+audience, and one walk that applies a rule to every string of a row or header (dict keys too).
+
+    report_text(text)       undecodable bytes as ``\\xNN`` escapes: the .csv/.json/.jsonl reports and the terminal
+    displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
+    clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def report_text(text: str) -> str:
+    """The rule for text no UTF-8 report can hold: undecodable bytes become ``\\xNN`` escapes.
+
+    A file name with the Latin-1 byte 0xE9 reaches Python as "caf\\udce9.jpg" and is written as
+    "caf\\\\xe9.jpg" (a backslash, then x, e, 9). Valid text is unchanged.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that came from no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def displayable_text(text: str) -> str:
+    """``text`` as valid UTF-8 for a viewer: the undecodable bytes of a file name (lone surrogates, from
+    os.fsdecode) become U+FFFD replacement characters."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that came from no byte
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def clean_strings(value, rule: Callable[[str], str]):
+    """``value`` with ``rule`` applied to every string in it, dict keys included (as strings), tuples as lists."""
+    if isinstance(value, str):
+        return rule(value)
+    if isinstance(value, dict):
+        return {rule(str(key)): clean_strings(item, rule) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_strings(item, rule) for item in value]
+    return value

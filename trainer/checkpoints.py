@@ -1,0 +1,71 @@
+"""A run directory's checkpoints: last.pt and best.pt (ipdscan checkpoints that ``scan --weights`` reads) and
+last.state.pt (optimizer, progress, RNG: what ``resume`` needs beside last.pt), written and read back with the
+checks that keep a resumed run from mixing files of different steps or models."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ipdscan.model import IPDConfig, IPDNet
+from ipdscan.preprocess import Preprocessing
+from ipdscan.weights import Checkpoint, WeightsError, load_checkpoint, save_checkpoint
+
+from .config import TrainConfig, TrainError
+from .schedule import Progress
+
+STATE_FORMAT = "ipdscan-train-state"
+
+
+def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progress: Progress, config: TrainConfig,
+             provenance: dict, improved: bool) -> None:
+    """last.pt, best.pt when ``improved``, then last.state.pt naming the last.pt it belongs to."""
+    digest = save_checkpoint(out / "last.pt", model, config.preprocessing, name=config.checkpoint_name(),
+                             provenance=provenance)
+    if improved:
+        save_checkpoint(out / "best.pt", model, config.preprocessing, name=config.checkpoint_name(), provenance=provenance)
+    state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(progress),
+             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    tmp = out / "last.state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(out / "last.state.pt")
+
+
+def load_weights(path: str, model_config: IPDConfig, preprocessing: Preprocessing) -> Checkpoint:
+    """The checkpoint a fine-tuning run starts from: TrainError unless it holds a model like this run's."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except WeightsError as exc:
+        raise TrainError(f"cannot start from {path}: {exc}") from None
+    check_same_model(checkpoint, path, model_config, preprocessing, "fine-tune it")
+    return checkpoint
+
+
+def load_run(resume: str, model_config: IPDConfig, preprocessing: Preprocessing) -> tuple[Checkpoint, dict]:
+    """A run directory's (or a last.pt's) checkpoint and training state, checked to belong together and to hold a
+    model like this run's; TrainError names what does not fit."""
+    path = Path(resume)
+    last = path / "last.pt" if path.is_dir() else path
+    state_path = last.with_name(f"{last.stem}.state.pt")
+    try:
+        checkpoint = load_checkpoint(last)
+    except WeightsError as exc:
+        raise TrainError(f"cannot resume: {exc}") from None
+    if not state_path.is_file():
+        raise TrainError(f"cannot resume from {last}: its training state {state_path.name} is missing")
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TrainError(f"{state_path} is not an ipdscan training state")
+    if state["last_sha256"] != checkpoint.sha256:
+        raise TrainError(f"{last} and {state_path.name} come from different steps (interrupted write?); "
+                          "start a new run or restore both files")
+    check_same_model(checkpoint, last, model_config, preprocessing, "resume")
+    return checkpoint, state
+
+
+def check_same_model(checkpoint: Checkpoint, path, model_config: IPDConfig, preprocessing: Preprocessing,
+                     instead: str) -> None:
+    if checkpoint.config != model_config or checkpoint.preprocessing != preprocessing:
+        raise TrainError(f"{path} holds a {checkpoint.config.variant} model with input size "
+                         f"{checkpoint.config.input_size}; {instead} with the same variant")
