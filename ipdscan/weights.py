@@ -4,7 +4,7 @@ A checkpoint is a ``torch.save``d dict of tensors and plain data only (so it loa
 ``weights_only=True``; a pickle carrying code is refused, never executed):
 
     format          "ipdscan-checkpoint", format_version 1
-    name            e.g. "ipdnet-layer2-corpus-v1"
+    name            e.g. "ipdnet-layer2-corpus-v2"
     config          IPDConfig as a dict: rebuilds the model
     preprocessing   Preprocessing as a dict: pad / crop / resize / normalisation
     provenance      training recipe, data, metrics (free-form plain data)
@@ -42,7 +42,7 @@ class WeightsEntry:
 
 
 # The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v1.pt", "66619b6fa152fd4e8f159d1d332ae32c572fb4871072d34d7468e16d2200bd7d")
+DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v2.pt", "8dfcce71b565a59fb3e89845289afe5d0cdc55ddaee4ac48ea7fa28e63c220ef")
 
 
 class WeightsError(Exception):
