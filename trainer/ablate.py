@@ -22,11 +22,13 @@ from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 
 from . import __main__ as train_cli
+from .build_corpus import SD15
+from .generators import MODELS, TAEF2, UPSAMPLERS
 from .loop import TrainError, train
 
-FAMILIES = {"autogan": ("autogan_convt", "autogan_nearest", "autogan_bilinear"),
-            "realesrgan": ("realesrgan_x4plus", "realesrgan_x4plus_anime", "realesr_animevideov3_x2"),
-            "taef2": ("taef2",), "sd15": ("sd15",)}
+# From the generators' own names, so a generator added to a family is ablated with it.
+FAMILIES = {"autogan": tuple(f"autogan_{u}" for u in UPSAMPLERS), "realesrgan": tuple(MODELS),
+            "taef2": (TAEF2.name,), "sd15": (SD15,)}
 SPLITS = ("train", "val")
 
 
