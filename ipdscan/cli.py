@@ -168,7 +168,7 @@ def scan(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(ctx: typer.Context):
     """Train IPD-Net on CNNSpot/GenImage-style folders (the paper's recipe). See `ipdscan train --help`."""
-    from trainer.__main__ import main as train_main  # torch training code loads only when asked for
+    from .train.__main__ import main as train_main  # torch training code loads only when asked for
     raise typer.Exit(train_main(ctx.args, prog="ipdscan train"))
 
 

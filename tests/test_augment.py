@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-import trainer.augment as augment
+import ipdscan.train.augment as augment
 from ipdscan.preprocess import Preprocessing, crop
-from trainer.augment import Augmentation, ViewParams, degrade, sample_params, train_view, val_view
+from ipdscan.train.augment import Augmentation, ViewParams, degrade, sample_params, train_view, val_view
 
 SMALL = Preprocessing(pad=16, crop=16, size=16)
 DRAWS = 20_000

@@ -8,8 +8,8 @@ from PIL import Image
 
 from ipdscan.datasets import DatasetError, Unreadable
 from ipdscan.preprocess import Preprocessing
-from trainer.augment import Augmentation
-from trainer.datasets import EpochSampler, LabelledImages, collate, split_roots
+from ipdscan.train.augment import Augmentation
+from ipdscan.train.datasets import EpochSampler, LabelledImages, collate, split_roots
 
 SMALL = Preprocessing(pad=8, crop=8, size=8)
 

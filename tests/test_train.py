@@ -14,13 +14,13 @@ from ipdscan.metrics import metrics
 from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
-from trainer import TrainConfig, TrainError, train
+from ipdscan.train import TrainConfig, TrainError, train
 from ipdscan.datasets import read_pixels
-from trainer.datasets import split_roots
+from ipdscan.train.datasets import split_roots
 from ipdscan.model import IPDConfig, IPDNet
-from trainer.distributed import Topology
-from trainer.loop import Logits, Run
-from trainer.schedule import Progress
+from ipdscan.train.distributed import Topology
+from ipdscan.train.loop import Logits, Run
+from ipdscan.train.schedule import Progress
 
 SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test
 
@@ -194,7 +194,7 @@ def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "trainer", str(tiny_data), "--out", str(out), "--device", "cpu", "--max-steps", "2",
+           "-m", "ipdscan.train", str(tiny_data), "--out", str(out), "--device", "cpu", "--max-steps", "2",
            "--batch-size", "4", "--workers", "0", "--log-every", "1", "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=220, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -209,7 +209,7 @@ def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
 
 
 def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_path, monkeypatch, capsys):
-    import trainer.__main__ as train_cli
+    import ipdscan.train.__main__ as train_cli
 
     def interrupted(config):
         raise KeyboardInterrupt

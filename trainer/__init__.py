@@ -1,6 +1,3 @@
-"""Training IPD-Net for ipdscan: ``train(TrainConfig(roots=[...]))``, or ``python -m trainer ROOT...`` (torchrun-ready)."""
-from .augment import Augmentation
-from .config import TrainConfig, TrainError
-from .loop import train
-
-__all__ = ["Augmentation", "TrainConfig", "TrainError", "train"]
+"""What made the shipped weights, run from a checkout (not installed): ``python -m trainer.build_corpus``,
+``trainer.calibrate``, ``trainer.check_default``, ``trainer.ablate``, ``trainer.make_examples``. Training itself
+is ``ipdscan.train`` (``ipdscan train``)."""

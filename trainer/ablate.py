@@ -21,10 +21,10 @@ from ipdscan.datasets import DatasetError
 from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 
-from . import __main__ as train_cli
+from ipdscan.train import __main__ as train_cli
 from .build_corpus import SD15
 from .generators import MODELS, TAEF2, UPSAMPLERS
-from .loop import TrainError, train
+from ipdscan.train.loop import TrainError, train
 
 # From the generators' own names, so a generator added to a family is ablated with it.
 FAMILIES = {"autogan": tuple(f"autogan_{u}" for u in UPSAMPLERS), "realesrgan": tuple(MODELS),

@@ -250,7 +250,7 @@ class Run:
 
     def provenance(self, val: dict | None) -> dict:
         p = self.progress
-        provenance = {"trainer": "trainer.loop, CNNDetection recipe", "config": asdict(self.config),
+        provenance = {"trainer": "ipdscan.train.loop, CNNDetection recipe", "config": asdict(self.config),
                       "world_size": self.topology.world, "step": p.step, "epoch": p.epoch, "lr": p.lr,
                       "metrics": {"val": val, "best_val_ap": p.best_ap}, "data": self.data.summary, "versions": versions(),
                       "initial_weights": self.initial_weights,

@@ -1,6 +1,6 @@
-"""``python -m trainer ROOT... --out runs/x``: the trainer's own command line, for torchrun.
+"""``python -m ipdscan.train ROOT... --out runs/x``: the trainer's own command line, for torchrun.
 
-    torchrun --nproc-per-node 2 -m trainer data/corpus --out runs/x --max-minutes 60
+    torchrun --nproc-per-node 2 -m ipdscan.train data/corpus --out runs/x --max-minutes 60
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def default(name):
     return D[name].default
 
 
-def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -> TrainConfig:
+def parse_args(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -> TrainConfig:
     ap = argparse.ArgumentParser(prog=prog, description="Train IPD-Net with the CNNDetection recipe "
                                  "(see trainer/README.md). Under torchrun every process runs this; rank 0 writes.")
     ap.add_argument("roots", nargs="+", help="dataset folders: CNNSpot, GenImage or flat 0_real/1_fake layouts")
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -
         ap.error(str(exc))
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -> int:
     """Parse, train, print the summary (rank 0). Exit status: 0 done, 2 bad options, unusable data or interrupted."""
     config = parse_args(argv, prog)
     try:

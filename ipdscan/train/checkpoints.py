@@ -10,6 +10,7 @@ import torch
 
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
+from ipdscan.publish import write_atomically
 from ipdscan.weights import Checkpoint, WeightsError, load_checkpoint, save_checkpoint
 
 from .config import TrainConfig, TrainError
@@ -27,9 +28,7 @@ def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progres
         save_checkpoint(out / "best.pt", model, config.preprocessing, name=config.checkpoint_name(), provenance=provenance)
     state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(progress),
              "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
-    tmp = out / "last.state.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(out / "last.state.pt")
+    write_atomically(out / "last.state.pt", lambda f: torch.save(state, f), binary=True)
 
 
 def load_weights(path: str, model_config: IPDConfig, preprocessing: Preprocessing) -> Checkpoint:
