@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .datasets import Unreadable
-from .metrics import Row, mean_row
+import numpy as np
+
+from .metrics import Row, mean_row, metrics
 from .perturbations import STRENGTH_LABELS, parse_perturbations
 
 
@@ -16,6 +18,15 @@ class EvalReport:
     rows: list[Row]  # one per (perturbation, generator), perturbations in run order
     detector: dict  # name, variant, sha256 of the weights
     unreadable: list[Unreadable] = field(default_factory=list)  # from the unperturbed run
+    # Per row, the (labels, scores) it was computed from, so that accuracy can be re-read at another threshold.
+    samples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+
+    def at_threshold(self, threshold: float) -> EvalReport:
+        """The same scores with accuracies at ``threshold`` instead (AP does not depend on it); no rescoring."""
+        if len(self.samples) != len(self.rows):
+            raise ValueError("this report does not hold its scores (made by evaluate?)")
+        rows = [replace(row, **metrics(y, s, threshold)) for row, (y, s) in zip(self.rows, self.samples)]
+        return EvalReport(rows, self.detector, self.unreadable, self.samples)
 
     def table(self, group: bool = False) -> list[Row]:
         """Per perturbation: the generator rows, then (group=True) each group's mean, then the mean."""

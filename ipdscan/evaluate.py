@@ -49,7 +49,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
     writer = csv.writer(scores_file) if scores_file else None
     if writer:
         writer.writerow(["path", "generator", "group", "label", "perturbation", "score", "error"])
-    rows, first_unreadable = [], None
+    rows, samples, first_unreadable = [], [], None
     try:
         for perturbation in [None, *(perturbations or [])]:
             tag = str(perturbation) if perturbation else "none"
@@ -66,7 +66,8 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             for k, s in enumerate(sets):
                 mine = owner_np == k
                 ok = mine & ~np.isnan(scores)
-                m = metrics(labels_np[ok], scores[ok], threshold)
+                samples.append((labels_np[ok], scores[ok]))
+                m = metrics(*samples[-1], threshold)
                 rows.append(Row(s.name, s.group, tag, **m, n_unreadable=int((mine & np.isnan(scores)).sum())))
             if writer:
                 for i, path in enumerate(paths):
@@ -79,4 +80,4 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
         if scores_file:
             scores_file.close()
     info = {"name": detector.name, "variant": detector.variant, "sha256": detector.sha256}
-    return EvalReport(rows, info, first_unreadable or [])
+    return EvalReport(rows, info, first_unreadable or [], samples)

@@ -123,6 +123,17 @@ def test_evaluate_matches_scikit_learn_per_generator_and_scores_like_scan(roots,
     assert grouped[3].acc == pytest.approx((report.rows[0].acc + report.rows[1].acc) / 2)
 
 
+def test_at_threshold_rereads_the_scores_as_a_new_evaluation_would(roots, detector):
+    report = evaluate(roots, detector, batch_size=8, workers=0)
+    threshold = float(np.median([s for _, scores in report.samples for s in scores]))  # splits the scores
+    again = evaluate(roots, detector, batch_size=8, workers=0, threshold=threshold)
+    assert report.at_threshold(threshold).rows == again.rows
+    assert report.at_threshold(threshold).rows != report.rows  # accuracies moved, AP did not
+    assert [r.ap for r in report.at_threshold(threshold).rows] == [r.ap for r in report.rows]
+    with pytest.raises(ValueError, match="does not hold its scores"):
+        EvalReport(report.rows, report.detector).at_threshold(threshold)
+
+
 def test_perturbed_runs_and_report_files(roots, detector, tmp_path):
     perturbations = parse_perturbations(["jpeg=90,50", "blur=2"])
     report = evaluate(roots, detector, batch_size=8, workers=0, perturbations=perturbations,
