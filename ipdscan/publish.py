@@ -32,12 +32,13 @@ def check_output_folder(path: Path) -> None:
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
-def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
-    """Create the report at ``path`` with ``write(file)``: under a temporary name in the same directory,
-    made durable, then renamed over ``path``, so readers see the old report or the new one, never half of one.
+def write_atomically(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
+    """Create ``path`` with ``write(file)``: under a temporary name in the same directory, made durable, then
+    renamed over ``path``, so readers (and a rerun after a crash) see the old file or the new one, never half of
+    one. Reports, checkpoints, training state and corpus images are all written through here.
 
     The file is created like any other the user writes (0666 less the umask, typically 0644), not 0600 as
-    tempfile.mkstemp would make it. An OSError is raised as a ReportError naming ``path``.
+    tempfile.mkstemp would make it.
     """
     partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
@@ -46,10 +47,16 @@ def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) ->
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
-    except OSError as exc:
-        raise ReportError(path, exc) from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
+    """``write_atomically`` for a report: an OSError is raised as a ReportError naming ``path``."""
+    try:
+        write_atomically(path, write, binary=binary)
+    except OSError as exc:
+        raise ReportError(path, exc) from exc
 
 
 class Spool:

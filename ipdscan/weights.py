@@ -27,6 +27,7 @@ import torch
 
 from .model import IPDConfig, IPDNet
 from .preprocess import Preprocessing
+from .publish import write_atomically
 
 FORMAT = "ipdscan-checkpoint"
 FORMAT_VERSION = 1
@@ -113,10 +114,8 @@ def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessin
     torch.save(payload, buffer)
     data = buffer.getvalue()
     digest = file_sha256(data)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    sidecar(path).write_text(f"{digest}  {path.name}\n")
+    write_atomically(path, lambda f: f.write(data), binary=True)
+    write_atomically(sidecar(path), lambda f: f.write(f"{digest}  {path.name}\n"))
     return digest
 
 

@@ -1,5 +1,6 @@
 """The calibrated threshold: chosen on held-out reals, carried and vouched for by the weights file, used by scan."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import make_checkpoint
 from ipdscan.cli import app
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
-from trainer.calibrate import calibrate, main as calibrate_main, threshold_for
+from trainer.calibrate import calibrate, main as calibrate_main, photos_to_score, threshold_for
 
 runner = CliRunner()
 
@@ -89,3 +90,21 @@ def test_calibrate_refuses_too_few_photos(tmp_path, capsys):
     code = calibrate_main([str(make_checkpoint(tmp_path / "w.pt")), "--reals", str(folder), "--out", str(tmp_path / "o.pt"),
                            "--device", "cpu"])
     assert code == 2 and "at least 20" in capsys.readouterr().err and not (tmp_path / "o.pt").exists()
+
+
+def test_exclude_leaves_out_photos_a_listed_file_has_the_bytes_of(tmp_path, photos, capsys):
+    elsewhere = tmp_path / "trained-on"
+    elsewhere.mkdir()
+    for name in ("p3.png", "p7.png"):  # the same bytes under another name and folder
+        (elsewhere / f"source-{name}").write_bytes((photos / name).read_bytes())
+    listing = tmp_path / "v1-sources.txt"
+    listing.write_text("".join(f"{p}\n" for p in sorted(elsewhere.iterdir())) + "\n")
+    kept, excluded = photos_to_score([photos], [listing])
+    assert excluded == 2 and len(kept) == 18 and not {"p3.png", "p7.png"} & {Path(p).name for p in kept}
+    everything, none = photos_to_score([photos])
+    assert none == 0 and len(everything) == 20
+
+    listing.write_text(str(tmp_path / "gone.jpg") + "\n")  # a list made on another machine
+    code = calibrate_main([str(make_checkpoint(tmp_path / "w.pt")), "--reals", str(photos), "--exclude", str(listing),
+                           "--out", str(tmp_path / "o.pt"), "--device", "cpu"])
+    assert code == 2 and "gone.jpg" in capsys.readouterr().err and not (tmp_path / "o.pt").exists()

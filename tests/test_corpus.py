@@ -1,5 +1,6 @@
 """trainer.build_corpus: layout, content-matched pairs, split by source, shared compression history, seeding."""
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from PIL import Image
 
 from trainer import build_corpus as bc
+from trainer import corpus_plan, corpus_store
 from trainer import generators
 
 NAMES = ["autogan_convt", "autogan_nearest"]
@@ -83,7 +85,7 @@ def test_real_is_an_unresized_grid_aligned_window_and_fake_matches_it(corpus, re
             generator = generators.make(r["generator"], autogan_steps=2, autogan_width=4)
             info = generator.prepare([], out / "generators", 0)  # loads the weights the build saved
             assert not info["trained"] and info["steps"] == 2
-            expected = bc.jpeg_roundtrip(generator(source[top:top + 256, left:left + 256]), int(r["camera_quality"]))
+            expected = corpus_store.jpeg_roundtrip(generator(source[top:top + 256, left:left + 256]), int(r["camera_quality"]))
             # Regenerating runs the generator's convolutions again, and oneDNN's kernels for some CPUs (AVX2-only
             # ones) do not round identically from run to run; the JPEG pass turns those last-bit differences into a
             # few levels on a few pixels. A different window, generator or quality would differ everywhere.
@@ -110,23 +112,23 @@ def test_pair_shares_storage_format_and_quality(corpus):
 def test_val_split_is_by_source_and_seeded(corpus):
     _, _, rows = corpus
     for r in rows:
-        assert r["split"] == bc.split_of(0, r["source"], 0.5)
+        assert r["split"] == corpus_plan.split_of(0, r["source"], 0.5)
     names = [f"cats/{i}.jpg" for i in range(4000)]
-    val = sum(bc.split_of(0, n, 0.1) == "val" for n in names)
+    val = sum(corpus_plan.split_of(0, n, 0.1) == "val" for n in names)
     assert 300 < val < 500
-    assert [bc.split_of(0, n, 0.1) for n in names[:50]] == [bc.split_of(0, n, 0.1) for n in names[:50]]
-    assert [bc.split_of(0, n, 0.5) for n in names[:50]] != [bc.split_of(1, n, 0.5) for n in names[:50]]
+    assert [corpus_plan.split_of(0, n, 0.1) for n in names[:50]] == [corpus_plan.split_of(0, n, 0.1) for n in names[:50]]
+    assert [corpus_plan.split_of(0, n, 0.5) for n in names[:50]] != [corpus_plan.split_of(1, n, 0.5) for n in names[:50]]
 
 
 def test_plan_windows_fit_and_generators_are_balanced():
     for size in [(256, 256), (481, 321), (500, 375), (321, 481), (270, 1000)]:
         for s in range(20):
-            p = bc.plan_for(s, f"x/{s}.jpg", size, 0.1)
+            p = corpus_plan.plan_for(s, f"x/{s}.jpg", size, 0.1)
             assert 0 <= p.left <= size[0] - 256 and 0 <= p.top <= size[1] - 256
             assert p.left % 16 == 0 and p.top % 16 == 0
             assert (p.format == "png") == (p.quality is None)
-    plans = [bc.plan_for(0, f"s{i}.jpg", (300, 300), 0.2) for i in range(101)]
-    assignment = bc.assign_generators(plans, ["g1", "g2", "g3"], seed=0)
+    plans = [corpus_plan.plan_for(0, f"s{i}.jpg", (300, 300), 0.2) for i in range(101)]
+    assignment = corpus_plan.assign_generators(plans, ["g1", "g2", "g3"], seed=0)
     for split in ("train", "val"):
         shares = [sum(assignment[p.source] == g for p in plans if p.split == split) for g in ("g1", "g2", "g3")]
         assert max(shares) - min(shares) <= 1
@@ -149,7 +151,7 @@ def test_a_cut_short_build_resumes_to_the_same_corpus_generating_only_what_is_mi
     (tmp_path / "manifest.csv").write_text("".join(manifest[:4]))  # killed after 3 pairs had landed
     (tmp_path / rows[1]["fake_path"]).unlink()  # ...and one of them lost its fake
     stale = tmp_path / rows[4]["real_path"]
-    stale.with_name(stale.name + ".part").write_bytes(b"half an image")
+    stale.with_name(f".{stale.name}.0badc0de.part").write_bytes(b"half an image")  # as write_atomically names it
     calls = []
     original = generators.AutoGAN.__call__
     monkeypatch.setattr(generators.AutoGAN, "__call__", lambda self, w: calls.append(1) or original(self, w))
@@ -161,7 +163,7 @@ def test_a_cut_short_build_resumes_to_the_same_corpus_generating_only_what_is_mi
     assert again["sharpness"] == stats["sharpness"]
     for r in rows:
         assert (tmp_path / r["fake_path"]).read_bytes() == (out / r["fake_path"]).read_bytes()
-    assert not list(tmp_path.glob("*/*/*/*.part"))
+    assert not list(tmp_path.glob("*/*/*/.*.part"))
 
 
 def test_a_folder_built_with_other_arguments_is_refused(corpus, reals):
@@ -200,3 +202,19 @@ def test_a_failing_generator_skips_its_sources_instead_of_crashing(reals, tmp_pa
     assert stats["pairs"] == 0 and list(csv.DictReader(open(tmp_path / "manifest.csv"))) == []
     assert sum("failed: RuntimeError: boom" in why for why in stats["skipped"].values()) == 6
     assert not list(tmp_path.glob("*/*/*/*"))
+
+
+def test_list_sources_prints_the_files_a_limited_build_takes(reals, tmp_path, capsys):
+    assert bc.main(["--reals", str(reals), "--seed", "0", "--limit", "4", "--list-sources"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert len(listed) == 4 and all(Path(p).is_file() for p in listed)
+    bc.build(reals, tmp_path, seed=0, limit=4, names=NAMES, val_fraction=0.5, autogan_steps=2, autogan_width=4,
+             log=lambda m: None)
+    taken = {r["source"] for r in csv.DictReader(open(tmp_path / "manifest.csv"))}
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    # every source the build took is listed (a listed one may have been skipped, e.g. too small)
+    assert {(reals / s).as_posix() for s in taken} | {(reals / s).as_posix() for s in stats["skipped"]} \
+        == {Path(p).as_posix() for p in listed}
+    with pytest.raises(SystemExit):
+        bc.main(["--reals", str(reals)])  # without --list-sources a build needs --out
+    assert "--out is required" in capsys.readouterr().err

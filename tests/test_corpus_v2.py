@@ -2,13 +2,13 @@
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from trainer import build_corpus as bc
-from trainer.datasets import split_roots
+from trainer import corpus_plan
+from ipdscan.train.datasets import split_roots
 
 from test_corpus import photo
 
@@ -39,7 +39,7 @@ def test_calibration_photos_are_copied_whole_and_never_paired(built):
     assert stats["calibration_photos"] == len(calibration) > 0
     for path in calibration:
         assert path.read_bytes() == (reals / path.name).read_bytes()
-        assert bc.split_of(0, path.name, 0.25, 0.2) == "calibration"
+        assert corpus_plan.split_of(0, path.name, 0.25, 0.2) == "calibration"
     paired = {r["source"] for r in rows}
     assert not paired & {p.name for p in calibration}
 
@@ -64,13 +64,13 @@ def test_sd15_pairs_share_their_codec_history_and_split_by_grid(built):
     sd = [r for r in rows if r["generator"] == "sd15"]
     primary = [r for r in rows if r["generator"] != "sd15"]
     for split in ("train", "val"):  # every photo gives one sd15 pair while its split's tiles last
-        tiles = 4 * sum(bc.split_of(0, f"grid{i}.webp", 0.25) == split for i in range(3))
+        tiles = 4 * sum(corpus_plan.split_of(0, f"grid{i}.webp", 0.25) == split for i in range(3))
         photos = sum(r["split"] == split for r in primary)
         assert sum(r["split"] == split for r in sd) == min(tiles, photos)
     assert stats["generators"]["sd15"]["webp_qualities"] and stats["counts"]["train"]["sd15"] > 0
     for r in sd:
         grid = r["fake_source"].split("#")[0]
-        assert bc.split_of(0, grid, 0.25) == r["split"]
+        assert corpus_plan.split_of(0, grid, 0.25) == r["split"]
         assert int(r["webp_quality"]) in stats["generators"]["sd15"]["webp_qualities"]
         real, fake = Image.open(out / r["real_path"]), Image.open(out / r["fake_path"])
         assert real.size == fake.size == (256, 256) and real.format == fake.format
@@ -79,7 +79,7 @@ def test_sd15_pairs_share_their_codec_history_and_split_by_grid(built):
 
 
 def test_shares_give_taef2_a_family_sized_turn():
-    plans = [bc.plan_for(0, f"s{i}.jpg", (300, 300), 0.0) for i in range(80)]
-    assignment = bc.assign_generators(plans, ["a", "b", "taef2"], 0, {"taef2": 2})
+    plans = [corpus_plan.plan_for(0, f"s{i}.jpg", (300, 300), 0.0) for i in range(80)]
+    assignment = corpus_plan.assign_generators(plans, ["a", "b", "taef2"], 0, {"taef2": 2})
     counts = {g: sum(v == g for v in assignment.values()) for g in ("a", "b", "taef2")}
     assert counts == {"a": 20, "b": 20, "taef2": 40}

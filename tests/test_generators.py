@@ -6,8 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer import build_corpus as bc
-from trainer import sd15
+from trainer import corpus_store, sd15
 from trainer.generators import AutoGAN, make
 from trainer.generators.taef2 import TAEF2, TAEF2Net
 
@@ -78,7 +77,7 @@ def test_sharpness_ranks_a_blurred_copy_below_its_original():
     window = np.asarray(photo(128, 128, 6))
     from PIL import ImageFilter
     blurred = np.asarray(Image.fromarray(window).filter(ImageFilter.GaussianBlur(1.5)))
-    assert bc.sharpness(blurred) < 0.5 * bc.sharpness(window)
+    assert corpus_store.sharpness(blurred) < 0.5 * corpus_store.sharpness(window)
 
 
 def test_autogan_adversarial_training_runs_and_is_cached_under_its_own_name(tmp_path, one_thread):

@@ -6,12 +6,15 @@
 The photos are scored exactly as ``ipdscan scan`` scores them (same decoder, crop and precision). The
 threshold is the lowest at which at most ``--max-flagged`` of them score at or above it, so on photos like
 these a scan flags at most that share. The photos must be ones the model never trained or validated on
-(``build_corpus --calibration-fraction`` keeps such a split); the result travels in the file's
+(``build_corpus --calibration-fraction`` keeps such a split, and ``--exclude`` drops those an earlier model this one
+was fine-tuned from did train on: lists of files, as ``build_corpus --list-sources`` prints them, matched by
+content); the result travels in the file's
 ``calibration`` record with how it was chosen, and ``ipdscan scan`` uses it unless ``--threshold`` is given.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 from pathlib import Path
@@ -34,24 +37,41 @@ def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
     return float(np.nextafter(ranked[allowed], np.float32(np.inf)))
 
 
-def score_photos(weights: Path, folders: list[Path], device: str, precision: str) -> tuple[np.ndarray, list[str]]:
-    detector = load_detector(weights, device, precision)
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def photos_to_score(folders: list[Path], exclude: list[Path] = ()) -> tuple[list[str], int]:
+    """The photos below ``folders``, less any whose bytes equal a file named in the ``exclude`` lists; and how many
+    were left out. OSError if a listed file cannot be read (a list that does not match this machine)."""
     paths = [p for folder in folders for p in image_files(folder)]
+    if not exclude:
+        return paths, 0
+    listed = [line.strip() for listing in exclude for line in Path(listing).read_text().splitlines() if line.strip()]
+    seen = {file_sha256(p) for p in listed}
+    kept = [p for p in paths if file_sha256(p) not in seen]
+    return kept, len(paths) - len(kept)
+
+
+def score_photos(weights: Path, paths: list[str], device: str, precision: str) -> tuple[np.ndarray, list[str]]:
+    detector = load_detector(weights, device, precision)
     results = list(scan(paths, detector, options=ScanOptions(threshold=1.0)))
     failed = [r.input for r in results if r.score is None]
     return np.array([r.score for r in results if r.score is not None], np.float32), failed
 
 
 def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float = 0.05, device: str = "auto",
-              precision: str = "auto") -> dict:
+              precision: str = "auto", exclude: list[Path] = ()) -> dict:
     checkpoint = load_checkpoint(weights)
-    scores, failed = score_photos(weights, folders, device, precision)
+    paths, excluded = photos_to_score(folders, exclude)
+    scores, failed = score_photos(weights, paths, device, precision)
     if len(scores) < 20:
         raise ValueError(f"only {len(scores)} readable photos below {', '.join(map(str, folders))}: "
                          "a threshold needs at least 20 (a few hundred for a stable 5%)")
     threshold = threshold_for(scores, max_flagged)
     record = {"threshold": threshold, "max_flagged": max_flagged, "photos": int(len(scores)),
               "flagged": int((scores >= threshold).sum()), "unreadable": len(failed),
+              "excluded": excluded, "exclude_lists": [Path(e).name for e in exclude],
               "folders": [Path(f).name for f in folders], "precision": precision,
               "score_quantiles": {q: round(float(np.quantile(scores, q / 100)), 4) for q in (50, 90, 95, 99)},
               "calibrated_from_sha256": checkpoint.sha256}
@@ -65,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("weights", type=Path, help="checkpoint to calibrate")
     ap.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
     ap.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
+    ap.add_argument("--exclude", type=Path, nargs="+", default=[],
+                    help="files listing photos (one path per line) to leave out: those a model this one was "
+                         "fine-tuned from trained on (build_corpus --list-sources prints such a list)")
     ap.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto")
@@ -72,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.max_flagged < 1:
         ap.error("--max-flagged must be in [0, 1)")
     try:
-        record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision)
+        record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision,
+                           args.exclude)
     except (WeightsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"threshold {record['threshold']:.6f}: {record['flagged']}/{record['photos']} photos flagged; "
+    print(f"threshold {record['threshold']:.6f}: {record['flagged']}/{record['photos']} photos flagged "
+          f"({record['excluded']} excluded); "
           f"{record['out']} sha256 {record['sha256']}")
     return 0
 
