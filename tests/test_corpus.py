@@ -204,17 +204,16 @@ def test_a_failing_generator_skips_its_sources_instead_of_crashing(reals, tmp_pa
     assert not list(tmp_path.glob("*/*/*/*"))
 
 
-def test_list_sources_prints_the_files_a_limited_build_takes(reals, tmp_path, capsys):
-    assert bc.main(["--reals", str(reals), "--seed", "0", "--limit", "4", "--list-sources"]) == 0
+def test_list_sources_prints_the_files_whose_windows_a_build_pairs(reals, tmp_path, capsys):
+    assert bc.main(["--reals", str(reals), "--seed", "0", "--limit", "6", "--calibration-fraction", "0.3",
+                    "--list-sources"]) == 0
     listed = capsys.readouterr().out.split()
-    assert len(listed) == 4 and all(Path(p).is_file() for p in listed)
-    bc.build(reals, tmp_path, seed=0, limit=4, names=NAMES, val_fraction=0.5, autogan_steps=2, autogan_width=4,
-             log=lambda m: None)
-    taken = {r["source"] for r in csv.DictReader(open(tmp_path / "manifest.csv"))}
+    bc.build(reals, tmp_path, seed=0, limit=6, names=NAMES, val_fraction=0.1, autogan_steps=2, autogan_width=4,
+             log=lambda m: None, calibration_fraction=0.3)
+    paired = {(reals / r["source"]).as_posix() for r in csv.DictReader(open(tmp_path / "manifest.csv"))}
     stats = json.loads((tmp_path / "stats.json").read_text())
-    # every source the build took is listed (a listed one may have been skipped, e.g. too small)
-    assert {(reals / s).as_posix() for s in taken} | {(reals / s).as_posix() for s in stats["skipped"]} \
-        == {Path(p).as_posix() for p in listed}
+    assert {Path(p).as_posix() for p in listed} == paired and len(listed) == len(paired) > 0
+    assert stats["skipped"] or stats["calibration_photos"]  # sources taken but not paired are not listed
     with pytest.raises(SystemExit):
         bc.main(["--reals", str(reals)])  # without --list-sources a build needs --out
     assert "--out is required" in capsys.readouterr().err

@@ -64,6 +64,28 @@ def sd15_pairs(sd15_dir: Path, plans: list[Plan], paths: dict[str, Path], seed: 
             yield plan, cut(image, plan), fake, quality, f"{tile.grid}#{tile.index}@{dy},{dx}"
 
 
+def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_fraction: float,
+                 calibration_fraction: float = 0.0, holdout: list[Path] = ()) -> tuple[dict, list[Plan], dict, list[str]]:
+    """The first stage of a build: each source's window and plan (the sources a model trained on the corpus sees),
+    why a source was skipped, and the sources kept whole for calibration."""
+    windows, plans, skipped, calibration = {}, [], {}, []
+    excluded = held_out_hashes(list(holdout))
+    for s in sources:
+        if excluded and hashlib.sha256(paths[s].read_bytes()).hexdigest() in excluded:
+            skipped[s] = "held out: the same file is in --holdout"
+            continue
+        split = split_of(seed, s, val_fraction, calibration_fraction)
+        if split == "calibration":
+            calibration.append(s)
+            continue
+        try:
+            windows[s], plan = load_window(paths[s], seed, s, split)
+            plans.append(plan)
+        except (OSError, ValueError) as e:  # one bad photo never stops the build
+            skipped[s] = f"{type(e).__name__}: {e}"
+    return windows, plans, skipped, calibration
+
+
 def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None = None, names: list[str] | None = None,
           val_fraction: float = 0.1, autogan_steps: int = 300, autogan_width: int = 32, log=print, *,
           calibration_fraction: float = 0.0, holdout: list[Path] = (), taef2_weights: Path | None = None,
@@ -85,21 +107,8 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
     sources = choose_sources(paths, seed, limit)
     log(f"{len(sources)} sources, generators: {', '.join(names)}" + (f" + {SD15}" if sd15_dir else ""))
 
-    windows, plans, skipped, calibration = {}, [], {}, []
-    excluded = held_out_hashes(list(holdout))
-    for s in sources:
-        if excluded and hashlib.sha256(paths[s].read_bytes()).hexdigest() in excluded:
-            skipped[s] = "held out: the same file is in --holdout"
-            continue
-        split = split_of(seed, s, val_fraction, calibration_fraction)
-        if split == "calibration":
-            calibration.append(s)
-            continue
-        try:
-            windows[s], plan = load_window(paths[s], seed, s, split)
-            plans.append(plan)
-        except (OSError, ValueError) as e:  # one bad photo never stops the build
-            skipped[s] = f"{type(e).__name__}: {e}"
+    windows, plans, skipped, calibration = take_sources(paths, sources, seed, val_fraction, calibration_fraction,
+                                                        holdout)
     for s in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
         target = out / "calibration" / s.replace("/", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--autogan-steps", type=int, default=300, help="training steps per AutoGAN simulator")
     ap.add_argument("--autogan-width", type=int, default=32)
     ap.add_argument("--list-sources", action="store_true",
-                    help="only print the source files a build with these --reals, --seed and --limit takes, one per line "
-                         "(what a model trained on it saw, for trainer.calibrate --exclude), and build nothing")
+                    help="only print, one per line, the source files whose windows a build with these arguments pairs: "
+                         "what a model trained on it saw (for trainer.calibrate --exclude); builds nothing")
     args = ap.parse_args(argv)
     if args.list_sources:
         paths = list_sources(args.reals)
-        print("\n".join(str(paths[s]) for s in choose_sources(paths, args.seed, args.limit)))
+        _, plans, _, _ = take_sources(paths, choose_sources(paths, args.seed, args.limit), args.seed,
+                                      args.val_fraction, args.calibration_fraction, args.holdout)
+        print("\n".join(str(paths[plan.source]) for plan in plans))
         return 0
     if args.out is None:
         ap.error("--out is required")
