@@ -11,6 +11,7 @@ import numpy as np
 
 from .metrics import Row, mean_row, metrics
 from .perturbations import STRENGTH_LABELS, parse_perturbations
+from .text import csv_text, report_text
 
 
 @dataclass
@@ -68,16 +69,17 @@ def write_report(report: EvalReport, path: str | Path, group: bool = False) -> N
     path = Path(path)
     rows = report.table(group)
     if path.suffix == ".md":
-        path.write_text(to_markdown(report, group))
+        path.write_text(to_markdown(report, group), encoding="utf-8")
     elif path.suffix == ".csv":
-        with path.open("w", newline="") as f:
+        with path.open("w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows({k: ("" if v is None else v) for k, v in asdict(r).items()} for r in rows)
+            writer.writerows({k: "" if v is None else csv_text(report_text(v)) if isinstance(v, str) else v
+                              for k, v in asdict(r).items()} for r in rows)
     elif path.suffix == ".json":
         payload = {"detector": report.detector, "rows": [asdict(r) for r in rows],
                    "unreadable": [u._asdict() for u in report.unreadable]}
-        path.write_text(json.dumps(payload, indent=2) + "\n")
+        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     else:
         raise ValueError(f"{path}: report format from the extension must be .md, .csv or .json")
 

@@ -21,6 +21,7 @@ from .metrics import Row, metrics
 from .perturbations import Perturbation, parse_perturbations
 from .runtime import default_workers
 from .score import Detector
+from .text import csv_text, report_text
 
 # Also imported from here by trainer/check_default.py, calibrate.py and build_corpus.py.
 __all__ = ["evaluate", "image_files", "parse_perturbations", "to_markdown"]
@@ -45,7 +46,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             owner += [k] * len(files)
     labels_np, owner_np = np.array(labels, dtype=int), np.array(owner, dtype=int)
     workers = default_workers(workers, detector.device)
-    scores_file = open(scores_out, "w", newline="") if scores_out else None
+    scores_file = open(scores_out, "w", encoding="utf-8", newline="") if scores_out else None
     writer = csv.writer(scores_file) if scores_file else None
     if writer:
         writer.writerow(["path", "generator", "group", "label", "perturbation", "score", "error"])
@@ -75,7 +76,8 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
                     # 9 significant digits give back the float32 score exactly: AP recomputed from this file
                     # matches the table even where scores differ only in the 7th decimal.
                     score = "" if math.isnan(scores[i]) else f"{scores[i]:.9g}"
-                    writer.writerow([path, s.name, s.group, labels[i], tag, score, errors[i].reason if i in errors else ""])
+                    cells = [path, s.name, s.group, labels[i], tag, score, errors[i].reason if i in errors else ""]
+                    writer.writerow([csv_text(report_text(c)) if isinstance(c, str) else c for c in cells])
     finally:
         if scores_file:
             scores_file.close()

@@ -28,13 +28,12 @@ from typing import Protocol
 from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
 from .result import FIELDS, Result
 from .sarif import SarifWriter
-from .text import clean_strings, report_text
+from .text import clean_strings, csv_text, report_text
 
 REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
 HEADER_SUFFIX = ".header.json"
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreadsheet read a cell as a formula
 
 
 class ReportWriter(Protocol):
@@ -255,13 +254,6 @@ class CsvReport:
 
     def close(self, summary: dict) -> None:
         publish_spooled(self.path, [self.rows])
-
-
-def csv_text(value):
-    """A CSV cell that a spreadsheet shows as text: a string that would start a formula gets a leading '."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 class JsonReport:

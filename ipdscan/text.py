@@ -3,6 +3,7 @@ audience, and one walk that applies a rule to every string of a row or header (d
 
     report_text(text)       undecodable bytes as ``\\xNN`` escapes: the .csv/.json/.jsonl reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
+    csv_text(value)         a CSV cell a spreadsheet shows as text, never runs as a formula: every .csv ipdscan writes
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
 """
 from __future__ import annotations
@@ -30,6 +31,16 @@ def displayable_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     except UnicodeEncodeError:  # a lone surrogate that came from no byte
         return text.encode("utf-8", "replace").decode("utf-8")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreadsheet read a cell as a formula
+
+
+def csv_text(value):
+    """A CSV cell that a spreadsheet shows as text: a string that would start a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def clean_strings(value, rule: Callable[[str], str]):

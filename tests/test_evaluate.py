@@ -190,3 +190,15 @@ def test_symlink_loops_are_walked_once(tmp_path):
     (sets,) = find_generators([root])
     assert sorted(Path(p).name for p in sets.real_paths) == ["0.png", "1.png"]
     assert sorted(Path(p).name for p in sets.fake_paths) == ["0.png", "1.png"]
+
+
+def test_scores_and_table_csv_cells_never_run_as_formulas(detector, tmp_path):
+    root = tmp_path / "root"
+    put(root / "=HYPERLINK(1)" / "0_real", 2, seed=1)  # a generator folder a spreadsheet would run as a formula
+    put(root / "=HYPERLINK(1)" / "1_fake", 2, seed=2)
+    report = evaluate([root], detector, batch_size=4, workers=0, scores_out=tmp_path / "scores.csv")
+    assert report.rows[0].generator == "=HYPERLINK(1)"  # the report itself keeps the name exact
+    assert {r["generator"] for r in read_scores(tmp_path / "scores.csv")} == {"'=HYPERLINK(1)"}
+    write_report(report, tmp_path / "table.csv")
+    with (tmp_path / "table.csv").open() as f:
+        assert [r["generator"] for r in csv.DictReader(f)] == ["'=HYPERLINK(1)", "mean"]
