@@ -12,8 +12,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from .pipeline import ScanOptions, scan, scan_batches  # noqa: E402
-from .result import Result  # noqa: E402
-from .score import Detector, load_detector  # noqa: E402
-
+# Loaded on first use (PEP 562), not here: `import ipdscan` stays instant, so the command's entry point
+# (entry.py) is running before torch starts importing and can turn a Ctrl-C during that import into one line.
+_EXPORTS = {"ScanOptions": "pipeline", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",
+            "Detector": "score", "load_detector": "score"}
 __all__ = ["Detector", "Result", "ScanOptions", "__version__", "load_detector", "scan", "scan_batches"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ipdscan' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -275,6 +275,32 @@ def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, 
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"], result.output
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_command_is_still_importing_is_one_line_and_exit_2(signum):
+    """The console script's entry: the signal arrives while the CLI (torch) is being imported, before main()."""
+    code = f"""
+import os, sys, time
+class SignalDuringImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ipdscan.cli":
+            os.kill(os.getpid(), {int(signum)})
+            time.sleep(5)  # the handler raises before this ends
+sys.meta_path.insert(0, SignalDuringImport())
+sys.argv = ["ipdscan", "--version"]
+from ipdscan.entry import main
+main()
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr, run.stdout) == (2, "error: interrupted\n", "")
+
+
+def test_importing_ipdscan_leaves_torch_for_first_use():
+    run = subprocess.run([sys.executable, "-c", "import sys, ipdscan; print('torch' in sys.modules); "
+                          "ipdscan.ScanOptions; print('torch' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["False", "True"], run.stderr
+
+
 def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
     from ipdscan.interrupt import Terminated, interrupts_deferred, sigterm_as_interrupt
     finished = []
