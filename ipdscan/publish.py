@@ -1,4 +1,4 @@
-"""Reports appear whole or not at all: written under a temporary name beside the report, then renamed into place.
+"""Files appear whole or not at all: written under a temporary name beside the file, then renamed into place.
 
 Every writer publishes through here: ``publish`` (a file written in one go), and ``publish_spooled`` for the
 reports whose rows come before their header is complete (.csv, .json, .sarif): rows wait in ``Spool`` files.

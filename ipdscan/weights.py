@@ -43,7 +43,7 @@ class WeightsEntry:
 
 
 # The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v2.pt", "8dfcce71b565a59fb3e89845289afe5d0cdc55ddaee4ac48ea7fa28e63c220ef")
+DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v2.pt", "1383318ad669c4ce26b28973aac051653a55ecd2a6350c403a36cebfdd3ba627")
 
 
 class WeightsError(Exception):
