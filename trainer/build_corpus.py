@@ -23,7 +23,6 @@ Stable Diffusion 1.5 windows with second windows of the photos (``trainer/sd15.p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 from trainer import generators, sd15
 from trainer.corpus_plan import (CAMERA_QUALITY, GRID, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Plan, assign_generators,
-                                 choose_sources, cut, decoded_rgb, held_out_hashes, list_sources, load_window, plan_for, source_rng,
+                                 choose_sources, cut, decoded_rgb, file_sha256, held_out_hashes, list_sources, load_window, plan_for, source_rng,
                                  split_of)
 from trainer.corpus_store import Manifest, claim_output, sharpness_summary, write_pair
 
@@ -71,7 +70,7 @@ def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_frac
     windows, plans, skipped, calibration = {}, [], {}, []
     excluded = held_out_hashes(list(holdout))
     for s in sources:
-        if excluded and hashlib.sha256(paths[s].read_bytes()).hexdigest() in excluded:
+        if excluded and file_sha256(paths[s]) in excluded:
             skipped[s] = "held out: the same file is in --holdout"
             continue
         split = split_of(seed, s, val_fraction, calibration_fraction)

@@ -14,7 +14,6 @@ content); the result travels in the file's
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 from pathlib import Path
@@ -26,6 +25,8 @@ from ipdscan.pipeline import ScanOptions, scan
 from ipdscan.score import load_detector
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 
+from trainer.corpus_plan import file_sha256
+
 
 def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
     """The lowest threshold t (float32 scores) with mean(scores >= t) <= max_flagged."""
@@ -35,10 +36,6 @@ def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
         return 0.0
     # Just above the highest score that must stay unflagged: ties with it stay unflagged too.
     return float(np.nextafter(ranked[allowed], np.float32(np.inf)))
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def photos_to_score(folders: list[Path], exclude: list[Path] = ()) -> tuple[list[str], int]:

@@ -79,9 +79,14 @@ def choose_sources(paths: dict[str, Path], seed: int, limit: int | None) -> list
     return [s for i, s in enumerate(sources) if i in keep]
 
 
+def file_sha256(path: str | Path) -> str:
+    """A file's identity for holding photos out: the same bytes under any name or folder are the same photo."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def held_out_hashes(folders: list[Path]) -> set[str]:
     """sha256 of every image below ``folders``: sources with these bytes never enter the corpus."""
-    return {hashlib.sha256(Path(p).read_bytes()).hexdigest() for folder in folders for p in image_files(folder)}
+    return {file_sha256(p) for folder in folders for p in image_files(folder)}
 
 
 def decoded_rgb(path: Path) -> Image.Image:
