@@ -217,3 +217,6 @@ def test_list_sources_prints_the_files_whose_windows_a_build_pairs(reals, tmp_pa
     with pytest.raises(SystemExit):
         bc.main(["--reals", str(reals)])  # without --list-sources a build needs --out
     assert "--out is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bc.main(["--reals", str(tmp_path / "missing"), "--list-sources"])  # not an empty list and exit 0
+    assert "missing is not a folder" in capsys.readouterr().err

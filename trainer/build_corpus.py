@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only print, one per line, the source files whose windows a build with these arguments pairs: "
                          "what a model trained on it saw (for trainer.calibrate --exclude); builds nothing")
     args = ap.parse_args(argv)
+    for folder in [*args.reals, *args.holdout, *filter(None, [args.sd15, args.taef2_weights])]:
+        if not folder.is_dir():
+            ap.error(f"{folder} is not a folder")
     if args.list_sources:
         paths = list_sources(args.reals)
         _, plans, _, _ = take_sources(paths, choose_sources(paths, args.seed, args.limit), args.seed,
@@ -206,9 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         ap.error("--out is required")
-    for folder in [*args.reals, *args.holdout, *filter(None, [args.sd15, args.taef2_weights])]:
-        if not folder.is_dir():
-            ap.error(f"{folder} is not a folder")
     if "taef2" in args.generators and args.taef2_weights is None:
         ap.error("the taef2 generator needs --taef2-weights DIR (or leave it out of --generators)")
     args.out.mkdir(parents=True, exist_ok=True)
