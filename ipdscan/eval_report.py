@@ -6,12 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .datasets import Unreadable
 import numpy as np
 
+from .datasets import Unreadable
 from .metrics import Row, mean_row, metrics
 from .perturbations import STRENGTH_LABELS, parse_perturbations
-from .text import csv_text, report_text
+from .text import csv_text
 
 
 @dataclass
@@ -74,8 +74,7 @@ def write_report(report: EvalReport, path: str | Path, group: bool = False) -> N
         with path.open("w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows({k: "" if v is None else csv_text(report_text(v)) if isinstance(v, str) else v
-                              for k, v in asdict(r).items()} for r in rows)
+            writer.writerows({k: "" if v is None else csv_text(v) for k, v in asdict(r).items()} for r in rows)
     elif path.suffix == ".json":
         payload = {"detector": report.detector, "rows": [asdict(r) for r in rows],
                    "unreadable": [u._asdict() for u in report.unreadable]}

@@ -21,7 +21,7 @@ from .metrics import Row, metrics
 from .perturbations import Perturbation, parse_perturbations
 from .runtime import default_workers
 from .score import Detector
-from .text import csv_text, report_text
+from .text import csv_text
 
 # Also imported from here by trainer/check_default.py, calibrate.py and build_corpus.py.
 __all__ = ["evaluate", "image_files", "parse_perturbations", "to_markdown"]
@@ -77,7 +77,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
                     # matches the table even where scores differ only in the 7th decimal.
                     score = "" if math.isnan(scores[i]) else f"{scores[i]:.9g}"
                     cells = [path, s.name, s.group, labels[i], tag, score, errors[i].reason if i in errors else ""]
-                    writer.writerow([csv_text(report_text(c)) if isinstance(c, str) else c for c in cells])
+                    writer.writerow([csv_text(c) for c in cells])
     finally:
         if scores_file:
             scores_file.close()

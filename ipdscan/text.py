@@ -3,7 +3,7 @@ audience, and one walk that applies a rule to every string of a row or header (d
 
     report_text(text)       undecodable bytes as ``\\xNN`` escapes: the .csv/.json/.jsonl reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
-    csv_text(value)         a CSV cell a spreadsheet shows as text, never runs as a formula: every .csv ipdscan writes
+    csv_text(value)         report_text, and a CSV cell a spreadsheet never runs as a formula: every .csv ipdscan writes
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
 """
 from __future__ import annotations
@@ -37,10 +37,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreads
 
 
 def csv_text(value):
-    """A CSV cell that a spreadsheet shows as text: a string that would start a formula gets a leading '."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    """A CSV cell that a spreadsheet shows as text: a string gets ``report_text``'s escapes, and a leading ' if it
+    would start a formula; anything else is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    value = report_text(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def clean_strings(value, rule: Callable[[str], str]):
