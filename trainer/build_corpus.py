@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ipdscan.publish import write_atomically
+
 from trainer import generators, sd15
 from trainer.corpus_plan import (CAMERA_QUALITY, GRID, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Plan, assign_generators,
                                  choose_sources, cut, decoded_rgb, file_sha256, held_out_hashes, list_sources, load_window, plan_for, source_rng,
@@ -111,7 +113,7 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
     for s in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
         target = out / "calibration" / s.replace("/", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(paths[s].read_bytes())
+        write_atomically(target, lambda f: f.write(paths[s].read_bytes()), binary=True)
     log(f"decoded {len(plans)} windows, {len(calibration)} calibration photos, skipped {len(skipped)} "
         f"({time.perf_counter() - start:.0f}s)")
 
