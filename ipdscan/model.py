@@ -4,6 +4,9 @@ Chen, Lo, Liao, Huang, "IPD-Net: Detecting AI-Generated Images via Inter-Patch
 Dependencies", IJACSA 2024. One module per concept; ``IPDNet.forward_features``
 returns the (B, HW, HW) dependency matrix so tests and tools can reach it.
 
+``IPDConfig()`` is the paper's model. ``IPDConfig(npr=True)`` is an option beyond the paper, measured against it
+in the model card: NPR residuals (Tan et al., CVPR 2024) as three more input channels beside the SRM ones.
+
 ``IPDNet.forward_pooled`` is the forward pass that scan, eval and train run: the same logits as ``forward``
 with less work, the (HW, HW) matrix never formed (``InterPatchDependency.pooled``), the trunk's deeper stages
 optionally in bfloat16. The SRM high-pass and the head always run in float32: the SRM subtracts neighbouring
@@ -26,6 +29,7 @@ class IPDConfig:
     variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
     input_size: int = 256  # side of the square model input
     hidden: int = 256  # width of the first linear layer (layer2 only: the paper uses two)
+    npr: bool = False  # beyond the paper: NPR residuals beside the SRM residuals as the trunk's input
 
     def __post_init__(self):
         if self.variant not in TRUNK_CHANNELS:
@@ -34,12 +38,19 @@ class IPDConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.npr, bool):
+            raise ValueError(f"npr must be true or false, not {self.npr!r}")
         if self.input_size % TRUNK_STRIDE[self.variant]:
             raise ValueError(f"input_size must be a multiple of {TRUNK_STRIDE[self.variant]} for {self.variant}")
 
     @property
     def channels(self) -> int:
         return TRUNK_CHANNELS[self.variant]
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the trunk sees: the three SRM residuals, and three NPR residuals with ``npr``."""
+        return 6 if self.npr else 3
 
     @property
     def patches(self) -> int:
@@ -83,6 +94,16 @@ class SRMFilter(nn.Module):
         return nn.functional.conv2d(x, self.weight, padding=2)
 
 
+class NPRFilter(nn.Module):
+    """Neighbouring pixel relationships (Tan et al., CVPR 2024): x - up(down(x)) with nearest-neighbour resampling,
+    i.e. each pixel minus the top-left pixel of its 2x2 cell. Generators' up-sampling correlates neighbouring
+    pixels, which this residual exposes; scaled by 2/3 as the authors' code does."""
+
+    def forward(self, x):  # (B, 3, H, W), H and W even -> (B, 3, H, W)
+        down = nn.functional.interpolate(x, scale_factor=0.5, mode="nearest")
+        return (x - nn.functional.interpolate(down, scale_factor=2.0, mode="nearest")) * (2.0 / 3.0)
+
+
 class Bottleneck(nn.Module):
     """ResNet-50's residual block: 1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4, plus the shortcut.
 
@@ -122,9 +143,9 @@ RESNET50_STAGES = (("layer1", 64, 3, 1), ("layer2", 128, 4, 2), ("layer3", 256, 
 class ResNetTrunk(nn.Module):
     """A randomly initialised ResNet-50 cut after ``variant`` (the paper trains it from scratch)."""
 
-    def __init__(self, variant: str):
+    def __init__(self, variant: str, in_channels: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
         stages, inplanes = [], 64
         for name, planes, blocks, stride in RESNET50_STAGES:
@@ -142,7 +163,7 @@ class ResNetTrunk(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x):  # (B, 3, S, S) -> (B, C, S/stride, S/stride)
+    def forward(self, x):  # (B, in_channels, S, S) -> (B, C, S/stride, S/stride)
         return self.stages(self.stem(x))
 
 
@@ -195,12 +216,16 @@ class IPDNet(nn.Module):
         super().__init__()
         self.config = config or IPDConfig()
         self.srm = SRMFilter()
-        self.trunk = ResNetTrunk(self.config.variant)
+        self.npr = NPRFilter() if self.config.npr else None
+        self.trunk = ResNetTrunk(self.config.variant, self.config.input_channels)
         self.dependency = InterPatchDependency(self.config.channels)
         self.head = DependencyHead(self.config)
 
+    def residuals(self, x):  # (B, 3, S, S) normalised images -> (B, input_channels, S, S): what the trunk sees
+        return self.srm(x) if self.npr is None else torch.cat([self.srm(x), self.npr(x)], dim=1)
+
     def forward_features(self, x):  # (B, 3, S, S) normalised images -> (B, HW, HW)
-        return self.dependency(self.trunk(self.srm(x)))
+        return self.dependency(self.trunk(self.residuals(x)))
 
     def forward_head(self, dependencies):  # (B, HW, HW) -> (B,) logits
         return self.head(dependencies)
@@ -214,7 +239,7 @@ class IPDNet(nn.Module):
         ``stages``: the trunk's stem and stages to run (default: this model's; scoring passes copies with
         BatchNorm folded in). ``bf16_from``: the first of them to run under bfloat16 autocast (None: none).
         """
-        features = self.srm(x)
+        features = self.residuals(x)
         for index, stage in enumerate(stages or [self.trunk.stem, *self.trunk.stages]):
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16_from is not None and index >= bf16_from):
                 features = stage(features)

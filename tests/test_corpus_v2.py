@@ -80,6 +80,6 @@ def test_sd15_pairs_share_their_codec_history_and_split_by_grid(built):
 
 def test_shares_give_taef2_a_family_sized_turn():
     plans = [corpus_plan.plan_for(0, f"s{i}.jpg", (300, 300), 0.0) for i in range(80)]
-    assignment = corpus_plan.assign_generators(plans, ["a", "b", "taef2"], 0, {"taef2": 2})
+    assignment = corpus_plan.assign_generators(plans, {g: [g] for g in ("a", "b", "taef2")}, 0, {"taef2": 2})
     counts = {g: sum(v == g for v in assignment.values()) for g in ("a", "b", "taef2")}
     assert counts == {"a": 20, "b": 20, "taef2": 40}

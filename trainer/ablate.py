@@ -4,7 +4,7 @@ scored on the dev-eval roots.
     python -m trainer.ablate data/corpus-v2 --dev ../shared/data/dev-eval --out runs/ablation \\
         -- --cpu-bf16 --max-minutes 20 --init-from weights/ipdnet-layer2-corpus-v1.pt
 
-A family is a set of the corpus's generator folders (``FAMILIES``; a generator no family names is its own).
+A family is a set of the corpus's generator folders (``family_of``; a generator no family names is its own).
 Leaving one out means its train *and* val folders go: the run neither learns from it nor picks its best
 checkpoint by it. Each run trains on a view of the corpus made of symlinks to the kept generator folders, so
 nothing is copied. Everything after ``--`` is passed to ``ipdscan train`` unchanged and is the same for every
@@ -22,14 +22,22 @@ from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 
 from ipdscan.train import __main__ as train_cli
-from .build_corpus import SD15
-from .generators import MODELS, TAEF2, UPSAMPLERS
 from ipdscan.train.loop import TrainError, train
 
-# From the generators' own names, so a generator added to a family is ablated with it.
-FAMILIES = {"autogan": tuple(f"autogan_{u}" for u in UPSAMPLERS), "realesrgan": tuple(MODELS),
-            "taef2": (TAEF2.name,), "sd15": (SD15,)}
+from . import faces, generators, local_fakes
+from .build_corpus import SD15
+
 SPLITS = ("train", "val")
+LOCAL = "local"  # every local_<generator> folder: local fakes are one family, whatever made their region
+
+
+def family_of(folder: str) -> str:
+    """A generator folder's family, from the generators' own names, so a generator added to a family is ablated with it."""
+    if folder.startswith(local_fakes.PREFIX):
+        return LOCAL
+    if folder in generators.NAMES:
+        return generators.family_of(folder)
+    return {SD15: SD15, faces.GENERATOR: faces.GENERATOR}.get(folder, folder)
 
 
 def corpus_families(corpus: Path) -> dict[str, list[str]]:
@@ -37,10 +45,9 @@ def corpus_families(corpus: Path) -> dict[str, list[str]]:
     present = sorted({p.name for split in SPLITS if (corpus / split).is_dir() for p in (corpus / split).iterdir() if p.is_dir()})
     if not present:
         raise DatasetError(f"{corpus}: no train/<generator> or val/<generator> folders (a build_corpus output?)")
-    family_of = {g: family for family, members in FAMILIES.items() for g in members}
     out: dict[str, list[str]] = {}
     for generator in present:
-        out.setdefault(family_of.get(generator, generator), []).append(generator)
+        out.setdefault(family_of(generator), []).append(generator)
     return out
 
 

@@ -28,22 +28,37 @@ import platform
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ipdscan.publish import write_atomically
 
-from trainer import generators, sd15
-from trainer.corpus_plan import (CAMERA_QUALITY, GRID, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Plan, assign_generators,
-                                 choose_sources, cut, decoded_rgb, file_sha256, held_out_hashes, list_sources, load_window, plan_for, source_rng,
-                                 split_of)
+from trainer import faces, generators, local_fakes, sd15
+from trainer.corpus_plan import (CAMERA_QUALITY, GRID, JPEG_EXTENSIONS, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Framing,
+                                 Plan, assign_generators, choose_sources, cut, decoded_rgb, file_sha256, held_out_hashes,
+                                 list_sources, load_window, plan_for, source_rng, split_of)
 from trainer.corpus_store import Manifest, claim_output, sharpness_summary, write_pair
 
-# Pairs per turn of the generator round-robin: TAEF2 stands for the latent-diffusion decoders, the
-# family modern generators share, so it gets the share of a whole family of three.
-DEFAULT_SHARES = {"taef2": 2}
+# Turns per round of the family round-robin. TAEF2 stands for the latent-diffusion decoders that modern
+# generators share; Real-ESRGAN and TAEF2 carried v2's diffusion AP; Real-CUGAN holds 18 models.
+DEFAULT_SHARES = {"taef2": 2, "realesrgan": 2, "realcugan": 2}
 SD15 = "sd15"
+
+
+def resolve_families(requested: list[str]) -> dict[str, list[str]]:
+    """``--generators`` names families or single generators; a single generator is a family of its own."""
+    out = {}
+    for name in requested:
+        if name in generators.FAMILIES:
+            out[name] = list(generators.FAMILIES[name])
+        elif name in generators.NAMES:
+            out[name] = [name]
+        else:
+            raise ValueError(f"unknown generator or family {name!r}; choose from "
+                             f"{', '.join([*generators.FAMILIES, *generators.NAMES])}")
+    return out
 
 
 def sd15_pairs(sd15_dir: Path, plans: list[Plan], paths: dict[str, Path], seed: int, val_fraction: float,
@@ -59,14 +74,16 @@ def sd15_pairs(sd15_dir: Path, plans: list[Plan], paths: dict[str, Path], seed: 
         sources = sorted(p.source for p in plans if p.split == split)
         for source, tile in zip(sources, pool):
             image = decoded_rgb(paths[source])
-            plan = plan_for(seed, source, image.size, val_fraction, purpose=SD15, split=split)
+            plan = plan_for(seed, source, image.size, val_fraction, purpose=SD15, split=split,
+                            jpeg_source=paths[source].suffix.lower() in JPEG_EXTENSIONS)
             fake, dy, dx = sd15.window(sd15_dir, tile, WINDOW, seed)
             quality = qualities[int(source_rng(seed, source, "webp").integers(len(qualities)))]
             yield plan, cut(image, plan), fake, quality, f"{tile.grid}#{tile.index}@{dy},{dx}"
 
 
 def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_fraction: float,
-                 calibration_fraction: float = 0.0, holdout: list[Path] = ()) -> tuple[dict, list[Plan], dict, list[str]]:
+                 calibration_fraction: float = 0.0, holdout: list[Path] = (),
+                 framing: Framing = Framing()) -> tuple[dict, list[Plan], dict, list[str]]:
     """The first stage of a build: each source's window and plan (the sources a model trained on the corpus sees),
     why a source was skipped, and the sources kept whole for calibration."""
     windows, plans, skipped, calibration = {}, [], {}, []
@@ -80,7 +97,7 @@ def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_frac
             calibration.append(s)
             continue
         try:
-            windows[s], plan = load_window(paths[s], seed, s, split)
+            windows[s], plan = load_window(paths[s], seed, s, split, framing)
             plans.append(plan)
         except (OSError, ValueError) as e:  # one bad photo never stops the build
             skipped[s] = f"{type(e).__name__}: {e}"
@@ -90,26 +107,33 @@ def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_frac
 def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None = None, names: list[str] | None = None,
           val_fraction: float = 0.1, autogan_steps: int = 300, autogan_width: int = 32, log=print, *,
           calibration_fraction: float = 0.0, holdout: list[Path] = (), taef2_weights: Path | None = None,
-          sd15_dir: Path | None = None, shares: dict[str, int] | None = None, webp_sample: int = 24) -> dict:
+          sd15_dir: Path | None = None, shares: dict[str, int] | None = None, webp_sample: int = 24,
+          framing: Framing = Framing(), faces_dir: Path | None = None) -> dict:
     start = time.perf_counter()
     roots = [Path(r) for r in (reals if isinstance(reals, (list, tuple)) else [reals])]
-    names = list(names or generators.NAMES)
+    families = resolve_families(list(names or generators.DEFAULT_FAMILIES))
+    names = [n for members in families.values() for n in members]
     shares = DEFAULT_SHARES if shares is None else shares
     args = {"reals": [str(r) for r in roots], "seed": seed, "limit": limit, "generators": names,
             "val_fraction": val_fraction, "calibration_fraction": calibration_fraction,
             "holdout": [str(h) for h in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
             "sd15": str(sd15_dir) if sd15_dir else None, "shares": shares, "autogan_steps": autogan_steps,
             "autogan_width": autogan_width, "window": WINDOW, "grid": GRID, "camera_quality": list(CAMERA_QUALITY),
-            "storage_quality": list(STORAGE_QUALITY), "png_probability": PNG_PROBABILITY}
+            "storage_quality": list(STORAGE_QUALITY), "png_probability": PNG_PROBABILITY,
+            "families": families, "framing": {**asdict(framing), "downscale_range": list(framing.downscale_range)},
+            "faces": str(faces_dir) if faces_dir else None}
     claim_output(out, args)
     gens = {n: generators.make(n, autogan_steps=autogan_steps, autogan_width=autogan_width, taef2_weights=taef2_weights)
             for n in names}
     paths = list_sources(roots)
     sources = choose_sources(paths, seed, limit)
-    log(f"{len(sources)} sources, generators: {', '.join(names)}" + (f" + {SD15}" if sd15_dir else ""))
+    log(f"{len(sources)} sources, families: {', '.join(families)}" + (f" + {SD15}" if sd15_dir else "")
+        + (f" + {faces.GENERATOR}" if faces_dir else ""))
+    face_counts = faces.copy_faces(faces_dir, out, seed, val_fraction=val_fraction,
+                                   calibration_fraction=calibration_fraction) if faces_dir else {}
 
     windows, plans, skipped, calibration = take_sources(paths, sources, seed, val_fraction, calibration_fraction,
-                                                        holdout)
+                                                        holdout, framing)
     for s in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
         target = out / "calibration" / s.replace("/", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,26 +155,32 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
         prepared[SD15] = {"webp_qualities": qualities, "prepare_s": round(time.perf_counter() - t, 1)}
         log(f"prepared {SD15}: estimated WebP qualities {qualities}")
 
-    assignment = assign_generators(plans, names, seed, shares)
+    assignment = assign_generators(plans, families, seed, shares)
     gen_seconds = defaultdict(float)
     with Manifest(out, log, start) as manifest:
         if manifest.done:
             log(f"resuming: {len(manifest.done)} pairs already on disk are kept")
         for plan in plans:
             name = assignment[plan.source]
-            if manifest.kept(plan.source, name):
+            folder = local_fakes.PREFIX + name if plan.local else name
+            if manifest.kept(plan.source, folder):
                 continue
+            real = windows[plan.source]
             t = time.perf_counter()
             try:
-                fake = gens[name](windows[plan.source])
+                fake = gens[name](real)
             except Exception as e:  # one failed generation never stops the build
                 skipped[plan.source] = f"{name} failed: {type(e).__name__}: {e}"
                 continue
-            gen_seconds[name] += time.perf_counter() - t
-            if fake.shape != windows[plan.source].shape:
-                skipped[plan.source] = f"{name} returned {fake.shape}, expected {windows[plan.source].shape}"
+            gen_seconds[folder] += time.perf_counter() - t
+            if fake.shape != real.shape:
+                skipped[plan.source] = f"{name} returned {fake.shape}, expected {real.shape}"
                 continue
-            manifest.land(write_pair(out, plan, name, windows[plan.source], fake), time.perf_counter() - t)
+            local_area = ""
+            if plan.local:
+                fake, local_area = local_fakes.paste(real, fake, source_rng(seed, plan.source, "local"))
+            manifest.land({**write_pair(out, plan, folder, real, fake), "local_area": local_area},
+                          time.perf_counter() - t)
         if sd15_dir:
             for plan, real, fake, quality, tile in sd15_pairs(sd15_dir, plans, paths, seed, val_fraction, qualities):
                 if manifest.kept(plan.source, SD15):
@@ -160,17 +190,23 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
                               time.perf_counter() - t)
     rows = manifest.rows
 
-    families = names + [SD15] * bool(sd15_dir)
+    folders = sorted({r["generator"] for r in rows})
     counts = Counter((r["split"], r["generator"]) for r in rows)
     stats = {
         "pairs": len(rows),
-        "counts": {split: {n: counts[split, n] for n in families} for split in ("train", "val")},
-        "calibration_photos": len(calibration),
+        "counts": {split: {n: counts[split, n] for n in folders} for split in ("train", "val")},
+        "families": {f: sum(v for (_, g), v in counts.items() if g.removeprefix(local_fakes.PREFIX) in members)
+                     for f, members in {**families, **({SD15: [SD15]} if sd15_dir else {})}.items()},
+        "local_fakes": sum(v for (_, g), v in counts.items() if g.startswith(local_fakes.PREFIX)),
+        "downscaled_pairs": sum(float(r["scale"] or 1) != 1.0 for r in rows),
+        "portrait_pairs": sum(int(r["window_height"] or WINDOW) != WINDOW for r in rows),
+        "faces": face_counts,
+        "calibration_photos": len(calibration) + sum(c.get("real", 0) for s, c in face_counts.items() if s == "calibration"),
         "formats": dict(Counter(r["format"] for r in rows)),
         "skipped": skipped,
-        "generators": {n: {**prepared[n], "images": sum(counts[s, n] for s in ("train", "val")),
-                           "generate_s": round(gen_seconds[n], 1)} for n in families},
-        "sharpness": sharpness_summary(rows, families),
+        "generators": {n: {**prepared.get(n.removeprefix(local_fakes.PREFIX), {}), "images": sum(counts[s, n] for s in ("train", "val")),
+                           "generate_s": round(gen_seconds[n], 1)} for n in folders},
+        "sharpness": sharpness_summary(rows, folders),
         "wall_s": round(time.perf_counter() - start, 1),
         "args": args,
         "python": platform.python_version(),
@@ -186,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="the corpus folder (required unless --list-sources)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="use a seeded random subset of N sources")
-    ap.add_argument("--generators", nargs="+", default=list(generators.NAMES), choices=generators.NAMES)
+    ap.add_argument("--generators", nargs="+", default=list(generators.DEFAULT_FAMILIES),
+                    choices=[*generators.FAMILIES, *generators.NAMES], metavar="NAME",
+                    help="families (each photo draws one member) or single generators (default: %(default)s)")
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--calibration-fraction", type=float, default=0.0,
                     help="share of sources kept whole in calibration/ for choosing the threshold")
@@ -194,31 +232,43 @@ def main(argv: list[str] | None = None) -> int:
                     help="folders whose images must never enter the corpus (e.g. an evaluation set)")
     ap.add_argument("--taef2-weights", type=Path, help="folder with taef2_encoder.pth and taef2_decoder.pth")
     ap.add_argument("--sd15", type=Path, help="folder of Stable Diffusion 1.5 WebP previews: adds the sd15 family")
+    ap.add_argument("--faces", type=Path, help="train-faces folder (real/, fake/): adds the StyleGAN2 faces family")
+    ap.add_argument("--downscale-fraction", type=float, default=0.0,
+                    help="share of photos resized by U[0.5, 0.9] before their window is cut (web photos are)")
+    ap.add_argument("--portrait-fraction", type=float, default=0.0,
+                    help="share of portrait photos given a 256x320 portrait window")
+    ap.add_argument("--local-fraction", type=float, default=0.0,
+                    help="share of fakes made local: only a masked 10-50%% region comes from the generator")
     ap.add_argument("--autogan-steps", type=int, default=300, help="training steps per AutoGAN simulator")
     ap.add_argument("--autogan-width", type=int, default=32)
     ap.add_argument("--list-sources", action="store_true",
                     help="only print, one per line, the source files whose windows a build with these arguments pairs: "
                          "what a model trained on it saw (for trainer.calibrate --exclude); builds nothing")
     args = ap.parse_args(argv)
-    for folder in [*args.reals, *args.holdout, *filter(None, [args.sd15, args.taef2_weights])]:
+    framing = Framing(downscale_fraction=args.downscale_fraction, portrait_fraction=args.portrait_fraction,
+                      local_fraction=args.local_fraction)
+    for folder in [*args.reals, *args.holdout, *filter(None, [args.sd15, args.taef2_weights, args.faces])]:
         if not folder.is_dir():
             ap.error(f"{folder} is not a folder")
     if args.list_sources:
         paths = list_sources(args.reals)
         _, plans, _, _ = take_sources(paths, choose_sources(paths, args.seed, args.limit), args.seed,
-                                      args.val_fraction, args.calibration_fraction, args.holdout)
-        print("\n".join(str(paths[plan.source]) for plan in plans))
+                                      args.val_fraction, args.calibration_fraction, args.holdout, framing)
+        seen = [str(paths[plan.source]) for plan in plans]
+        if args.faces:
+            seen += [str(p) for p in faces.trained_files(args.faces, args.seed, args.val_fraction, args.calibration_fraction)]
+        print("\n".join(seen))
         return 0
     if args.out is None:
         ap.error("--out is required")
-    if "taef2" in args.generators and args.taef2_weights is None:
+    if generators.TAEF2.name in args.generators and args.taef2_weights is None:
         ap.error("the taef2 generator needs --taef2-weights DIR (or leave it out of --generators)")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         build(args.reals, args.out, args.seed, args.limit, args.generators, args.val_fraction,
               args.autogan_steps, args.autogan_width, log=lambda m: print(m, flush=True),
               calibration_fraction=args.calibration_fraction, holdout=args.holdout,
-              taef2_weights=args.taef2_weights, sd15_dir=args.sd15)
+              taef2_weights=args.taef2_weights, sd15_dir=args.sd15, framing=framing, faces_dir=args.faces)
     except RuntimeError as e:  # a generator that cannot run here
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -50,18 +50,36 @@ def photos_to_score(folders: list[Path], exclude: list[Path] = ()) -> tuple[list
     return kept, len(paths) - len(kept)
 
 
-def score_photos(weights: Path, paths: list[str], device: str, precision: str) -> tuple[np.ndarray, list[str]]:
+def score_photos(weights: Path, paths: list[str], device: str, precision: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Scores of the readable photos, their paths, and the paths that could not be scored."""
     detector = load_detector(weights, device, precision)
     results = list(scan(paths, detector, options=ScanOptions(threshold=1.0)))
-    failed = [r.input for r in results if r.score is None]
-    return np.array([r.score for r in results if r.score is not None], np.float32), failed
+    scored = [r for r in results if r.score is not None]
+    return np.array([r.score for r in scored], np.float32), [r.input for r in scored], [r.input for r in results if r.score is None]
+
+
+def source_of(path: str) -> str:
+    """A calibration photo's source: build_corpus names a copy after its source path with "/" as "_", so the first
+    two fields are the reals root and its first folder (``0-train-real_bsds500``, ``faces_real...``: ``faces``)."""
+    name = Path(path).name
+    return "faces" if name.startswith("faces_") else "_".join(name.split("_")[:2])
+
+
+def flagged_by_source(scores: np.ndarray, paths: list[str], threshold: float) -> dict[str, dict]:
+    """Per source: photos, how many score at or above ``threshold``, and that share."""
+    out: dict[str, dict] = {}
+    for score, path in zip(scores, paths):
+        row = out.setdefault(source_of(path), {"photos": 0, "flagged": 0})
+        row["photos"] += 1
+        row["flagged"] += int(score >= threshold)
+    return {k: {**v, "share": round(v["flagged"] / v["photos"], 4)} for k, v in sorted(out.items())}
 
 
 def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float = 0.05, device: str = "auto",
               precision: str = "auto", exclude: list[Path] = ()) -> dict:
     checkpoint = load_checkpoint(weights)
     paths, excluded = photos_to_score(folders, exclude)
-    scores, failed = score_photos(weights, paths, device, precision)
+    scores, scored, failed = score_photos(weights, paths, device, precision)
     if len(scores) < 20:
         raise ValueError(f"only {len(scores)} readable photos below {', '.join(map(str, folders))}: "
                          "a threshold needs at least 20 (a few hundred for a stable 5%)")
@@ -71,6 +89,7 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
               "excluded": excluded, "exclude_lists": [Path(e).name for e in exclude],
               "folders": [Path(f).name for f in folders], "precision": precision,
               "score_quantiles": {q: round(float(np.quantile(scores, q / 100)), 4) for q in (50, 90, 95, 99)},
+              "by_source": flagged_by_source(scores, scored, threshold),
               "calibrated_from_sha256": checkpoint.sha256}
     digest = save_checkpoint(out, checkpoint.model, checkpoint.preprocessing, name=checkpoint.name,
                              provenance=checkpoint.provenance, calibration=record)
@@ -100,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threshold {record['threshold']:.6f}: {record['flagged']}/{record['photos']} photos flagged "
           f"({record['excluded']} excluded); "
           f"{record['out']} sha256 {record['sha256']}")
+    for source, row in record["by_source"].items():
+        print(f"  {source}: {row['flagged']}/{row['photos']} flagged ({row['share']:.1%})")
     return 0
 
 

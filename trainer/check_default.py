@@ -7,7 +7,7 @@ threshold on held-out real photos, examples.
 Format bias: real photos scored as they are, re-saved as JPEG at q75..95, and as PNG and JPEG copies
 of the same pixels. A detector that learned the codec instead of the generator moves between these;
 the target is a mean difference below 0.05 each way. Threshold: the share of the --reals photos (none
-of them used in training or calibration) that the weights' own threshold flags, target at most 5%;
+of them used in training or calibration) that the weights' own threshold flags, target at most 10%;
 the examples must fall on their side of it (real-* below, fake-* at or above).
 """
 from __future__ import annotations
@@ -26,8 +26,9 @@ from ipdscan.evaluate import evaluate, parse_perturbations, to_markdown
 from ipdscan.sources import iter_items
 
 BIAS_LIMIT = 0.05
-FLAGGED_LIMIT = 0.05  # of held-out real photos, at the shipped threshold
-AP_TARGETS = {"sentry_diffusion": 0.85, "sentry_stylegan3": 0.60, "grip_gans": 0.60}  # issue 11
+FLAGGED_LIMIT = 0.10  # of dev-eval's real photos at the shipped threshold (issue 20; 5% is the calibration photos' own)
+# issues 11 and 20; stylegan2_faces is corpus v3's held-out test split (build_corpus --faces: <corpus>/test)
+AP_TARGETS = {"sentry_diffusion": 0.85, "sentry_stylegan3": 0.60, "grip_gans": 0.60, "stylegan2_faces": 0.90}
 AP_TARGET = 0.75  # other dev folders with at least 40 images; 0.5 for smaller ones
 
 

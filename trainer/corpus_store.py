@@ -19,7 +19,8 @@ from .corpus_plan import Plan
 
 MANIFEST_FIELDS = ["source", "split", "generator", "real_path", "fake_path", "format", "quality",
                    "camera_quality", "webp_quality", "window_top", "window_left", "fake_source",
-                   "sharpness_real", "sharpness_fake", "generate_s"]
+                   "sharpness_real", "sharpness_fake", "generate_s", "scale", "window_height", "real_camera_pass",
+                   "local_area"]
 BUILD_RECORD = "build.json"
 
 
@@ -45,8 +46,11 @@ def store(pixels: np.ndarray, path: Path, plan: Plan) -> None:
 
 def write_pair(out: Path, plan: Plan, generator: str, real: np.ndarray, fake: np.ndarray,
                webp_quality: int | None = None) -> dict:
-    """Give the fake its camera JPEG pass (and both a WebP pass), store both the same way; returns the manifest row."""
+    """Give the fake its camera JPEG pass (the real too when its own camera JPEG grid is gone or it never had
+    one), and both a WebP pass for sd15; store both the same way; returns the manifest row."""
     fake = jpeg_roundtrip(fake, plan.camera_quality)
+    if plan.real_camera_pass:
+        real = jpeg_roundtrip(real, plan.camera_quality)
     if webp_quality is not None:
         real, fake = sd15.webp_roundtrip(real, webp_quality), sd15.webp_roundtrip(fake, webp_quality)
     stem = Path(plan.source).with_suffix("").as_posix().replace("/", "_")
@@ -58,6 +62,7 @@ def write_pair(out: Path, plan: Plan, generator: str, real: np.ndarray, fake: np
             "real_path": real_path.as_posix(), "fake_path": fake_path.as_posix(),
             "format": plan.format, "quality": plan.quality or "", "camera_quality": plan.camera_quality,
             "webp_quality": webp_quality or "", "window_top": plan.top, "window_left": plan.left,
+            "scale": plan.scale, "window_height": plan.height, "real_camera_pass": int(plan.real_camera_pass),
             "sharpness_real": round(sharpness(real), 2), "sharpness_fake": round(sharpness(fake), 2)}
 
 

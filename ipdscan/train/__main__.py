@@ -63,6 +63,18 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m ipdscan.tra
     ap.add_argument("--jpeg-quality", type=int, nargs=2, default=default("jpeg_quality"), metavar=("LOW", "HIGH"),
                     help="JPEG quality range, inclusive (default: 30 100)")
     ap.add_argument("--flip-prob", type=float, default=default("flip_prob"), help="horizontal flip probability (default: %(default)s)")
+    ap.add_argument("--downscale-prob", type=float, default=default("downscale_prob"),
+                    help="beyond the paper: probability of a down-scale before the JPEG step (default: %(default)s)")
+    ap.add_argument("--downscale-range", type=float, nargs=2, default=default("downscale_range"), metavar=("LOW", "HIGH"),
+                    help="down-scale factor range (default: 0.5 1)")
+    ap.add_argument("--pair-sync", action="store_true",
+                    help="beyond the paper: each real and its fake (same file name, same generator folder) in one batch "
+                         "with the same crop, flip, blur, down-scale and JPEG")
+    ap.add_argument("--npr", action="store_true",
+                    help="beyond the paper: NPR residuals (x - up(down(x))) beside the SRM ones as the trunk's input")
+    ap.add_argument("--save-every-minutes", type=float, default=default("save_every_minutes"),
+                    help="also save last.pt between validations this often, so a killed run resumes from there; "
+                         "0: only at validations (default: %(default)s)")
     ap.add_argument("--log-every", type=int, default=default("log_every"),
                     help="steps between train lines in metrics.jsonl (default: %(default)s)")
     ap.add_argument("--resume", help="continue a run: its directory or its last.pt")
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # exit 2 as every other command, not 130/143; what was saved stays
-        print(f"error: {exc or 'interrupted'}; the run keeps its checkpoints up to the last validation: "
+        print(f"error: {exc or 'interrupted'}; the run keeps its checkpoints up to its last save: "
               f"continue it with --resume {config.out}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":

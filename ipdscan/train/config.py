@@ -18,6 +18,7 @@ class TrainConfig:
     roots: list[str]  # dataset folders (CNNSpot / GenImage / flat 0_real,1_fake layouts)
     out: str = "runs/ipdnet"  # run directory: checkpoints, metrics.jsonl, curves.png
     variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
+    npr: bool = False  # beyond the paper: NPR residuals beside the SRM ones (IPDConfig.npr)
     epochs: int = 100  # upper bound; the lr schedule usually stops training first
     max_steps: int | None = None  # stop after this many optimizer steps in all (counting resumed ones)
     max_minutes: float | None = None  # stop after this much wall time in this invocation
@@ -41,6 +42,10 @@ class TrainConfig:
     jpeg_prob: float = Augmentation.jpeg_prob
     jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
     flip_prob: float = Augmentation.flip_prob
+    downscale_prob: float = Augmentation.downscale_prob  # beyond the paper (off): see augment.py
+    downscale_range: tuple[float, float] = Augmentation.downscale_range
+    pair_sync: bool = False  # beyond the paper: a real and its fake in one batch with one view draw (see pairs.py)
+    save_every_minutes: float = 10.0  # also save last.pt between validations, so a killed run loses at most this
     log_every: int = 10  # steps between train lines in metrics.jsonl
     resume: str | None = None  # a run directory or its last.pt: continue from its step and optimizer state
     init_from: str | None = None  # a checkpoint whose weights start a fresh run (fine-tuning); optimizer starts anew
@@ -58,6 +63,7 @@ class TrainConfig:
         if self.resume and self.init_from:
             raise ValueError("init_from starts a new run from a checkpoint's weights; resume continues a run: give one")
         self.betas, self.blur_sigma, self.jpeg_quality = tuple(self.betas), tuple(self.blur_sigma), tuple(self.jpeg_quality)
+        self.downscale_range = tuple(self.downscale_range)
         if not self.roots:
             raise ValueError("give at least one dataset root")
         if self.plateau_metric not in ("acc", "ap"):
@@ -67,14 +73,19 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "log_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.pair_sync and self.batch_size % 2:
+            raise ValueError(f"pair_sync needs an even batch_size (pairs of images), not {self.batch_size}")
+        if self.save_every_minutes < 0:
+            raise ValueError(f"save_every_minutes must be >= 0 (0: only at validations), not {self.save_every_minutes}")
         self.augmentation()  # validates the augmentation fields
         self.model_config()  # validates variant against the input size
 
     def augmentation(self) -> Augmentation:
-        return Augmentation(self.blur_prob, self.blur_sigma, self.jpeg_prob, self.jpeg_quality, self.flip_prob)
+        return Augmentation(self.blur_prob, self.blur_sigma, self.jpeg_prob, self.jpeg_quality, self.flip_prob,
+                            self.downscale_prob, self.downscale_range)
 
     def model_config(self) -> IPDConfig:
-        return IPDConfig(self.variant, input_size=self.preprocessing.size)
+        return IPDConfig(self.variant, input_size=self.preprocessing.size, npr=self.npr)
 
     def checkpoint_name(self) -> str:
         return self.name or f"ipdnet-{self.variant}-{Path(self.out).resolve().name}"

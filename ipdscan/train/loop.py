@@ -48,6 +48,7 @@ from . import distributed
 from .checkpoints import load_run, load_weights, save_run
 from .config import TrainConfig, TrainError
 from .datasets import Batch, EpochSampler, LabelledImages, collate, split_roots
+from .pairs import PairedImages, collate_pairs, pair_up
 from .distributed import Topology
 from .plots import plot_training
 from .schedule import LR_BELOW_MIN, LR_DROPPED, Progress, step_schedule
@@ -116,22 +117,28 @@ class Run:
         workers = default_workers(config.workers, self.device)
         if config.workers is None and workers:
             workers = max(1, workers // topology.world)  # processes on one machine share its cores
-        train_set = LabelledImages(self.data.train, config.preprocessing, config.augmentation(), config.seed)
+        if config.pair_sync:  # a loader item is a pair: half as many items make a batch
+            train_set = PairedImages(pair_up(self.data.train, config.seed), config.preprocessing, config.augmentation(),
+                                     config.seed)
+            self.items_per_batch, train_collate = self.per_rank // 2, collate_pairs
+        else:
+            train_set = LabelledImages(self.data.train, config.preprocessing, config.augmentation(), config.seed)
+            self.items_per_batch, train_collate = self.per_rank, collate
         self.sampler = EpochSampler(train_set, topology.world, topology.rank, config.seed)
-        self.batches_per_epoch = self.sampler.num_samples // self.per_rank
+        self.batches_per_epoch = self.sampler.num_samples // max(1, self.items_per_batch)
         if not self.batches_per_epoch:
             raise TrainError(f"{len(train_set)} training images give no full batch of {config.batch_size}: "
                              "lower batch_size or add images")
         pin = self.device.type == "cuda"
-        self.train_loader = DataLoader(train_set, batch_size=self.per_rank, sampler=self.sampler, drop_last=True,
-                                       num_workers=workers, collate_fn=collate, pin_memory=pin)
+        self.train_loader = DataLoader(train_set, batch_size=self.items_per_batch, sampler=self.sampler, drop_last=True,
+                                       num_workers=workers, collate_fn=train_collate, pin_memory=pin)
         self.val_loader = None
         if topology.main and self.data.val:
             self.val_loader = DataLoader(LabelledImages(self.data.val, config.preprocessing), batch_size=config.batch_size,
                                          num_workers=workers, collate_fn=collate, pin_memory=pin)
         self.unreadable: set[str] = set()
         self.last_val: dict | None = None
-        self.started = time.monotonic()
+        self.started = self.saved_at = time.monotonic()
         self.loss_sum, self.loss_steps, self.logged_at = torch.zeros((), device=self.device), 0, time.monotonic()
 
     # ------------------------------------------------------------------ the loop
@@ -152,7 +159,7 @@ class Run:
                 stop = "epochs"
                 break
             self.sampler.set_epoch(p.epoch)
-            self.sampler.skip = p.batch_in_epoch * self.per_rank
+            self.sampler.skip = p.batch_in_epoch * self.items_per_batch
             bar = tqdm(self.train_loader, desc=f"epoch {p.epoch}", unit="batch", leave=False,
                        disable=not (c.progress and self.topology.main))
             for batch in bar:
@@ -167,6 +174,8 @@ class Run:
                     break  # the epoch's own validation follows
                 if c.val_every and trained and p.step % c.val_every == 0:
                     stop = self.end_round()
+                elif self.save_due():
+                    self.save_between_rounds()
                 stop = stop or self.budget_spent()
                 if stop:
                     break
@@ -235,8 +244,20 @@ class Run:
             group["lr"] = lr
         if self.topology.main:
             self.save(val, improved)
-        self.rounds_at = p.step
+        self.rounds_at, self.saved_at = p.step, time.monotonic()
         return "lr_below_min" if stopping else ""
+
+    def save_due(self) -> bool:
+        every = self.config.save_every_minutes
+        return bool(every) and distributed.any_rank((time.monotonic() - self.saved_at) / 60 >= every, self.topology)
+
+    def save_between_rounds(self) -> None:
+        """last.pt and its state without validating: a run killed between validations resumes from here
+        (same data order: the sampler skips the batches this epoch already trained on)."""
+        if self.topology.main:
+            save_run(self.out, self.model, self.optimizer, self.progress, self.config, self.provenance(self.last_val),
+                     improved=False)
+        self.saved_at = time.monotonic()
 
     def plateau(self, val: dict) -> str:
         """Step the lr schedule (``schedule.step_schedule``) and say what changed; returns a stop reason or ""."""

