@@ -155,3 +155,18 @@ def test_list_sources_includes_the_faces_a_build_trains_on(built, capsys):
     listed = capsys.readouterr().out.split()
     trained = {p.name for p in out.glob("*/stylegan2_faces/*/*.jpg") if p.parts[-4] in ("train", "val")}
     assert trained == {Path(p).name for p in listed if "/faces/" in p}
+
+
+def test_pack_corpus_copies_whole_pairs_within_its_budget(built, tmp_path):
+    from trainer import pack_corpus
+
+    _, out, _, _ = built
+    summary = pack_corpus.pack(out, tmp_path / "packed", max_mb=0.6)
+    files = [p for p in (tmp_path / "packed").rglob("*") if p.is_file() and p.name != "packed.json"]
+    assert 0 < sum(p.stat().st_size for p in files) <= 0.6e6 and summary["megabytes"] <= 0.6
+    assert not (tmp_path / "packed" / "test").exists() and not (tmp_path / "packed" / "calibration").exists()
+    reals = [p for p in files if p.parent.name == "0_real"]
+    assert len(reals) * 2 == len(files) == 2 * sum(n for split in summary["pairs"].values() for n in split.values())
+    for real in reals:  # byte-for-byte copies, each with its partner
+        assert real.read_bytes() == (out / real.relative_to(tmp_path / "packed")).read_bytes()
+    assert split_roots([str(tmp_path / "packed")], 0.1, 0).train  # trainable as it is

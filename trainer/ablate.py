@@ -4,7 +4,7 @@ scored on the dev-eval roots.
     python -m trainer.ablate data/corpus-v2 --dev ../shared/data/dev-eval --out runs/ablation \\
         -- --cpu-bf16 --max-minutes 20 --init-from weights/ipdnet-layer2-corpus-v1.pt
 
-A family is a set of the corpus's generator folders (``family_of``; a generator no family names is its own).
+A family is a set of the corpus's generator folders (``corpus_store.folder_family``; a generator no family names is its own).
 Leaving one out means its train *and* val folders go: the run neither learns from it nor picks its best
 checkpoint by it. Each run trains on a view of the corpus made of symlinks to the kept generator folders, so
 nothing is copied. Everything after ``--`` is passed to ``ipdscan train`` unchanged and is the same for every
@@ -24,20 +24,9 @@ from ipdscan.score import DeviceError, load_detector
 from ipdscan.train import __main__ as train_cli
 from ipdscan.train.loop import TrainError, train
 
-from . import faces, generators, local_fakes
-from .build_corpus import SD15
+from .corpus_store import folder_family
 
 SPLITS = ("train", "val")
-LOCAL = "local"  # every local_<generator> folder: local fakes are one family, whatever made their region
-
-
-def family_of(folder: str) -> str:
-    """A generator folder's family, from the generators' own names, so a generator added to a family is ablated with it."""
-    if folder.startswith(local_fakes.PREFIX):
-        return LOCAL
-    if folder in generators.NAMES:
-        return generators.family_of(folder)
-    return {SD15: SD15, faces.GENERATOR: faces.GENERATOR}.get(folder, folder)
 
 
 def corpus_families(corpus: Path) -> dict[str, list[str]]:
@@ -47,7 +36,7 @@ def corpus_families(corpus: Path) -> dict[str, list[str]]:
         raise DatasetError(f"{corpus}: no train/<generator> or val/<generator> folders (a build_corpus output?)")
     out: dict[str, list[str]] = {}
     for generator in present:
-        out.setdefault(family_of(generator), []).append(generator)
+        out.setdefault(folder_family(generator), []).append(generator)
     return out
 
 
