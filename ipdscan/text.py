@@ -5,6 +5,8 @@ audience, and one walk that applies a rule to every string of a row or header (d
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
     csv_text(value)         report_text, and a CSV cell a spreadsheet never runs as a formula: every .csv ipdscan writes
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
+
+and the one way a threshold is printed (``threshold_text``), in the summary, the reports and the heatmap legend.
 """
 from __future__ import annotations
 
@@ -54,3 +56,8 @@ def clean_strings(value, rule: Callable[[str], str]):
     if isinstance(value, (list, tuple)):
         return [clean_strings(item, rule) for item in value]
     return value
+
+
+def threshold_text(threshold: float) -> str:
+    """A threshold as every message and report shows it: 4 decimals (0.6120), as the README and model card write it."""
+    return f"{threshold:.4f}"
