@@ -267,6 +267,9 @@ def explain(
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window
+    if len(tile_map.scores) < tile_map.requested:
+        stderr.print(f"image too small for {tile_map.requested} distinct tiles of {window}px: "
+                     f"scored {len(tile_map.scores)}", highlight=False)
     stdout.print(f"{shown(image)}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
                  f"max {max(tile_map.scores):.3f}, mean {sum(tile_map.scores) / len(tile_map.scores):.3f}", highlight=False)
     for (top, left), score in sorted(zip(tile_map.offsets, tile_map.scores), key=lambda pair: -pair[1]):
