@@ -222,8 +222,8 @@ def evaluate_command(
 @app.command(epilog="Example:\n\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos")
 @failures_exit_2
 def merge(
-    parts: list[Path] = typer.Argument(..., help=".jsonl reports written by `ipdscan scan --shard K/N`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl or .json."),
+    parts: list[Path] = typer.Argument(..., help=".jsonl (or .csv) reports written by `ipdscan scan --shard K/N`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl, .json or .sarif."),
     expect: Optional[list[str]] = typer.Option(None, help="The scan's inputs (repeatable): each must have a row."),
     hidden: bool = typer.Option(False, help="With --expect: the scan included hidden files."),
     allow_duplicates: bool = typer.Option(False, help="Keep the first row of an input found twice instead of failing."),

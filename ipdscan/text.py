@@ -4,6 +4,7 @@ audience, and one walk that applies a rule to every string of a row or header (d
     report_text(text)       undecodable bytes as ``\\xNN`` escapes: the .csv/.json/.jsonl reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
     csv_text(value)         report_text, and a CSV cell a spreadsheet never runs as a formula: every .csv ipdscan writes
+    csv_cell_value(cell)    a cell read back from such a CSV: csv_text's leading ' removed
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
 
 and the one way a threshold is printed (``threshold_text``), in the summary, the reports and the heatmap legend.
@@ -45,6 +46,12 @@ def csv_text(value):
         return value
     value = report_text(value)
     return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_cell_value(cell: str) -> str:
+    """A text cell read back from a CSV that ``csv_text`` wrote: without the ' it added before a formula start.
+    (A value that itself began with ' and a formula character reads back one ' shorter: csv_text left it alone.)"""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 def clean_strings(value, rule: Callable[[str], str]):
