@@ -1,4 +1,4 @@
-"""Report writers, chosen by the --out extension: .csv, .jsonl or .json, one row per Result.
+"""Report writers, chosen by the --out extension: .csv, .jsonl, .json, .sarif or .html, one row per Result.
 
 Columns and keys are ``result.FIELDS`` in order; a missing value is an empty CSV cell or JSON null.
 
@@ -31,7 +31,7 @@ from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
 from .sarif import SarifWriter
 from .text import clean_strings, csv_cell_value, csv_text, report_text
 
-REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
+REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif", ".html")
 HEADER_SUFFIX = ".header.json"
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
@@ -63,6 +63,9 @@ def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors:
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
         if suffix == ".sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold"))
+        if suffix == ".html":
+            from .html_report import HtmlReport  # Jinja2 loads only for the page that needs it
+            return HtmlReport(path, header)
         return CsvReport(path, header) if suffix == ".csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc

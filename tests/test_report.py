@@ -178,8 +178,8 @@ def test_extension_is_case_insensitive(tmp_path):
 
 
 def test_unknown_extension_is_refused(tmp_path):
-    assert REPORT_FORMATS == (".csv", ".jsonl", ".json", ".sarif")
-    with pytest.raises(ValueError, match=r"unsupported report format '\.xyz': use \.csv, \.jsonl, \.json, \.sarif"):
+    assert REPORT_FORMATS == (".csv", ".jsonl", ".json", ".sarif", ".html")
+    with pytest.raises(ValueError, match=r"unsupported report format '\.xyz': use \.csv, \.jsonl, \.json, \.sarif, \.html"):
         open_report(tmp_path / "report.xyz", HEADER)
     with pytest.raises(ValueError, match="unsupported report format 'report'"):
         open_report(tmp_path / "report", HEADER)
