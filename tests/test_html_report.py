@@ -218,3 +218,14 @@ def test_a_hostile_folder_runs_nothing_and_fetches_nothing_in_a_real_browser(tmp
     declared = Page(browser.dump_dom(out.resolve().as_uri() + "#filter=declared"))  # the filter, by its address
     assert [card["name"].rsplit("/", 1)[-1] for card in declared.cards] == ["chunk.png"]
     assert http_server.requests == []
+
+
+@pytest.mark.slow
+def test_a_later_page_shows_its_cards_and_thumbnails_in_a_real_browser(tmp_path, browser):
+    rows = [with_file(tmp_path / f"{i:03}.png", i / 150, natural(16, 12, seed=i)) for i in range(150)]
+    out = tmp_path / "r.html"
+    out.write_text(render(rows, HEADER), encoding="utf-8")
+    page = Page(browser.dump_dom(out.resolve().as_uri() + "#page=2"))
+    assert [card["name"] for card in page.cards] == [str(tmp_path / f"{i:03}.png") for i in range(49, -1, -1)]
+    assert all(attrs.get("src", "").startswith("data:image/jpeg") for attrs in page.tags("img"))
+    assert len(page.tags("img")) == 50 and "cards 101–150 of 150" in "".join(page.text)

@@ -10,7 +10,11 @@
   var filter = get("filter"), sort = get("sort"), search = get("search"), tiles = get("tiles");
   var shown = get("shown"), prev = get("prev"), next = get("next");
   var page = 0, selected = cards;
-  cards.forEach(function (card, i) { card.position = i; card.text = card.getAttribute("data-text"); });
+  cards.forEach(function (card, i) {
+    card.position = i;
+    card.name = card.getAttribute("data-name");
+    card.text = card.getAttribute("data-text");
+  });
   var tests = {
     all: function () { return true; },
     flagged: function (c) { return c.classList.contains("flagged"); },
@@ -21,13 +25,16 @@
     var ea = a.classList.contains("error"), eb = b.classList.contains("error");
     if (ea !== eb) return ea ? 1 : -1;  // error cards stay at the end, grouped by code
     if (ea) return a.position - b.position;
-    var na = a.getAttribute("data-name"), nb = b.getAttribute("data-name");
-    return na < nb ? -1 : na > nb ? 1 : a.position - b.position;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : a.position - b.position;
   }
   function draw() {
     var start = page * PAGE, end = Math.min(selected.length, start + PAGE);
     var slice = selected.slice(start, end);
-    slice.forEach(function (card) { card.hidden = false; });
+    slice.forEach(function (card) {
+      card.hidden = false;
+      var image = card.querySelector("img[data-src]");
+      if (image) { image.src = image.getAttribute("data-src"); image.removeAttribute("data-src"); }
+    });
     list.replaceChildren.apply(list, slice);
     shown.textContent = selected.length ? "cards " + (start + 1) + "\u2013" + end + " of " + selected.length
                                         : "no card matches";
