@@ -2,7 +2,6 @@
 import base64
 import hashlib
 import io
-import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
