@@ -18,7 +18,7 @@ from .job import EXIT_ERROR, JobError, ScanJob, utc_now
 from .merge import MergeError, merge_reports
 from .pipeline import DECODE_CHOICES, ScanOptions, selected_items
 from .publish import ReportError, check_output_folder
-from .report import check_report_path
+from .report import check_report_path, read_header
 from .report_lock import ReportBusy
 from .score import DeviceError, load_detector
 from .weights import WeightsError
@@ -91,7 +91,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 @failures_exit_2
 def scan(
     inputs: list[str] = typer.Argument(..., help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl, .json or .sarif. Default: a table on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report file: .csv, .jsonl, .json, .sarif or .html (a page to look at). Default: a table on stdout."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use instead of the shipped default."),
     variant: Optional[str] = typer.Option(None, help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or cuda:N."),
@@ -222,8 +222,8 @@ def evaluate_command(
 @app.command(epilog="Example:\n\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos")
 @failures_exit_2
 def merge(
-    parts: list[Path] = typer.Argument(..., help=".jsonl reports written by `ipdscan scan --shard K/N`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl or .json."),
+    parts: list[Path] = typer.Argument(..., help=".jsonl (or .csv) reports written by `ipdscan scan --shard K/N`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The combined report: .csv, .jsonl, .json, .sarif or .html."),
     expect: Optional[list[str]] = typer.Option(None, help="The scan's inputs (repeatable): each must have a row."),
     hidden: bool = typer.Option(False, help="With --expect: the scan included hidden files."),
     allow_duplicates: bool = typer.Option(False, help="Keep the first row of an input found twice instead of failing."),
@@ -242,6 +242,26 @@ def merge(
     except (UsageError, MergeError, OSError, ValueError) as exc:
         raise fail(str(exc))
     stderr.print(f"merged {stats.rows} rows from {stats.parts} parts into {shown(out)}", highlight=False)
+
+
+@app.command(epilog="Example:\n\n  ipdscan report scan.jsonl --out scan.html")
+@failures_exit_2
+def report(
+    source: Path = typer.Argument(..., help="A .jsonl or .csv report from scan or merge, its header file beside it."),
+    out: Path = typer.Option(..., "--out", "-o", help="The report to write: .html (a page to look at), or any --out format."),
+):
+    """Write an existing report again in another format, e.g. as the HTML page; model and threshold come from
+    its header file. Thumbnails are made from the files the rows name, relative to the current directory."""
+    try:
+        if not source.is_file():
+            raise UsageError(f"no such report: {source}")
+        if out.resolve() == source.resolve():
+            raise UsageError(f"--out {out} is the report being read")
+        check_report_path(out)
+        stats = merge_reports([source], out, {**(read_header(source) or {}), "rendered_at": utc_now()})
+    except (UsageError, MergeError, OSError, ValueError) as exc:
+        raise fail(str(exc))
+    stderr.print(f"wrote {stats.rows} rows from {shown(source)} to {shown(out)}", highlight=False)
 
 
 @app.command(epilog="Example:\n\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
@@ -267,6 +287,9 @@ def explain(
     except (UsageError, WeightsError, DeviceError, DecodeError, OSError) as exc:
         raise fail(f"{image}: {exc}" if isinstance(exc, DecodeError) else str(exc))
     window = tile_map.window
+    if len(tile_map.scores) < tile_map.requested:
+        stderr.print(f"image too small for {tile_map.requested} distinct tiles of {window}px: "
+                     f"scored {len(tile_map.scores)}", highlight=False)
     stdout.print(f"{shown(image)}: centre-crop score {tile_map.centre_score:.3f}; {len(tile_map.scores)} tiles of {window}px, "
                  f"max {max(tile_map.scores):.3f}, mean {sum(tile_map.scores) / len(tile_map.scores):.3f}", highlight=False)
     for (top, left), score in sorted(zip(tile_map.offsets, tile_map.scores), key=lambda pair: -pair[1]):

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 
 from .result import Result
-from .text import report_text
+from .text import report_text, threshold_text
 
 if TYPE_CHECKING:
     from .job import ScanStats
@@ -88,17 +88,26 @@ class ScanProgress:
                   f"{stats.flagged} flagged, {stats.errors} errors", file=sys.stderr, flush=True)
 
 
+def score_text(score: float) -> str:
+    """A score as the table and summary show it: 3 decimals."""
+    return f"{score:.3f}"
+
+
 def result_table(results: list[Result]) -> Table:
+    """One line per input. A file whose metadata declares AI generation says so in the evidence column
+    (``declared-ai``) and never shows as a plain green "real": its label is yellow then."""
     table = Table(show_lines=False)
-    for column, justify in (("input", "left"), ("score", "right"), ("label", "left"), ("format", "left"),
-                            ("size", "right"), ("status", "left")):
+    for column, justify in (("input", "left"), ("score", "right"), ("label", "left"), ("evidence", "left"),
+                            ("format", "left"), ("size", "right"), ("status", "left")):
         table.add_column(column, justify=justify, overflow="fold")
     for r in results:
-        score = f"{r.score:.3f}" if r.score is not None else ""
-        label = {"ai": "[bold red]ai[/]", "real": "[green]real[/]"}.get(r.label, "")
+        score = score_text(r.score) if r.score is not None else ""
+        real = "[yellow]real[/]" if r.declares_ai else "[green]real[/]"
+        label = {"ai": "[bold red]ai[/]", "real": real}.get(r.label, "")
+        evidence = "[bold magenta]declared-ai[/]" if r.declares_ai else shown(";".join(r.evidence))
         size = f"{r.width}×{r.height}" if r.width else ""
         status = "ok" if r.ok else f"[yellow]{shown(r.error_code)}[/]: {shown(r.error)}"
-        table.add_row(shown(r.input), score, label, shown(r.format), size, status)
+        table.add_row(shown(r.input), score, label, evidence, shown(r.format), size, status)
     return table
 
 
@@ -117,14 +126,19 @@ def print_warning(message: str) -> None:
 
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
-                 f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold:g}), "
+                 f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold_text(threshold)}), "
                  f"{stats.ok - stats.flagged} real, {stats.errors} errors", highlight=False)
     if stats.declared_ai:
-        stderr.print(f"{stats.declared_ai} file(s) declare AI generation in their metadata (see the evidence column)",
-                     highlight=False)
-    top = [(name, score) for name, score in stats.top() if score is not None]
+        more = f" and {stats.declared_ai - len(stats.declared)} more" if stats.declared_ai > len(stats.declared) else ""
+        stderr.print(f"{stats.declared_ai} file(s) declare AI generation in their metadata: "
+                     + ", ".join(map(shown, stats.declared)) + more, highlight=False)
+    # A score that shows as 0.000 tells nobody where to look: the list holds only scores that show as more.
+    top = [(name, score) for name, score in stats.top() if score_text(score) != score_text(0)]
     if top:
-        stderr.print("highest scores: " + ", ".join(f"{shown(name)} ({score:.3f})" for name, score in top),
-                     highlight=False)
+        more = stats.flagged - sum(score >= threshold for _, score in top)
+        stderr.print("highest scores: " + ", ".join(f"{shown(name)} ({score_text(score)})" for name, score in top)
+                     + (f"; {more} more flagged" if more > 0 else ""), highlight=False)
+    elif stats.ok:
+        stderr.print(f"highest score: {score_text(0)} (every image scored below 0.0005)", highlight=False)
     if out:
         stderr.print(f"report written to {shown(out)}", highlight=False)

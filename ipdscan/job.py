@@ -81,12 +81,15 @@ class ScanStats:
         self.started = time.monotonic()
         self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
         self.max_score: float | None = None
+        self.declared: list[str] = []  # the first few inputs that declare AI generation, for the summary
         self._top: list[tuple[float, int, str]] = []
         self._keep = top
 
     def add(self, result: Result) -> None:
         self.scanned += 1
         self.declared_ai += result.declares_ai
+        if result.declares_ai and len(self.declared) < self._keep:
+            self.declared.append(result.input)
         if not result.ok:
             self.errors += 1
             return

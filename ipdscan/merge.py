@@ -1,4 +1,4 @@
-"""Combine the .jsonl reports of a sharded scan into one report, checking for duplicates and gaps.
+"""Combine the .jsonl (or .csv) reports of a sharded scan into one report, checking for duplicates and gaps.
 
 Every line of every part must be a report row (see ``Result``); the parts must come from one scan (the same
 model, variant, weights and threshold: ``report.SCAN_IDENTITY``, read from each part's header file), which the
@@ -13,14 +13,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .report import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, open_report, read_header
-from .result import Result
+from .report import (HEADER_SUFFIX, SCAN_IDENTITY, csv_records, header_path, identity_mismatch, open_report,
+                     read_header)
+from .result import FLOAT_FIELDS, INT_FIELDS, Result
 
+PART_FORMATS = (".jsonl", ".csv")  # the formats rows can be read back from, with their header files
 STATUSES = ("ok", "error")
 LABELS = ("ai", "real")
 # The type every other field must have when present and not null (null means "absent", the field's default).
-_TYPES = {f.name: (int,) if f.name in ("bytes", "width", "height", "frames")
-          else (int, float) if f.name in ("score", "crops_max", "crops_mean") else (str,)
+_TYPES = {f.name: (int,) if f.name in INT_FIELDS else (int, float) if f.name in FLOAT_FIELDS else (str,)
           for f in fields(Result)}
 
 
@@ -37,21 +38,27 @@ class MergeStats:
 
 
 def read_part(path: Path) -> Iterator[Result]:
-    """Rows of one .jsonl part; a trailing line without newline (a killed shard) is an error, not data."""
+    """Rows of one .jsonl or .csv part; a trailing line without newline (a killed shard) is an error, not data."""
     if path.name.endswith(HEADER_SUFFIX):
-        raise MergeError(f"{path} is the header file of a part, not a part: give the .jsonl reports")
+        raise MergeError(f"{path} is the header file of a part, not a part: give the .jsonl or .csv reports")
+    if path.suffix.lower() not in PART_FORMATS:
+        raise MergeError(f"{path}: reports are read from {' or '.join(PART_FORMATS)} files")
+    for number, record in csv_records(path) if path.suffix.lower() == ".csv" else _jsonl_records(path):
+        problem = row_problem(record)
+        if problem:
+            raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
+        yield Result.from_row(record)
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
                 raise MergeError(f"{path}, line {number}: cut short (the shard was interrupted): rerun it with --resume")
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except ValueError:
                 raise MergeError(f"{path}, line {number}: not JSON, so not an ipdscan report line") from None
-            problem = row_problem(record)
-            if problem:
-                raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
-            yield Result.from_row(record)
 
 
 def row_problem(record) -> str | None:

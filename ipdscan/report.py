@@ -1,4 +1,4 @@
-"""Report writers, chosen by the --out extension: .csv, .jsonl or .json, one row per Result.
+"""Report writers, chosen by the --out extension: .csv, .jsonl, .json, .sarif or .html, one row per Result.
 
 Columns and keys are ``result.FIELDS`` in order; a missing value is an empty CSV cell or JSON null.
 
@@ -22,15 +22,16 @@ import csv
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
-from .result import FIELDS, Result
+from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
 from .sarif import SarifWriter
-from .text import clean_strings, csv_text, report_text
+from .text import clean_strings, csv_cell_value, csv_text, report_text
 
-REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
+REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif", ".html")
 HEADER_SUFFIX = ".header.json"
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
@@ -62,7 +63,10 @@ def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors:
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
         if suffix == ".sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold"))
-        return CsvReport(path) if suffix == ".csv" else JsonReport(path, header)
+        if suffix == ".html":
+            from .html_report import HtmlReport  # Jinja2 loads only for the page that needs it
+            return HtmlReport(path, header)
+        return CsvReport(path, header) if suffix == ".csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc
 
@@ -75,13 +79,13 @@ def check_report_path(path: Path) -> None:
 
 
 def header_path(report: Path) -> Path:
-    """Where a .jsonl report's scan header lives: beside it, as <name>.header.json (the .jsonl holds rows only)."""
+    """Where a .jsonl or .csv report's scan header lives: beside it, as <name>.header.json (they hold rows only)."""
     report = Path(report)
     return report.with_name(report.name + HEADER_SUFFIX)
 
 
 def read_header(report: Path) -> dict | None:
-    """The scan header kept beside a .jsonl report, or None when it has none (written by an older ipdscan)."""
+    """The scan header kept beside a .jsonl or .csv report, or None when it has none (written by an older ipdscan)."""
     try:
         text = header_path(report).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -93,6 +97,11 @@ def read_header(report: Path) -> dict | None:
     if not isinstance(header, dict):
         raise ValueError(f"{header_path(report)}: not an ipdscan report header")
     return header
+
+
+def _publish_header(report: Path, header: dict) -> None:
+    text = json.dumps(clean_strings(header, report_text), ensure_ascii=False, indent=1, default=str) + "\n"
+    publish(header_path(report), lambda out: out.write(text))
 
 
 def identity_mismatch(expected: dict, found: dict) -> str | None:
@@ -160,8 +169,7 @@ class JsonlReport:
         self.path, self.retry_errors = path, resume and retry_errors
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
         if not (resume and header_path(path).exists()):
-            publish(header_path(path), lambda out: out.write(json.dumps(clean_strings(header, report_text),
-                                                                        ensure_ascii=False, indent=1, default=str) + "\n"))
+            _publish_header(path, header)
 
     def write(self, result: Result) -> None:
         self.file.write(_json_line(_record(result)) + "\n")
@@ -235,11 +243,12 @@ def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:
 
 
 class CsvReport:
-    """A header row of FIELDS, then one row per image; scores with 6 decimals. The scan header and
-    summary have no place in a CSV: use .json to keep them. Rows wait in a Spool until close()."""
+    """A header row of FIELDS, then one row per image; scores with 6 decimals. The scan header and summary go
+    beside it, in <name>.header.json as for .jsonl, so the threshold and model travel with the CSV (``merge`` and
+    ``report`` read them). Rows wait in a Spool until close(); the header file is published right after them."""
 
-    def __init__(self, path: Path):
-        self.path, self.rows = path, Spool(path)
+    def __init__(self, path: Path, header: dict):
+        self.path, self.header, self.rows = path, header, Spool(path)
         self.writer = csv.writer(self.rows)
         self.writer.writerow(FIELDS)
 
@@ -254,6 +263,30 @@ class CsvReport:
 
     def close(self, summary: dict) -> None:
         publish_spooled(self.path, [self.rows])
+        _publish_header(self.path, {**self.header, **summary})
+
+
+def csv_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, row) for each row of a .csv report, in the form ``Result.to_dict`` gives: empty cells as None,
+    numbers as numbers (a cell that is not one stays text, for the caller's row check to name), text cells without
+    the formula guard's leading '."""
+    with open(path, encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        for row in reader:
+            record = {}
+            for name, cell in row.items():
+                if name in INT_FIELDS or name in FLOAT_FIELDS:
+                    record[name] = _number(cell, int if name in INT_FIELDS else float) if cell else None
+                else:
+                    record[name] = csv_cell_value(cell) if isinstance(cell, str) else cell
+            yield reader.line_num, record
+
+
+def _number(cell: str, kind: type) -> int | float | str:
+    try:
+        return kind(cell)
+    except ValueError:
+        return cell
 
 
 class JsonReport:

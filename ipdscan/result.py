@@ -66,3 +66,5 @@ class Result:
 
 
 FIELDS = [f.name for f in fields(Result)]
+INT_FIELDS = ("bytes", "width", "height", "frames")
+FLOAT_FIELDS = ("score", "crops_max", "crops_mean")

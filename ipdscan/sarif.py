@@ -31,7 +31,7 @@ from PIL import Image
 from .publish import Spool, publish_spooled
 from .result import Result
 from .sources import OPAQUE_SCHEMES
-from .text import clean_strings, displayable_text
+from .text import clean_strings, displayable_text, threshold_text
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ERROR_SCORE = 0.9
@@ -122,7 +122,7 @@ class SarifWriter:
                                      result, error_code=result.error_code))
         if result.label == "ai":
             level = "error" if result.score >= ERROR_SCORE else "warning"
-            threshold = f" (threshold {self.threshold:g})" if self.threshold is not None else ""
+            threshold = f" (threshold {threshold_text(self.threshold)})" if self.threshold is not None else ""
             findings.append(_finding(AI_SCORE, level, f"IPD-Net {score} that the image is AI-generated{threshold}.",
                                      result))
         if result.declares_ai:

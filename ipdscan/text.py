@@ -4,7 +4,10 @@ audience, and one walk that applies a rule to every string of a row or header (d
     report_text(text)       undecodable bytes as ``\\xNN`` escapes: the .csv/.json/.jsonl reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
     csv_text(value)         report_text, and a CSV cell a spreadsheet never runs as a formula: every .csv ipdscan writes
+    csv_cell_value(cell)    a cell read back from such a CSV: csv_text's leading ' removed
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
+
+and the one way a threshold is printed (``threshold_text``), in the summary, the reports and the heatmap legend.
 """
 from __future__ import annotations
 
@@ -45,6 +48,12 @@ def csv_text(value):
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
+def csv_cell_value(cell: str) -> str:
+    """A text cell read back from a CSV that ``csv_text`` wrote: without the ' it added before a formula start.
+    (A value that itself began with ' and a formula character reads back one ' shorter: csv_text left it alone.)"""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
 def clean_strings(value, rule: Callable[[str], str]):
     """``value`` with ``rule`` applied to every string in it, dict keys included (as strings), tuples as lists."""
     if isinstance(value, str):
@@ -54,3 +63,8 @@ def clean_strings(value, rule: Callable[[str], str]):
     if isinstance(value, (list, tuple)):
         return [clean_strings(item, rule) for item in value]
     return value
+
+
+def threshold_text(threshold: float) -> str:
+    """A threshold as every message and report shows it: 4 decimals (0.6120), as the README and model card write it."""
+    return f"{threshold:.4f}"

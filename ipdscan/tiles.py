@@ -25,15 +25,25 @@ def _starts(length: int, window: int, count: int) -> list[int]:
     return sorted({round(i * (length - window) / (count - 1)) for i in range(count)})
 
 
-def tile_offsets(height: int, width: int, tiles: int, window: int) -> list[tuple[int, int]]:
-    """(top, left) of each window in image coordinates (negative: it reaches into the reflect padding)."""
+def distinct_count(length: int, window: int) -> int:
+    """How many windows fit along a side at least half a window apart: more would overlap almost entirely and
+    show nearly the same pixels (a 256 px side has room for one 224 px window, not four)."""
+    return 1 + max(0, length - window) // max(1, window // 2)
+
+
+def tile_offsets(height: int, width: int, tiles: int, window: int, distinct: bool = False) -> list[tuple[int, int]]:
+    """(top, left) of each window in image coordinates (negative: it reaches into the reflect padding).
+    ``distinct``: at most ``distinct_count`` windows along each side (explain's map), so fewer on small images."""
     rows, cols = grid_shape(height, width, tiles)
+    if distinct:
+        rows, cols = min(rows, distinct_count(height, window)), min(cols, distinct_count(width, window))
     return [(top, left) for top in _starts(height, window, rows) for left in _starts(width, window, cols)]
 
 
-def crop_tiles(pixels: torch.Tensor, tiles: int, p: Preprocessing = Preprocessing()) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """(3, H, W) -> ((T, 3, crop, crop) uint8, their (top, left) offsets)."""
+def crop_tiles(pixels: torch.Tensor, tiles: int, p: Preprocessing = Preprocessing(),
+               distinct: bool = False) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """(3, H, W) -> ((T, 3, crop, crop) uint8, their (top, left) offsets); ``distinct`` as for tile_offsets."""
     _, h, w = pixels.shape
-    offsets = tile_offsets(h, w, tiles, p.crop)
+    offsets = tile_offsets(h, w, tiles, p.crop, distinct)
     windows = [crop(pixels, p, top + p.pad, left + p.pad) for top, left in offsets]
     return torch.stack(windows), offsets

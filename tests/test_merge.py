@@ -97,3 +97,15 @@ def test_a_header_file_given_as_a_part_is_named(tmp_path):
     first = part(tmp_path / "p1.jsonl", ["a.png"])
     result = runner.invoke(app, ["merge", str(first), str(header_path(first)), "--out", str(tmp_path / "all.csv")])
     assert result.exit_code == 2 and "header" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_csv_parts_merge_with_their_header_files(tmp_path):
+    one, two = part(tmp_path / "p1.csv", ["a.png", "b.png"]), part(tmp_path / "p2.jsonl", ["c.png"])
+    stats = merge_reports([one, two], tmp_path / "all.jsonl", {"tool": "ipdscan"})
+    assert stats.rows == 3
+    assert json.loads(header_path(tmp_path / "all.jsonl").read_text())["threshold"] == 0.3
+    other = part(tmp_path / "p3.csv", ["d.png"], header={**SCAN, "threshold": 0.9})
+    with pytest.raises(MergeError, match="threshold"):
+        merge_reports([one, other], tmp_path / "bad.jsonl", {})
+    with pytest.raises(MergeError, match="read from .jsonl or .csv"):
+        merge_reports([part(tmp_path / "p.json", ["e.png"])], tmp_path / "x.csv", {})

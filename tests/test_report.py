@@ -87,7 +87,7 @@ def test_csv_and_json_appear_only_at_close(tmp_path, name):
     writer.flush()
     assert os.listdir(tmp_path) == []  # rows live in an anonymous temporary file until close
     writer.close(SUMMARY)
-    assert os.listdir(tmp_path) == [name]
+    assert sorted(os.listdir(tmp_path)) == [name] + ([name + ".header.json"] if name.endswith(".csv") else [])
 
 
 def test_csv_replaces_an_existing_report_only_at_close(tmp_path):
@@ -178,8 +178,8 @@ def test_extension_is_case_insensitive(tmp_path):
 
 
 def test_unknown_extension_is_refused(tmp_path):
-    assert REPORT_FORMATS == (".csv", ".jsonl", ".json", ".sarif")
-    with pytest.raises(ValueError, match=r"unsupported report format '\.xyz': use \.csv, \.jsonl, \.json, \.sarif"):
+    assert REPORT_FORMATS == (".csv", ".jsonl", ".json", ".sarif", ".html")
+    with pytest.raises(ValueError, match=r"unsupported report format '\.xyz': use \.csv, \.jsonl, \.json, \.sarif, \.html"):
         open_report(tmp_path / "report.xyz", HEADER)
     with pytest.raises(ValueError, match="unsupported report format 'report'"):
         open_report(tmp_path / "report", HEADER)
@@ -265,3 +265,19 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
     assert (first["score"], first["bytes"], first["width"], first["evidence"]) == ("0.250000", "10", "3", "exif:software:x")
     assert (second["input"], second["error"], second["error_code"]) == ("'\rline.jpg", "'-no such file", "not_found")
     assert read_jsonl(write_report(tmp_path / "r.jsonl", [hostile, failed])) == [hostile.to_dict(), failed.to_dict()]
+
+
+def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path):
+    from ipdscan.report import csv_records, header_path, read_header
+    formula = Result(input="=HYPERLINK(\"x\").png", score=0.5, label="ai", exif_software="+1", width=3, height=4)
+    path = write_report(tmp_path / "report.csv", results() + [formula])
+    header = read_header(path)
+    assert header_path(path).name == "report.csv.header.json"
+    assert header["threshold"] == 0.5 and header["model"] == "test" and header["end_time"] == SUMMARY["end_time"]
+    records = [record for _, record in csv_records(path)]
+    want = expected_records() + [formula.to_dict()]
+    for record, expected in zip(records, want):
+        if expected["score"] is not None:  # the CSV keeps 6 decimals
+            expected["score"] = round(expected["score"], 6)
+        assert record == expected
+    assert [number for number, _ in csv_records(path)][:2] == [2, 4]  # the error message spans two lines

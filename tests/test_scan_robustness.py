@@ -4,6 +4,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -206,6 +207,11 @@ def read_report(path):
             return [(row["input"], row["error_code"]) for row in csv.DictReader(f)]
     if path.suffix == ".jsonl":
         return [(row["input"], row["error_code"]) for row in map(json.loads, path.read_text().splitlines())]
+    if path.suffix == ".html":  # the error cards, which come last
+        text = path.read_text(encoding="utf-8")
+        assert "Interrupted scan:" in text
+        names, codes = re.findall(r'<div class="name">(.*?)</div>', text), re.findall(r'"badge code">(.*?)<', text)
+        return list(zip(names[len(names) - len(codes):], codes))
     document = json.loads(path.read_text())
     if path.suffix == ".json":
         assert document["header"]["interrupted"] is True
@@ -216,7 +222,7 @@ def read_report(path):
 
 @pytest.mark.parametrize("suffix,signum,workers", [
     (".csv", signal.SIGTERM, 0), (".json", signal.SIGTERM, 1), (".sarif", signal.SIGTERM, 0),
-    (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0)])
+    (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0), (".html", signal.SIGINT, 0)])
 @pytest.mark.slow
 def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers):
     """stdin stays open, so the scan is mid-way for sure when the signal comes: it has reported missing.png."""

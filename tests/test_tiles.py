@@ -10,7 +10,8 @@ from ipdscan import ScanOptions, load_detector, scan
 from ipdscan.cli import app
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
-from ipdscan.tiles import grid_shape, tile_offsets
+from ipdscan.score_colours import score_colours
+from ipdscan.tiles import distinct_count, grid_shape, tile_offsets
 from ipdscan.weights import save_checkpoint
 
 
@@ -81,7 +82,8 @@ def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp
                                       "--tiles", "6", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = Image.open(out)
-    assert heat.size == (900, 300) and "centre-crop score" in result.stdout
+    assert heat.width == 900 and 300 < heat.height < 360  # the image as it is, the legend band below it
+    assert "centre-crop score" in result.stdout
     assert result.stdout.count("tile x=") == 6
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
@@ -98,3 +100,42 @@ def test_crops_columns_in_reports(tmp_path, checkpoint):
     import json
     row = json.loads(out.read_text())
     assert 0 <= row["crops_mean"] <= row["crops_max"] <= 1 and row["crops_max_tile"].count(",") == 3
+
+
+def test_explain_leaves_pixels_no_tile_covers_as_the_image(tmp_path, checkpoint):
+    """A flat grey 1024x768 PNG with --tiles 4: the four corner tiles leave a cross between them, which stays grey
+    (it used to be painted as score 0), the tiles take the map's colours, and a legend marks the threshold."""
+    image = tmp_path / "grey.png"
+    Image.new("RGB", (1024, 768), (128, 128, 128)).save(image)
+    out = tmp_path / "heat.png"
+    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
+                                      "--tiles", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    heat = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert heat.shape[1] == 1024 and heat.shape[0] > 768
+    picture = heat[:768]
+    assert (picture[:, 300:700] == 128).all() and (picture[300:450] == 128).all()  # the uncovered cross
+    assert (picture[:224, :224] != 128).any(axis=-1).all()  # a tile's pixels carry its score's colour
+    legend = heat[768:]
+    assert (legend == 0).all(axis=-1).any()  # the threshold tick and the labels are drawn in black
+    ramp = legend[4 + 7]  # the middle row of the colour bar
+    assert tuple(ramp[0]) == tuple(score_colours(np.array(0.0), 0.5)) and ramp[0][2] > ramp[0][0]  # blue at 0
+
+
+def test_colour_map_is_blue_to_orange_through_grey_at_the_threshold():
+    low, at, high = score_colours(np.array([0.0, 0.6, 1.0]), 0.6)
+    assert low[2] > low[0] and high[0] > high[2]  # blue below, orange above: no red-green pair
+    assert max(at) - min(at) == 0  # neutral grey at the threshold
+
+
+def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoint):
+    assert distinct_count(256, 224) == 1 and distinct_count(1024, 224) == 8
+    assert tile_offsets(256, 256, 16, 224, distinct=True) == [(16, 16)]
+    assert len(tile_offsets(256, 256, 16, 224)) == 16  # --crops keeps its grid: scan rows do not change
+    image = tmp_path / "small.png"
+    Image.fromarray(noisy(5, 256, 256)).save(image)
+    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(tmp_path / "heat.png"), "--weights",
+                                      str(checkpoint), "--tiles", "16", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "image too small for 16 distinct tiles of 224px: scored 1" in result.stderr
+    assert result.stdout.count("tile x=") == 1

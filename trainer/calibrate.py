@@ -23,6 +23,7 @@ import numpy as np
 from ipdscan.datasets import image_files
 from ipdscan.pipeline import ScanOptions, scan
 from ipdscan.score import load_detector
+from ipdscan.text import threshold_text
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 
 from trainer.corpus_plan import file_sha256
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except (WeightsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"threshold {record['threshold']:.6f}: {record['flagged']}/{record['photos']} photos flagged "
+    print(f"threshold {threshold_text(record['threshold'])}: {record['flagged']}/{record['photos']} photos flagged "
           f"({record['excluded']} excluded); "
           f"{record['out']} sha256 {record['sha256']}")
     for source, row in record["by_source"].items():

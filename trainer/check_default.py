@@ -24,6 +24,7 @@ from PIL import Image
 from ipdscan import ScanOptions, load_detector, scan
 from ipdscan.evaluate import evaluate, parse_perturbations, to_markdown
 from ipdscan.sources import iter_items
+from ipdscan.text import threshold_text
 
 BIAS_LIMIT = 0.05
 FLAGGED_LIMIT = 0.10  # of dev-eval's real photos at the shipped threshold (issue 20; 5% is the calibration photos' own)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     flagged = float(np.mean(np.array(originals) >= threshold)) if originals else float("nan")
     flagged_ok = flagged <= FLAGGED_LIMIT
     passed &= flagged_ok
-    lines += ["## Shipped threshold", "", f"threshold {threshold:.4f} ({'calibrated: ' + str(detector.checkpoint.calibration.get('photos')) + ' held-out photos' if detector.checkpoint.calibration else 'uncalibrated default'})",
+    lines += ["## Shipped threshold", "", f"threshold {threshold_text(threshold)} ({'calibrated: ' + str(detector.checkpoint.calibration.get('photos')) + ' held-out photos' if detector.checkpoint.calibration else 'uncalibrated default'})",
               "", f"- {len(originals)} real photos above (never trained or calibrated on) flagged at it: "
               f"{100 * flagged:.1f}% (target ≤ {100 * FLAGGED_LIMIT:.0f}%) — {'pass' if flagged_ok else 'FAIL'}", ""]
 
@@ -123,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         passed &= ok
         lines.append(f"- {row.generator}: AP {100 * (row.ap or 0):.1f} (target ≥ {100 * target:.0f}) — {'pass' if ok else 'FAIL'}")
     at_threshold = report.at_threshold(threshold)
-    lines += ["", f"### Dev-eval accuracy at the shipped threshold {threshold:.4f} (in %)", "", to_markdown(at_threshold), ""]
+    lines += ["", f"### Dev-eval accuracy at the shipped threshold {threshold_text(threshold)} (in %)", "", to_markdown(at_threshold), ""]
 
     if args.examples:
-        lines += ["## Examples", "", f"real-* must score below the threshold {threshold:.4f}, fake-* at or above it", "",
+        lines += ["## Examples", "", f"real-* must score below the threshold {threshold_text(threshold)}, fake-* at or above it", "",
                   "| file | score | label | as expected |", "|---|---:|---|---|"]
         for r in scan([args.examples], detector, options=ScanOptions(workers=0)):
             score = f"{r.score:.3f}" if r.ok else r.error_code
