@@ -98,6 +98,8 @@ def result_table(results: list[Result]) -> Table:
         label = {"ai": "[bold red]ai[/]", "real": "[green]real[/]"}.get(r.label, "")
         size = f"{r.width}×{r.height}" if r.width else ""
         status = "ok" if r.ok else f"[yellow]{shown(r.error_code)}[/]: {shown(r.error)}"
+        if r.suppressed:
+            status += f", suppressed ({shown(r.suppressed)})"
         table.add_row(shown(r.input), score, label, shown(r.format), size, status)
     return table
 
@@ -118,7 +120,9 @@ def print_warning(message: str) -> None:
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold:g}), "
-                 f"{stats.ok - stats.flagged} real, {stats.errors} errors", highlight=False)
+                 f"{stats.ok - stats.flagged - stats.suppressed} real, {stats.errors} errors"
+                 + (f", {stats.suppressed} suppressed (ignore file, baseline)" if stats.suppressed else ""),
+                 highlight=False)
     if stats.declared_ai:
         stderr.print(f"{stats.declared_ai} file(s) declare AI generation in their metadata (see the evidence column)",
                      highlight=False)
