@@ -96,18 +96,18 @@ def settings(command, environ: Mapping[str, str] | None = None, cwd: Path | None
     for name, param in options.items():
         if name in chosen:
             value, source = chosen[name]
-            result[name] = Setting(_converted(param, value, f"{source}: {name}"), source)
+            result[name] = Setting(_converted(command, param, value, f"{source}: {name}"), source)
         else:
             result[name] = Setting(param.default, "default")
     return result
 
 
-def _converted(param, value, where: str):
+def _converted(command, param, value, where: str):
     """``value`` as the option would take it from the command line; ConfigError naming ``where`` if it cannot."""
     if isinstance(value, (dict, list)):
         raise ConfigError(f"{where}: expected a single value, not {type(value).__name__}")
     try:
-        return param.type.convert(value, param, None)
+        return param.process_value(typer.Context(command), value)
     except typer.BadParameter as exc:
         raise ConfigError(f"{where}: {exc.message}") from None
 

@@ -30,10 +30,11 @@ class FormatError(ValueError):
 
 
 def report_target(out: str | Path | None) -> Path | None:
-    """``--out`` as a path: ``STDOUT`` for ``-`` or ``/dev/stdout`` (``./-`` is a file named ``-``), None for none."""
-    if out is None:
-        return None
-    return STDOUT if str(out) in STDOUT_NAMES else Path(out)
+    """``--out`` as a path: ``STDOUT`` for the text ``-`` or ``/dev/stdout``, None for none. Only text is read so:
+    a Path is a file (``Path("./-")`` is ``Path("-")``, and ``--out ./-`` names a file called ``-``)."""
+    if isinstance(out, str):
+        return STDOUT if out in STDOUT_NAMES else Path(out)
+    return out
 
 
 def format_of(name: str | None, out: Path | None) -> str:
