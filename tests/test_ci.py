@@ -248,3 +248,47 @@ def test_help_fits_80_columns_and_lists_choices(tmp_path):
     assert "--fail-on-evidence" in scan_help
     assert ".sarif" in run_python("-m", "ipdscan", "merge", "--help", cwd=tmp_path).stdout
     assert "--show-completion" in run_python("-m", "ipdscan", "--help", cwd=tmp_path).stdout
+
+
+# --- Windows: no fcntl ----------------------------------------------------------------------------------------
+
+WINDOWS_LIKE = '''
+import errno, sys, types
+import fcntl as real_fcntl
+import getpass, subprocess  # noqa: E401 - modules that take a module named msvcrt to mean Windows: loaded first
+sys.modules["fcntl"] = None  # "import fcntl" now raises ImportError, as on Windows
+msvcrt = types.ModuleType("msvcrt")  # msvcrt.locking's contract, played by flock: OSError EACCES when taken
+msvcrt.LK_UNLCK, msvcrt.LK_NBLCK = 0, 2
+def locking(fd, mode, nbytes):
+    try:
+        real_fcntl.flock(fd, real_fcntl.LOCK_EX | real_fcntl.LOCK_NB if mode == msvcrt.LK_NBLCK else real_fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise OSError(errno.EACCES, "Permission denied") from None
+msvcrt.locking = locking
+sys.modules["msvcrt"] = msvcrt
+'''
+
+
+def test_the_report_lock_works_where_fcntl_is_missing(tmp_path):
+    script = WINDOWS_LIKE + '''
+import ipdscan.cli
+from ipdscan import report_lock
+assert report_lock.fcntl is None
+first, second = report_lock.ReportLock("r.jsonl"), report_lock.ReportLock("r.jsonl")
+first.acquire()
+try:
+    second.acquire()
+    raise SystemExit("the second lock was granted")
+except report_lock.ReportBusy as exc:
+    print(exc)
+first.release()
+import os
+assert not os.path.exists("r.jsonl.lock")
+second.acquire()
+second.release()
+sys.argv = ["ipdscan", "--help"]
+ipdscan.cli.main()
+'''
+    proc = run_python("-c", script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "another scan is writing r.jsonl" in proc.stdout and "Usage:" in proc.stdout
