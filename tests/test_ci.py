@@ -55,6 +55,7 @@ def test_jsonl_and_csv_on_stdout_carry_only_rows(photos, checkpoint):
     assert not list(photos.parent.glob("*.lock")) and not list(Path.cwd().glob("-*"))  # no file, no lock
 
 
+@pytest.mark.slow
 def test_sarif_and_json_on_stdout_are_whole_documents(photos, checkpoint):
     result = scan(photos, "--weights", checkpoint, "--format", "sarif", "--out", "/dev/stdout", "-q")
     assert result.exit_code == 0, result.output
@@ -96,6 +97,7 @@ def test_a_pipe_into_a_json_reader_works(photos, checkpoint):
 
 # --- suppressions -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(photos, checkpoint, tmp_path):
     baseline = tmp_path / "baseline.sarif"
     for name, fmt in (("baseline.sarif", "sarif"), ("baseline.jsonl", "jsonl")):
@@ -118,6 +120,7 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
     assert [f["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for f in new] == ["new.bmp"]
 
 
+@pytest.mark.slow
 def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkpoint, tmp_path):
     digest = jsonl_rows(scan(photos / "gray.img.png", "--weights", checkpoint, "--format", "jsonl", "-q").stdout)[0]["sha256"]
     (photos / ".ipdscanignore").write_text(f"# reviewed\n\nsha256:{digest.upper()}  # grey test card\n"
@@ -173,6 +176,7 @@ def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, n
 
 # --- configuration ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_precedence_is_flag_then_environment_then_file_then_default(photos, checkpoint, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.ipdscan]\nfail-on = 0.0\n'
                                              f'weights = "{checkpoint}"\nformat = "jsonl"\n')
@@ -219,8 +223,10 @@ def run_python(*args, cwd):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["scan", "--help"], ["config"], ["scan", "--batch-size", "0", "x"],
-                                  ["scan", "x", "--out", "r.xlsx"], ["scan", "x", "--shard", "9/2"]])
+@pytest.mark.parametrize("args", [["--help"], ["config"], ["scan", "x", "--out", "r.xlsx"],
+                                  pytest.param(["scan", "--help"], marks=pytest.mark.slow),
+                                  pytest.param(["scan", "--batch-size", "0", "x"], marks=pytest.mark.slow),
+                                  pytest.param(["scan", "x", "--shard", "9/2"], marks=pytest.mark.slow)])
 def test_help_config_and_argument_errors_never_import_torch(tmp_path, args):
     proc = run_python("-X", "importtime", "-m", "ipdscan", *args, cwd=tmp_path)
     assert proc.returncode == (0 if args[-1] in ("--help", "config") else 2), proc.stderr[-2000:]
@@ -236,6 +242,7 @@ def test_version_names_torch_cuda_and_the_default_weights():
     assert weights_line.startswith("default weights ") and len(weights_line.split()[-1]) == 64
 
 
+@pytest.mark.slow
 def test_help_fits_80_columns_and_lists_choices(tmp_path):
     for command in (["--help"], ["scan", "--help"], ["merge", "--help"], ["eval", "--help"]):
         proc = run_python("-m", "ipdscan", *command, cwd=tmp_path)
