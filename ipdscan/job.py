@@ -2,8 +2,8 @@
 the benchmarks share; it prints nothing (the caller's hooks show progress and errors).
 
 ``ScanJob`` checks a request once (report format and folder, --resume, --retry-errors, torchrun), holds the
-report's lock (a report file's: stdout has none), marks the findings its ``Suppressions`` cover, writes every row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts
-(``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
+report's lock (a report file's: stdout has none), marks the findings its ``Suppressions`` cover, writes every row
+through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts (``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
 scan stopped early if it did, the warnings and the exit ``Verdict``.
 
 Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error. Errors win over flags,
@@ -87,16 +87,16 @@ class ScanStats:
         self._keep = top
 
     def add(self, result: Result) -> None:
-        """Count ``result``; a suppressed finding counts as scanned and ok, never towards a flag."""
+        """Count ``result``; a suppressed finding counts as scanned (and ok or an error), never towards a flag."""
         self.scanned += 1
+        self.suppressed += bool(result.suppressed)
+        self.declared_ai += result.declares_ai and not result.suppressed
         if not result.ok:
             self.errors += 1
             return
         self.ok += 1
         if result.suppressed:
-            self.suppressed += 1
             return
-        self.declared_ai += result.declares_ai
         self.flagged += result.label == "ai"
         self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
         entry = (result.score, -self.scanned, result.input)
@@ -150,9 +150,10 @@ def run_warnings(stats: ScanStats) -> list[str]:
 
 
 def is_finding(result: Result, fail_on: float | None = None) -> bool:
-    """A row a reviewer has to look at: labelled ai, at or over --fail-on, or declaring AI generation."""
-    return result.ok and (result.label == "ai" or result.declares_ai
-                          or (fail_on is not None and result.score is not None and result.score >= fail_on))
+    """A row a reviewer has to look at: declaring AI generation (an error row too), or scored ai or at or over
+    --fail-on."""
+    return result.declares_ai or (result.ok and (result.label == "ai" or (
+        fail_on is not None and result.score is not None and result.score >= fail_on)))
 
 
 def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = None, fail_on_evidence: bool = False,

@@ -11,9 +11,10 @@ one rule a line, each with an optional ``# reason`` after a space:
 A baseline (``--baseline OLD_REPORT``: .jsonl, .json or .sarif) names the files an earlier scan already reported,
 by sha256: the rows of a .jsonl/.json report that were scored, the findings of a .sarif log.
 
-A finding (a row labelled ai, over --fail-on, or declaring AI generation) that a rule or the baseline covers stays
-in the report, marked (``suppressed`` = "ignore-file" or "baseline", ``suppression_reason``), and does not count
-towards --fail-on or --fail-on-evidence. An error row is never suppressed: it is not a finding.
+A finding (``job.is_finding``: a row labelled ai, over --fail-on, or declaring AI generation) that a rule or the
+baseline covers stays in the report, marked (``suppressed`` = "ignore-file" or "baseline", ``suppression_reason``),
+and does not count towards --fail-on or --fail-on-evidence. A row that could not be scanned is still an error for
+--fail-on-error: suppression silences findings, not failures.
 """
 from __future__ import annotations
 
