@@ -117,8 +117,8 @@ def scan_identity(parts: list[Path]) -> dict:
 
 
 def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iterable[str] | None = None,
-                  allow_duplicates: bool = False) -> MergeStats:
-    """Write every row of ``parts`` to ``out``: in the order of ``expected`` when given (rows of inputs not in
+                  allow_duplicates: bool = False, format: str | None = None) -> MergeStats:
+    """Write every row of ``parts`` to ``out`` (in ``format``, by default its extension's): in the order of ``expected`` when given (rows of inputs not in
     it after those), else part by part in the order given.
 
     Raises MergeError, writing nothing, when a line is not a report row, when the parts come from scans with
@@ -146,7 +146,8 @@ def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iter
         problems.append(f"{len(stats.missing)} expected input(s) have no row, e.g. {stats.missing[0]!r}")
     if problems:
         raise MergeError("; ".join(problems))
-    writer, written = open_report(out, {**identity, **header, "merged_from": [str(p) for p in parts]}), set()
+    writer, written = open_report(out, {**identity, **header, "merged_from": [str(p) for p in parts]},
+                                  format=format), set()
     # Each part is in its shard's input order, so merging by position gives the scan's order.
     rows = heapq.merge(*map(read_part, parts), key=lambda row: position.get(row.input, math.inf)) if position \
         else (row for part in parts for row in read_part(part))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .choices import DECODE_CHOICES
 from .decode import MAX_PIXELS, DecodeError, JpegHeader, decode, read_jpeg_header
 from .device_decode import decode_jpegs, device_decodes_jpeg
 from .evidence import find_evidence
@@ -35,7 +36,6 @@ from .stdin_spool import StdinSpool
 from .tiles import crop_tiles
 
 
-DECODE_CHOICES = ("auto", "workers", "device")
 
 
 @dataclass

@@ -34,6 +34,8 @@ class Result:
     crops_max_tile: str = ""  # ... the highest-scoring tile as "x,y,width,height" in image pixels
     evidence: list[str] = field(default_factory=list)  # what the file declares about itself: codes (evidence.py)
     evidence_detail: dict = field(default_factory=dict)  # those declarations' details, JSON-ready
+    suppressed: str = ""  # a finding the team has seen: "ignore-file" or "baseline" (suppress.py)
+    suppression_reason: str = ""  # the ignore rule's reason (or FILE:LINE), or the baseline it is in
 
     @property
     def ok(self) -> bool:

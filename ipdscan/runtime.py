@@ -15,7 +15,8 @@ import os
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "mixed")
+from .choices import PRECISIONS
+
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86; elsewhere bf16 is emulated (slower than fp32)
 # What "auto" picks where bf16 is native: only precisions whose dev-eval AP stayed within 0.5 points of fp32
 # for that variant. Deeper trunks were not measured on trained weights (random ones drift further), so fp32.

@@ -291,13 +291,20 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
-@pytest.fixture
-def tls_internet(monkeypatch, certificate):
+@pytest.fixture(scope="module")
+def tls_contexts(certificate):
+    """(the test server's TLS context, a client context that trusts its certificate)."""
     cert, key = certificate
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     trusting = ssl.create_default_context(cafile=str(cert))
     trusting.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)  # a bare self-signed test certificate
+    return server_context, trusting
+
+
+@pytest.fixture
+def tls_internet(monkeypatch, tls_contexts):
+    server_context, trusting = tls_contexts
     with LocalServer(tls=server_context) as server:
         server.add("a.png", IMAGE)
         internet = FakeInternet(monkeypatch, server)

@@ -256,7 +256,7 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("ipdscan.cli.load_detector", interrupted)
+    monkeypatch.setattr("ipdscan.score.load_detector", interrupted)  # the CLI imports it when it runs
     result = scan(tmp_path / "a.png", "--weights", checkpoint)
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
     monkeypatch.setattr("ipdscan.cli.app", interrupted)
@@ -265,17 +265,18 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
     assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
 
 
-@pytest.mark.parametrize("command,patched", [("merge", "merge_reports"), ("eval", "load_detector"),
-                                             ("explain", "load_detector")])
+@pytest.mark.parametrize("command,patched", [("merge", "merge.merge_reports"), ("report", "merge.merge_reports"),
+                                             ("eval", "score.load_detector"), ("explain", "score.load_detector")])
 def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched):
     """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
     (tmp_path / "part.jsonl").write_text("")
     make_image(tmp_path / "a.png", "png")
-    args = {"merge": ["part.jsonl", "--out", "all.csv"], "eval": ["."], "explain": ["a.png", "--out", "heat.png"]}
+    args = {"merge": ["part.jsonl", "--out", "all.csv"], "report": ["part.jsonl", "--out", "part.html"], "eval": ["."],
+            "explain": ["a.png", "--out", "heat.png"]}
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(f"ipdscan.cli.{patched}", interrupted)
+    monkeypatch.setattr(f"ipdscan.{patched}", interrupted)  # where the CLI imports it from when it runs
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, [command, *args[command]])
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"], result.output
