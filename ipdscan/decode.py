@@ -25,6 +25,8 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF",
 # Pillow's plugins to try; MPO opens through JPEG's
 OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *_AVIF)
 EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *_AVIF)  # GIF and BMP cannot carry EXIF
+# The PNG chunks that make up the pixels; every other chunk only describes them.
+PNG_PIXEL_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT")
 ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
 
 # exifread logs a warning for every file without EXIF, which is most of a scan.
@@ -71,9 +73,61 @@ class DecodeError(Exception):
 
 
 def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
-    """Decode the first frame of an image file's bytes to RGB; refuse more than ``max_pixels`` before decoding."""
+    """Decode the first frame of an image file's bytes to RGB; refuse more than ``max_pixels`` before decoding.
+
+    No metadata problem may keep pixels from being scored: a PNG or JPEG that Pillow cannot decode is decoded
+    again without its metadata (``pixels_only``) before it is a decode_error. Pillow refuses, for one, a PNG
+    text chunk that inflates past 1 MB, which anyone can add to any image. EXIF is read from the file as it is.
+    """
     if not data:
         raise DecodeError("empty_file", "the file is empty")
+    try:
+        decoded = _decode(data, max_pixels)
+    except DecodeError as exc:
+        bare = pixels_only(data) if exc.code == "decode_error" else None
+        if bare is None:
+            raise
+        try:
+            decoded = _decode(bare, max_pixels)
+        except DecodeError:
+            raise exc from None  # broken pixels: the file's own error says so
+    decoded.exif = read_exif(data) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+    return decoded
+
+
+def pixels_only(data: bytes) -> bytes | None:
+    """A PNG or JPEG without the records that only describe it (text, EXIF, XMP, ICC, comments), or None when
+    ``data`` is neither or has none: what is left holds the pixels. A PNG keeps its header, palette,
+    transparency, image data and APNG frames; a JPEG its JFIF APP0 and every non-APP marker."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        kept, position = [data[:8]], 8
+        while position + 12 <= len(data):
+            end = position + 12 + int.from_bytes(data[position:position + 4], "big")
+            if data[position + 4:position + 8] in PNG_PIXEL_CHUNKS:
+                kept.append(data[position:end])
+            position = end
+        kept.append(data[position:])  # whatever trails (a truncated chunk) stays for the decoder to judge
+    elif data.startswith(b"\xff\xd8"):
+        kept, position = [data[:2]], 2
+        while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] not in (0xDA, 0xD9):
+            marker = data[position + 1]
+            if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # fill bytes, markers without a length
+                kept.append(data[position:position + (1 if marker == 0xFF else 2)])
+                position += 1 if marker == 0xFF else 2
+                continue
+            end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if not (0xE1 <= marker <= 0xEF or marker == 0xFE):  # APP1..APP15, COM: metadata
+                kept.append(data[position:end])
+            position = end
+        kept.append(data[position:])  # the scan and what follows
+    else:
+        return None
+    bare = b"".join(kept)
+    return bare if len(bare) < len(data) else None
+
+
+def _decode(data: bytes, max_pixels: int) -> Decoded:
+    """decode()'s pixels, format, size and frames; its exif is left for decode() to fill in."""
     with warnings.catch_warnings():
         # Pillow warns about corrupt EXIF, palettes, truncated TIFF tags and sizes over its own advisory
         # limit; here each image's problems become its DecodeError, and the pixel limit is max_pixels.
@@ -99,9 +153,8 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
             except Exception as exc:
                 raise DecodeError("decode_error", f"cannot convert {im.mode} pixels to RGB: {exc}") from exc
             image_format = im.format
-    exif = read_exif(data) if image_format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
     return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
-                   height=pixels.shape[1], frames=frames, exif=exif)
+                   height=pixels.shape[1], frames=frames, exif={})
 
 
 def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader | None:

@@ -176,6 +176,29 @@ def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_e
     assert scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
 
 
+def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 1: a zTXt chunk inflating past 1 MB made a PNG a decode_error, so --fail-on and
+    --fail-on-evidence exited 0 on it, and a ComfyUI PNG with a 1.4 MB workflow lost its comfyui: evidence."""
+    from evidence_files import COMFY_WORKFLOW, png_with_text
+    from images import with_png_text_bomb
+    monkeypatch.chdir(tmp_path)
+    plain = png_with_text(prompt="a cat")
+    workflow = COMFY_WORKFLOW[:-1] + ', "extra": "' + "x" * 1_400_000 + '"}'
+    (tmp_path / "plain.png").write_bytes(plain)
+    (tmp_path / "bomb.png").write_bytes(with_png_text_bomb(plain))
+    (tmp_path / "comfy.png").write_bytes(with_png_text_bomb(plain, b"workflow", workflow.encode()))
+    rows = {}
+    for name in ("plain.png", "bomb.png", "comfy.png"):
+        result = scan(name, "--weights", checkpoint, "--fail-on", "0", "--out", f"{name}.jsonl", "-q")
+        assert result.exit_code == 1, result.output
+        rows[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
+    assert rows["plain.png"]["score"] == rows["bomb.png"]["score"] == rows["comfy.png"]["score"]
+    assert rows["comfy.png"]["evidence"] == "comfyui:workflow"
+    assert json.loads(rows["comfy.png"]["evidence_detail"])["truncated"] == [
+        "png:workflow: over 1,048,576 bytes, only the first 1,048,576 read"]
+    assert scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
