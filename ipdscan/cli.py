@@ -87,7 +87,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 @app.command(epilog="""Examples:\n\n
   ipdscan scan ./photos --out report.csv\n\n
   ipdscan scan urls.txt --out report.jsonl --resume\n\n
-  find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet""")
+  find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet\n\n
+  find . -name '*.png' -print0 | ipdscan scan - -0 --out report.csv""")
 @failures_exit_2
 def scan(
     inputs: list[str] = typer.Argument(..., help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin."),
@@ -103,6 +104,7 @@ def scan(
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
+    null: bool = typer.Option(False, "--null", "-0", help="With -: names on stdin end with a NUL byte, not a newline (find -print0)."),
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
     allow_private_urls: bool = typer.Option(False, help="Allow URLs on loopback/private addresses (intranets, tests)."),
@@ -126,7 +128,7 @@ def scan(
     try:
         if decode not in DECODE_CHOICES:
             raise UsageError(f"unknown --decode {decode!r}: use {', '.join(DECODE_CHOICES)}")
-        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, threshold=threshold,
+        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
                               shard=parse_shard(shard), crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))

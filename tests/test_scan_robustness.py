@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +64,36 @@ def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
         spool.close()
         stdin.close()
     assert not os.path.exists(spool.lines.path)
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_stdin_spool_carries_names_with_newlines_and_backslashes(null):
+    from ipdscan.stdin_spool import StdinSpool
+    names = [b"a\\n.jpg", b"back\\\\slash.png", b"x\xe9.png"] + ([b"new\nline.png", b"cr\r"] if null else [])
+    spool = StdinSpool(io.BytesIO(b"".join(name + (b"\0" if null else b"\n") for name in names)), null)
+    try:
+        assert list(spool.lines) == [os.fsdecode(name) for name in names]
+    finally:
+        spool.close()
+
+
+def test_stdin_names_cuts_an_endless_line_and_reads_the_next():
+    """Issue 21, item 3: a line without a newline was joined to each new chunk (quadratic) and held whole."""
+    from ipdscan.sources import STDIN_LINE_BYTES, stdin_names
+    read_end, write_end = os.pipe()
+    stdin = os.fdopen(read_end, "rb")
+
+    def feed():
+        for _ in range(64):  # 16 MB in 256 KB writes, no newline until the end
+            os.write(write_end, b"x" * (1 << 18))
+        os.write(write_end, b"\nnext.jpg\n")
+        os.close(write_end)
+    writer = threading.Thread(target=feed)
+    writer.start()
+    names = list(stdin_names(stdin))
+    writer.join()
+    stdin.close()
+    assert [len(name) for name in names] == [STDIN_LINE_BYTES, 8] and names[1] == b"next.jpg"
 
 
 def scan(*args, input=None):
@@ -197,6 +228,29 @@ def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, chec
     assert json.loads(rows["comfy.png"]["evidence_detail"])["truncated"] == [
         "png:workflow: over 1,048,576 bytes, only the first 1,048,576 read"]
     assert scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_path, checkpoint, workers):
+    """Issue 21, item 2: a NUL byte on stdin stopped the scan (exit 2, no rows, a traceback as the message);
+    a line longer than any name was echoed whole. Each is a row with an error now, and -0 reads find -print0."""
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "new\nline.png", "png")
+    long_line = "y" * 300_000
+    proc = run_cli("scan", "-", "--weights", checkpoint, "--out", "r.jsonl", "--workers", workers, "-q",
+                   cwd=tmp_path, stdin=f"a.png\nx\0y\n{long_line}\na.png\n")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(row["input"], row["error_code"]) for row in rows] == [
+        ("a.png", ""), ("x\0y", "invalid_input"), ("y" * 200 + "…", "invalid_input"), ("a.png", "")]
+    assert stderr_lines(proc) == ["ipdscan: x\\x00y: holds a NUL byte, which no file name can (invalid_input)",
+                                  f"ipdscan: {'y' * 200}…: over 65,536 characters, longer than any file name or URL "
+                                  "(invalid_input)"]
+    proc = run_cli("scan", "-", "-0", "--weights", checkpoint, "--out", "r.jsonl", "--workers", workers, "-q",
+                   cwd=tmp_path, stdin="new\nline.png\0a.png\0")
+    assert proc.returncode == 0, proc.stderr
+    assert jsonl_inputs(tmp_path / "r.jsonl") == ["new\nline.png", "a.png"]
+    assert all(json.loads(line)["status"] == "ok" for line in (tmp_path / "r.jsonl").read_text().splitlines())
 
 
 def test_help_lists_the_exit_codes():
