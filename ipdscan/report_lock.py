@@ -5,6 +5,11 @@ both take the same inputs as not done yet (every row twice), and two .csv/.json/
 each other's report. The lock is on a file of its own, not on the report, because .csv/.json/.sarif reports are
 replaced by a rename when they are published: a lock on the old file would not keep out a scan that opens the new
 one. It is never waited for: a second scan is refused before it touches the report.
+
+The lock file is named after the report's real path, so a symlink (or a symlinked folder) to a report is locked
+as the report itself. Only the scanning process holds the lock: a process forked from it (a DataLoader worker,
+which can outlive a scan killed with SIGKILL by seconds) closes its copy of the descriptor at once, so the lock
+goes when the scan does, and "another scan is writing" is only ever said while one is.
 """
 from __future__ import annotations
 
@@ -13,6 +18,17 @@ import os
 from pathlib import Path
 
 from .publish import ReportError
+
+_held: set[int] = set()  # the descriptors of the locks this process holds
+
+
+def _close_held_in_child() -> None:
+    for fd in _held:
+        os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class ReportBusy(Exception):
@@ -25,7 +41,8 @@ class ReportLock:
 
     def __init__(self, report: Path):
         self.report = Path(report)
-        self.path = self.report.with_name(self.report.name + ".lock")
+        real = Path(os.path.realpath(self.report))
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> "ReportLock":
@@ -47,6 +64,7 @@ class ReportLock:
                 current = False
             if current:
                 self._fd = fd
+                _held.add(fd)
                 return self
             os.close(fd)
 
@@ -54,6 +72,7 @@ class ReportLock:
         if self._fd is None:
             return
         os.unlink(self.path)  # while still holding the lock: see acquire
+        _held.discard(self._fd)
         os.close(self._fd)
         self._fd = None
 

@@ -407,10 +407,58 @@ def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpo
         for extra in (["--resume"] if suffix == ".jsonl" else []), []:
             result = scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
             assert result.exit_code == 2, result.output
-            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.name}.lock)"]
+            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.resolve()}.lock)"]
             assert out.read_text() == "the other scan's rows\n"
     assert scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
     assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
+
+
+def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 5: a scan of b.jsonl -> a.jsonl took b.jsonl.lock while another held a.jsonl.lock, and
+    both appended to a.jsonl (200 rows for 100 inputs)."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "a.jsonl").write_text("")
+    (tmp_path / "b.jsonl").symlink_to("a.jsonl")
+    (tmp_path / "linked").symlink_to(".")
+    with open(tmp_path / "a.jsonl.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for out in ("b.jsonl", "linked/a.jsonl"):
+            result = scan("x.png", "--weights", checkpoint, "--out", out, "--resume")
+            assert result.exit_code == 2, result.output
+            assert f"another scan is writing {out} (it holds {tmp_path.resolve()}/a.jsonl.lock)" in result.stderr
+    assert (tmp_path / "a.jsonl").read_text() == ""
+
+
+HOLDER = """
+import os, sys, time
+from ipdscan.report_lock import ReportLock
+lock = ReportLock(sys.argv[1]).acquire()
+child = os.fork()  # as the DataLoader forks its workers
+if child == 0:
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(120)
+"""
+
+
+def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_path):
+    """Issue 21, item 4: DataLoader workers inherited the lock's descriptor, so a --resume right after kill -9
+    was refused as "another scan is writing" for as long as the orphaned workers lived."""
+    from ipdscan.report_lock import ReportLock
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    scan_process = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "r.jsonl")], env=env,
+                                    stdout=subprocess.PIPE, text=True)
+    child = int(scan_process.stdout.readline())
+    try:
+        scan_process.kill()
+        scan_process.wait()
+        os.kill(child, 0)  # the orphan lives on
+        ReportLock(tmp_path / "r.jsonl").acquire().release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        scan_process.stdout.close()
 
 
 @pytest.mark.slow
