@@ -135,6 +135,26 @@ def missing_paths(inputs: Iterable[str]) -> list[str]:
             if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
 
 
+def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
+    """The command-line input that ``report`` is (the same file, through any link), or None.
+
+    A report inside a scanned folder is left alone: a folder walk takes image files only, and a .csv or .txt is
+    read as a URL list only when it is named as an input.
+    """
+    try:
+        written = os.stat(report)
+    except OSError:
+        return None  # not there yet: nothing to overwrite
+    for argument in inputs:
+        if argument != "-" and not ARGUMENT_URL.match(argument):
+            try:
+                if os.path.samestat(os.stat(argument), written):
+                    return argument
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def run_warnings(stats: ScanStats) -> list[str]:
     if stats.scanned == 0:
         return ["nothing was scanned: the inputs hold no image files or URLs (or --shard/--resume left none)"]
@@ -184,6 +204,9 @@ class ScanJob:
                 check_report_path(self.out)
             except (ValueError, FileNotFoundError) as exc:
                 raise JobError(str(exc)) from None
+            if (source := overwritten_input(self.inputs, self.out)) is not None:
+                raise JobError(f"--out {self.out} is the input {source}: the report would overwrite it; "
+                               "write the report to another file")
         if self.retry_errors and not self.resume:
             raise JobError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
         self.report_path = self.out

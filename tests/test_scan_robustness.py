@@ -253,6 +253,25 @@ def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_
     assert all(json.loads(line)["status"] == "ok" for line in (tmp_path / "r.jsonl").read_text().splitlines())
 
 
+def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 6: `scan list.csv --out list.csv` replaced the URL list with the report and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    make_image(tmp_path / "photos" / "a.png", "png")
+    (tmp_path / "list.csv").write_text("url\nhttps://example.com/a.png\n")
+    (tmp_path / "link.csv").symlink_to("list.csv")
+    for out in ("list.csv", "link.csv", "../" + tmp_path.name + "/list.csv"):
+        result = scan("photos", "list.csv", "--weights", checkpoint, "--out", out)
+        assert result.exit_code == 2, result.output
+        assert stderr_lines(result) == [f"error: --out {out} is the input list.csv: the report would overwrite it; "
+                                        "write the report to another file"]
+    assert (tmp_path / "list.csv").read_text() == "url\nhttps://example.com/a.png\n"
+    # A report inside a scanned folder is no input: a folder walk takes image files only.
+    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert read_csv_inputs(tmp_path / "photos" / "r.csv") == {"a.png": ""}
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
