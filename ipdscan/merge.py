@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .report import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, open_report, read_header
 from .result import Result
+from .text import clean_strings, report_bytes
 
 STATUSES = ("ok", "error")
 LABELS = ("ai", "real")
@@ -37,7 +38,8 @@ class MergeStats:
 
 
 def read_part(path: Path) -> Iterator[Result]:
-    """Rows of one .jsonl part; a trailing line without newline (a killed shard) is an error, not data."""
+    """Rows of one .jsonl part, their text as the scan had it (a name that is not UTF-8 as its bytes); a trailing
+    line without newline (a killed shard) is an error, not data."""
     if path.name.endswith(HEADER_SUFFIX):
         raise MergeError(f"{path} is the header file of a part, not a part: give the .jsonl reports")
     with open(path, "rb") as file:
@@ -51,7 +53,7 @@ def read_part(path: Path) -> Iterator[Result]:
             problem = row_problem(record)
             if problem:
                 raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
-            yield Result.from_row(record)
+            yield Result.from_row(clean_strings(record, report_bytes))  # as scanned: the writer escapes it again
 
 
 def row_problem(record) -> str | None:

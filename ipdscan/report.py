@@ -13,7 +13,7 @@ names, URL-list lines, EXIF text, error messages quoting them) get a leading ``'
 injection; numbers are untouched, and JSON keeps every value exact.
 
 Text that is not valid Unicode (file names that are not UTF-8, which Python carries as lone
-surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format: see
+surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format, reversibly: see
 ``report_text``.
 """
 from __future__ import annotations
@@ -21,14 +21,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from pathlib import Path
 from typing import Protocol
 
 from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
 from .result import FIELDS, Result
 from .sarif import SarifWriter
-from .text import clean_strings, csv_text, report_text
+from .text import clean_strings, csv_text, report_bytes, report_text
 
 REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif")
 HEADER_SUFFIX = ".header.json"
@@ -120,22 +119,8 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
                 succeeded[record["input"]] = record.get("status") != "error"
             except (ValueError, KeyError, TypeError):
                 raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
-    done = set()
-    for written, ok in succeeded.items():
-        if ok or not retry_errors:
-            done.add(written)
-            done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
-    return done
-
-
-def _unescaped(text: str) -> str:
-    """The inverse of report_text, for matching written inputs against the paths a scan finds.
-
-    A name that really contains a backslash-x-hex sequence maps to another name too; adding both to
-    the resume set can only skip that other name, if it exists and was not scanned yet.
-    """
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8"))
-    return raw.decode("utf-8", "surrogateescape")
+    # As the scan will find them again: a name that is not UTF-8 was written with \\xNN escapes.
+    return {report_bytes(written) for written, ok in succeeded.items() if ok or not retry_errors}
 
 
 def _record(result: Result) -> dict:
@@ -244,7 +229,7 @@ class CsvReport:
         self.writer.writerow(FIELDS)
 
     def write(self, result: Result) -> None:
-        record = {name: csv_text(value) for name, value in _record(result).items()}
+        record = {name: csv_text(value) for name, value in result.to_dict().items()}  # csv_text does report_text
         if record["score"] is not None:
             record["score"] = f"{record['score']:.6f}"
         self.writer.writerow(record.values())  # csv writes None as an empty cell

@@ -272,6 +272,24 @@ def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, check
     assert read_csv_inputs(tmp_path / "photos" / "r.csv") == {"a.png": ""}
 
 
+def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 7: 'caf<0xE9>.jpg' was written as the text 'caf\\xe9.jpg', so merge --expect saw a gap and
+    exited 2, and a file really named 'caf\\xe9.jpg' got the same input (duplicate rows)."""
+    monkeypatch.chdir(tmp_path)
+    photos = os.path.join(os.fsencode(tmp_path), b"photos")
+    os.mkdir(photos)
+    for name in (b"caf\xe9.jpg", b"caf\\xe9.jpg", b"plain.jpg"):
+        make_image(os.fsdecode(os.path.join(photos, name)), "jpeg")
+    for k in (1, 2):
+        assert scan("photos", "--weights", checkpoint, "--shard", f"{k}/2", "--out", f"p{k}.jsonl", "-q").exit_code == 0
+    result = runner.invoke(app, ["merge", "p1.jsonl", "p2.jsonl", "--out", "all.jsonl", "--expect", "photos"])
+    assert result.exit_code == 0, result.output
+    assert jsonl_inputs(tmp_path / "all.jsonl") == ["photos/caf\\\\xe9.jpg", "photos/caf\\xe9.jpg", "photos/plain.jpg"]
+    result = scan("photos", "--weights", checkpoint, "--out", "all.jsonl", "--resume", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(jsonl_inputs(tmp_path / "all.jsonl")) == 3  # nothing scanned twice
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
