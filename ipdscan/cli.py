@@ -122,7 +122,8 @@ def scan(
     0 the scan finished (an input that cannot be read is a row in the report and a line on stderr);
     1 flagged: --fail-on or --fail-on-evidence tripped;
     2 error: a bad option or weights, an input path that does not exist, a report another scan is writing,
-    an interrupted (Ctrl-C, SIGTERM) or crashed scan, or with --fail-on-error an input that could not be scanned.
+    an interrupted (Ctrl-C, SIGTERM) or crashed scan, an image the model gave no score (model_error, NaN output),
+    or with --fail-on-error an input that could not be scanned.
     An error wins over a flag.
     """
     try:

@@ -6,7 +6,8 @@ report's lock, writes every row through one loop (a batch's rows whole, even on 
 (``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
 scan stopped early if it did, the warnings and the exit ``Verdict``.
 
-Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error. Errors win over flags,
+Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error (a model_error row is one,
+whatever the flags: a detector that outputs NaN judges nothing). Errors win over flags,
 as in grep: a run that could not look at everything it was asked to has no clean verdict.
 """
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ScanStats:
 
     def __init__(self, top: int = 5):
         self.started = time.monotonic()
-        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
+        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = self.model_errors = 0
         self.max_score: float | None = None
         self._top: list[tuple[float, int, str]] = []
         self._keep = top
@@ -89,6 +90,7 @@ class ScanStats:
         self.declared_ai += result.declares_ai
         if not result.ok:
             self.errors += 1
+            self.model_errors += result.error_code == "model_error"
             return
         self.ok += 1
         self.flagged += result.label == "ai"
@@ -167,6 +169,9 @@ def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = Non
             fail_on_error: bool = False) -> Verdict:
     if missing:
         return Verdict(EXIT_ERROR, "no such file or directory: " + ", ".join(missing))
+    if stats.model_errors:  # not the inputs' fault: the detector itself is broken, so no verdict holds
+        return Verdict(EXIT_ERROR, f"the model gave no score for {stats.model_errors} of {stats.scanned} inputs "
+                                   "(model_error): the weights or the device are faulty")
     if fail_on_error and stats.errors:
         return Verdict(EXIT_ERROR, f"{stats.errors} of {stats.scanned} inputs could not be scanned (--fail-on-error)")
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:

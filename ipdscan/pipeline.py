@@ -13,6 +13,7 @@ batches from workers round-robin, results come back in input order.
 from __future__ import annotations
 
 import hashlib
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -220,8 +221,13 @@ def crops_on_device(batch: Batch, device: torch.device, options: ScanOptions, pr
 
 
 def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_size: int) -> Result:
-    """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box."""
+    """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box; a model_error
+    if any of them is not a number (NaN >= threshold is False: it would pass as "real", and --fail-on never trip)."""
     result, offsets = sample.result, sample.offsets
+    if not all(map(math.isfinite, scores)):
+        result.status, result.error_code = "error", "model_error"
+        result.error = "the model's output is not a number (NaN or infinite): the weights or the device are faulty"
+        return result
     result.score = scores[0]
     result.label = "ai" if result.score >= threshold else "real"
     if offsets:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from images import make_image
@@ -288,6 +289,30 @@ def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, c
     result = scan("photos", "--weights", checkpoint, "--out", "all.jsonl", "--resume", "-q")
     assert result.exit_code == 0, result.output
     assert len(jsonl_inputs(tmp_path / "all.jsonl")) == 3  # nothing scanned twice
+
+
+def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
+    from conftest import make_checkpoint
+    from ipdscan.score import Detector
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "b.png", "png")
+    make_checkpoint(tmp_path / "nan.pt", nan=True)
+    result = scan("a.png", "--weights", "nan.pt", "--fail-on", "0.5")
+    assert result.exit_code == 2
+    assert stderr_lines(result) == [next(line for line in stderr_lines(result) if "nan.pt is unusable" in line)]
+    score = Detector.score
+    monkeypatch.setattr(Detector, "score", lambda self, crops: score(self, crops).index_fill(0, torch.tensor([0]),
+                                                                                               float("nan")))
+    result = scan("a.png", "b.png", "--weights", checkpoint, "--fail-on", "0", "--batch-size", "1", "--out", "r.jsonl")
+    assert result.exit_code == 2, result.output
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]  # strict JSON: no NaN
+    assert [(row["status"], row["error_code"], row["score"], row["label"]) for row in rows] == [
+        ("error", "model_error", None, ""), ("error", "model_error", None, "")]
+    assert rows[0]["format"] == "PNG"  # what the file is, still known
+    assert stderr_lines(result)[-1] == ("error: the model gave no score for 2 of 2 inputs (model_error): "
+                                        "the weights or the device are faulty")
 
 
 def test_help_lists_the_exit_codes():
