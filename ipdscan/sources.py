@@ -227,7 +227,7 @@ def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
         yield path_error(argument, exc)
         return
     if stat.S_ISDIR(info.st_mode):
-        yield from _walk(argument, info, hidden)
+        yield from walk_items(argument, info, hidden)
     elif not stat.S_ISREG(info.st_mode):
         yield Item(argument, "file", "not_a_file", f"{argument}: not a regular file (a FIFO, socket or device)")
     elif os.path.splitext(argument)[1].lower() in URL_LIST_EXTENSIONS:
@@ -287,10 +287,11 @@ def walk_tree(root: str, root_info: os.stat_result, hidden: bool = False,
                     walking.append(key)
 
 
-def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
-    """Image files under ``root`` (by name, or by their first bytes), in ``walk_tree``'s order, and an error
-    Item for each directory that loops or cannot be listed."""
-    for path, info, error in walk_tree(root, root_info, hidden):
+def walk_items(root: str, root_info: os.stat_result, hidden: bool = False,
+               enter: Callable[[str], bool] | None = None) -> Iterator[Item]:
+    """Image files under ``root`` (by name, or by their first bytes), in ``walk_tree``'s order (which ``enter``
+    prunes), and an error Item for each directory that loops or cannot be listed."""
+    for path, info, error in walk_tree(root, root_info, hidden, enter):
         name = os.path.basename(path)
         if error is not None:
             # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.
