@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
-from .result import FIELDS, Result
+from .result import FIELDS, Result, row_problem
 from .sarif import SarifWriter
 from .text import clean_strings, csv_text, report_bytes, report_text
 
@@ -109,6 +109,8 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
     A trailing line without its newline is a write cut short: it is ignored here, and dropped
     when the report is reopened with ``resume=True``.
     """
+    header = read_header(path)
+    threshold = header.get("threshold") if header else None
     succeeded: dict[str, bool] = {}  # input as written -> whether its last row is not an error
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
@@ -116,9 +118,12 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
                 break
             try:
                 record = json.loads(line)
-                succeeded[record["input"]] = record.get("status") != "error"
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
+                problem = row_problem(record, threshold)  # the rule merge reads parts by
+            except ValueError:
+                problem = "not JSON"
+            if problem:
+                raise ValueError(f"{path}, line {number}: not an ipdscan report row ({problem}), cannot resume from it")
+            succeeded[record["input"]] = record["status"] != "error"
     # As the scan will find them again: a name that is not UTF-8 was written with \\xNN escapes.
     return {report_bytes(written) for written, ok in succeeded.items() if ok or not retry_errors}
 

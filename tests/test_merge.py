@@ -37,6 +37,8 @@ def test_each_part_keeps_its_scan_header_beside_it(tmp_path):
     ('{"input": "x.png", "status": "ok", "score": "high", "label": "ai"}', "score"),
     ('{"input": "x.png", "status": "ok", "score": 0.5, "label": "maybe"}', "label"),
     ('{"input": "x.png", "status": "error"}', "error_code"),
+    ('{"input": "x.png", "status": "ok", "score": 0.9, "label": "real"}', "threshold"),  # SCAN's is 0.3
+    ('{"input": "x.png", "status": "ok", "score": 0.1, "label": "ai"}', "threshold"),
     ('{"input": "x.png", "status": "ok", "score": 0.5, "label": "ai", "width": "wide"}', "width"),
     ("[1, 2]", "object"),
     ('"x.png"', "object"),

@@ -159,7 +159,7 @@ def test_completed_inputs_match_non_utf8_names_as_found(tmp_path):
 
 def test_completed_inputs_refuses_a_file_that_is_not_a_report(tmp_path):
     path = tmp_path / "report.jsonl"
-    path.write_text('{"input": "a"}\nnot json\n{"input": "b"}\n')
+    path.write_text('{"input": "a", "status": "ok", "score": 0.5, "label": "ai"}\nnot json\n{"input": "b"}\n')
     with pytest.raises(ValueError, match="line 2"):
         completed_inputs(path)
 

@@ -315,6 +315,30 @@ def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, 
                                         "the weights or the device are faulty")
 
 
+@pytest.mark.parametrize("line,problem", [
+    ("5", "not a JSON object"), ("null", "not a JSON object"), ("[1]", "not a JSON object"),
+    ('{"status": "error"}', "no input: it must be a non-empty string"),
+    ('{"input": "b.png", "status": "error"}', "an error row has an error_code"),
+    ('{"input": "b.png", "status": "ok", "score": 0.9, "label": "real"}', "label 'real' for score 0.9 at threshold 0.5"),
+])
+def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch, line, problem):
+    """Issue 21, item 10: --resume took `5`, `null` or `[1]` for a row (error: AttributeError) and accepted an
+    error row without a code; merge took score 0.9 labelled real. One validator now, with the scan's threshold."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "b.png", "png")
+    assert scan("a.png", "--weights", checkpoint, "--out", "r.jsonl", "--threshold", "0.5", "-q").exit_code == 0
+    with open(tmp_path / "r.jsonl", "a") as report:
+        report.write(line + "\n")
+    before = (tmp_path / "r.jsonl").read_text()
+    result = scan("a.png", "b.png", "--weights", checkpoint, "--out", "r.jsonl", "--resume", "--threshold", "0.5")
+    assert result.exit_code == 2, result.output
+    assert stderr_lines(result) == [f"error: r.jsonl, line 2: not an ipdscan report row ({problem}), cannot resume from it"]
+    assert (tmp_path / "r.jsonl").read_text() == before
+    merged = runner.invoke(app, ["merge", "r.jsonl", "--out", "all.jsonl"])
+    assert merged.exit_code == 2 and problem in merged.stderr
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
