@@ -25,6 +25,7 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF",
 # Pillow's plugins to try; MPO opens through JPEG's
 OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *_AVIF)
 EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *_AVIF)  # GIF and BMP cannot carry EXIF
+BMFF_FORMATS = ("HEIF", *_AVIF)  # their EXIF is an item of the file, found by the plugin
 # The PNG chunks that make up the pixels; every other chunk only describes them.
 PNG_PIXEL_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT")
 ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
@@ -82,16 +83,16 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
     if not data:
         raise DecodeError("empty_file", "the file is empty")
     try:
-        decoded = _decode(data, max_pixels)
+        decoded, embedded = _decode(data, max_pixels)
     except DecodeError as exc:
         bare = pixels_only(data) if exc.code == "decode_error" else None
         if bare is None:
             raise
         try:
-            decoded = _decode(bare, max_pixels)
+            decoded, embedded = _decode(bare, max_pixels)
         except DecodeError:
             raise exc from None  # broken pixels: the file's own error says so
-    decoded.exif = read_exif(data) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+    decoded.exif = read_exif(data, embedded) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
     return decoded
 
 
@@ -126,8 +127,9 @@ def pixels_only(data: bytes) -> bytes | None:
     return bare if len(bare) < len(data) else None
 
 
-def _decode(data: bytes, max_pixels: int) -> Decoded:
-    """decode()'s pixels, format, size and frames; its exif is left for decode() to fill in."""
+def _decode(data: bytes, max_pixels: int) -> tuple[Decoded, bytes | None]:
+    """decode()'s pixels, format, size and frames (its exif left for decode() to fill in), and for HEIF and AVIF
+    the EXIF block the plugin found in the file's items, which exifread cannot walk to in a HEIC."""
     with warnings.catch_warnings():
         # Pillow warns about corrupt EXIF, palettes, truncated TIFF tags and sizes over its own advisory
         # limit; here each image's problems become its DecodeError, and the pixel limit is max_pixels.
@@ -153,8 +155,9 @@ def _decode(data: bytes, max_pixels: int) -> Decoded:
             except Exception as exc:
                 raise DecodeError("decode_error", f"cannot convert {im.mode} pixels to RGB: {exc}") from exc
             image_format = im.format
+            embedded = im.info.get("exif") if image_format in BMFF_FORMATS else None
     return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
-                   height=pixels.shape[1], frames=frames, exif={})
+                   height=pixels.shape[1], frames=frames, exif={}), embedded
 
 
 def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader | None:
@@ -183,12 +186,14 @@ def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader
     return JpegHeader(width=width, height=height, orientation=orientation, exif=read_exif(data))
 
 
-def read_exif(data: bytes) -> dict[str, str]:
-    """Camera fields from the EXIF in an image file's bytes; empty strings where absent or unreadable. Never raises."""
+def read_exif(data: bytes, embedded: bytes | None = None) -> dict[str, str]:
+    """Camera fields from the EXIF in an image file's bytes (or in ``embedded``, the EXIF block a Pillow plugin
+    found in them); empty strings where absent or unreadable. Never raises."""
+    source = io.BytesIO(embedded.removeprefix(b"Exif\x00\x00")) if embedded else _exif_source(data)
     try:
         # details=False skips MakerNotes, the slow part. (The thumbnail is still extracted, as exifread < 3.1
         # has no switch for it; it is a slice of bytes already in memory.)
-        tags = exifread.process_file(_exif_source(data), details=False)
+        tags = exifread.process_file(source, details=False)
     except Exception:  # malformed EXIF can make exifread raise almost anything
         tags = {}
     return {field: _first_text(tags, keys) for field, keys in EXIF_TAGS.items()}

@@ -162,6 +162,17 @@ def test_webp_exif_is_read_with_and_without_the_jpeg_style_prefix():
         assert read_exif(data) == CAMERA
 
 
+@pytest.mark.parametrize("format", ["HEIF", "AVIF"])
+def test_phone_exif_in_heic_and_avif_reaches_the_columns(format):
+    """Issue 21, item 12: an iPhone-style HEIC's Make=Apple left every exif_* column empty (exifread cannot walk
+    a HEIC's items to its EXIF), while the same EXIF in JPEG or AVIF was read."""
+    phone = camera_exif()
+    phone[0x010F], phone[0x0110], phone[0x0131] = "Apple", "iPhone 15 Pro", "17.4.1"
+    decoded = decode(encoded(natural(), format, quality=90, exif=phone.tobytes()))
+    assert decoded.exif == {"make": "Apple", "model": "iPhone 15 Pro", "software": "17.4.1",
+                            "datetime": CAMERA["datetime"]}
+
+
 def test_corrupt_exif_gives_empty_fields_and_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow warns "Corrupt EXIF data" on this one when left alone
