@@ -20,6 +20,7 @@ from .pipeline import DECODE_CHOICES, ScanOptions, selected_items
 from .publish import ReportError, check_output_folder
 from .report import check_report_path
 from .report_lock import ReportBusy
+from .runtime import worker_limit
 from .score import DeviceError, load_detector
 from .weights import WeightsError
 
@@ -70,6 +71,12 @@ def version_callback(value: bool):
 def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Show the version and exit.")):
     """Flag AI-generated images in folders and URL lists with IPD-Net."""
+
+
+def warn_about_workers(workers: int | None) -> None:
+    """Say so when --workers asks for more processes than will be started (runtime.default_workers caps them)."""
+    if workers is not None and workers > (limit := worker_limit()):
+        print_warning(f"--workers {workers}: more than this machine's {limit} CPUs can use; starting {limit}")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -133,6 +140,7 @@ def scan(
                               shard=parse_shard(shard), crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
+        warn_about_workers(workers)
         job = ScanJob(inputs, options, out=out, resume=resume, retry_errors=retry_errors, fail_on=fail_on,
                       fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error, group=ScanGroup.from_env(),
                       stdin=sys.stdin)
@@ -207,6 +215,7 @@ def evaluate_command(
             if path is not None:
                 check_output_folder(path)
         perturbations = parse_perturbations(perturb or [])
+        warn_about_workers(workers)
         detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)

@@ -339,6 +339,18 @@ def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch
     assert merged.exit_code == 2 and problem in merged.stderr
 
 
+def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch):
+    """Issue 21: --workers 500 started 500 processes, each with its own torch."""
+    from ipdscan.pipeline import ScanOptions
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("ipdscan.runtime.usable_cpus", lambda: 1)
+    assert ScanOptions(workers=500).resolved_workers(torch.device("cpu")) == 1
+    make_image(tmp_path / "a.png", "png")
+    result = runner.invoke(app, ["scan", "a.png", "--weights", str(checkpoint), "--workers", "500", "-q"])
+    assert result.exit_code == 0, result.output
+    assert stderr_lines(result) == ["warning: --workers 500: more than this machine's 1 CPUs can use; starting 1"]
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
