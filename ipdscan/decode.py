@@ -17,6 +17,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from pillow_heif import register_heif_opener
 
+from .sources import HEIF_BRANDS
+
 # Phone photos are HEIC: pillow-heif adds the HEIF plugin. AVIF comes from Pillow's own plugin (Pillow >= 11.3).
 register_heif_opener()
 _AVIF = ("AVIF",) if features.check("avif") else ()
@@ -252,6 +254,8 @@ def _signature_format(data: bytes) -> str:
         return "WEBP"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:  # ISO BMFF: the brand says HEIF or AVIF
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
     # "BM" alone starts plenty of text files; a BMP's info header size is one of a few known values.
     if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124):
         return "BMP"

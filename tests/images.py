@@ -254,6 +254,11 @@ def _truncated_jpeg():
     return jpeg[: len(jpeg) // 2]
 
 
+def _truncated_avif():
+    avif = _avif()
+    return avif[: len(avif) // 2]
+
+
 def _truncated_png():
     png = _png()
     return png[: len(png) // 2]
@@ -304,6 +309,7 @@ KINDS: dict[str, tuple[str, Callable[[], bytes], Expected]] = {
     "corrupt_jpeg": ("corrupt.jpg", _corrupt_jpeg, Expected("decode_error")),
     "truncated_jpeg": ("truncated.jpg", _truncated_jpeg, Expected("decode_error")),
     "truncated_png": ("truncated.png", _truncated_png, Expected("decode_error")),
+    "truncated_avif": ("truncated.avif", _truncated_avif, Expected("decode_error")),  # not "unsupported_format"
     "empty": ("empty.jpg", lambda: b"", Expected("empty_file")),
     "text_as_jpg": ("notes.jpg", lambda: b"just some notes, not a picture\n" * 4, Expected("unsupported_format")),
     "html_as_png": ("page.png", lambda: b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n",
@@ -314,8 +320,8 @@ KINDS: dict[str, tuple[str, Callable[[], bytes], Expected]] = {
     "large_png": ("large.png", _large_png, Expected("decompression_bomb")),
 }
 HOSTILE_KINDS = ("tiny", "wide", "tall", "corrupt_exif_jpeg", "corrupt_jpeg", "truncated_jpeg", "truncated_png",
-                 "empty", "text_as_jpg", "html_as_png", "random_as_webp", "text_bomb_png", "bomb_png",
-                 "large_png")
+                 "truncated_avif", "empty", "text_as_jpg", "html_as_png", "random_as_webp", "text_bomb_png",
+                 "bomb_png", "large_png")
 
 
 def make_image(path: Path | str, kind: str) -> Path:
