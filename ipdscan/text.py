@@ -4,7 +4,8 @@ audience, and one walk that applies a rule to every string of a row or header (d
     report_text(text)       undecodable bytes as ``\\xNN`` escapes, reversibly (``report_bytes``): the .csv/.json/.jsonl
                             reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
-    csv_text(value)         report_text, and a CSV cell a spreadsheet never runs as a formula: every .csv ipdscan writes
+    csv_text(value)         report_text, control characters as \\xNN, and a CSV cell a spreadsheet never runs as a
+                            formula: every .csv ipdscan writes
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
 """
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-# A backslash a reader of report_text's escapes would misread: before xNN, a backslash, or an undecodable byte.
-AMBIGUOUS_BACKSLASH = re.compile(r"\\(?=\\|x[0-9a-f]{2}|[\udc80-\udcff])")
+CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # C0 but tab, LF and CR, and DEL: terminal escapes, bells
+CONTROL = re.compile(f"[{CONTROLS}]")
+# A backslash a reader of report_text's escapes would misread: before xNN, a backslash, an undecodable byte, or a
+# control character (which csv_text writes as \xNN).
+AMBIGUOUS_BACKSLASH = re.compile(f"\\\\(?=\\\\|x[0-9a-f]{{2}}|[\udc80-\udcff{CONTROLS}])")
 WRITTEN_ESCAPE = re.compile(rb"\\(\\|x[0-9a-f]{2})")
 
 
@@ -56,11 +60,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreads
 
 
 def csv_text(value):
-    """A CSV cell that a spreadsheet shows as text: a string gets ``report_text``'s escapes, and a leading ' if it
+    """A CSV cell that a spreadsheet shows as text: a string gets ``report_text``'s escapes, its control characters
+    too (an ESC or BEL in a file name reached the terminal of whoever ran cat on the report), and a leading ' if it
     would start a formula; anything else is returned as it is."""
     if not isinstance(value, str):
         return value
-    value = report_text(value)
+    value = CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", report_text(value))
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 

@@ -277,3 +277,18 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
     assert (first["score"], first["bytes"], first["width"], first["evidence"]) == ("0.250000", "10", "3", "exif:software:x")
     assert (second["input"], second["error"], second["error_code"]) == ("'\rline.jpg", "'-no such file", "not_found")
     assert read_jsonl(write_report(tmp_path / "r.jsonl", [hostile, failed])) == [hostile.to_dict(), failed.to_dict()]
+
+
+def test_csv_cells_write_control_characters_as_escapes(tmp_path):
+    """Issue 21: an ESC or BEL in a file name or EXIF text reached the CSV raw, and the terminal of whoever ran cat."""
+    from ipdscan.text import report_bytes
+    name = "photos/clear\x1b[2J\x07.png"
+    row = Result(input=name, score=0.5, label="ai", exif_make="Ca\x00non\x7f", exif_model="back\\\x1bslash")
+    write_report(tmp_path / "r.csv", [row])
+    raw = (tmp_path / "r.csv").read_bytes()
+    assert not set(raw) & (set(range(0x20)) - {0x0a, 0x0d} | {0x7f})
+    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as f:
+        (written,) = csv.DictReader(f)
+    assert (written["input"], written["exif_make"]) == ("photos/clear\\x1b[2J\\x07.png", "Ca\\x00non\\x7f")
+    assert [report_bytes(written[key]) for key in ("input", "exif_make", "exif_model")] == \
+        [name, "Ca\x00non\x7f", "back\\\x1bslash"]
