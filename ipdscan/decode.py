@@ -37,7 +37,8 @@ logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 ORIENTATION_TAG = 0x0112
 # The most pixels decoded by default: 50 megapixels, over any phone's default photo and most cameras'. Pillow
-# holds 4 bytes a pixel and the result 3, so one image costs at most ~350 MB in each worker of a scan.
+# holds 4 bytes a pixel and the result 3 (converted a strip at a time, float and 16-bit images too), so one image
+# costs at most ~350 MB in each worker of a scan: benchmarks/bench_hostile.py measures it.
 MAX_PIXELS = 50_000_000
 STRIP_BYTES = 1 << 22  # Pillow pixels converted at a time
 
@@ -274,8 +275,7 @@ def _apply_orientation(im: Image.Image) -> None:
 def _rgb_channels_first(im: Image.Image) -> np.ndarray:
     """(3, H, W) contiguous uint8 RGB from a loaded image in any mode Pillow decodes to."""
     if im.mode in ("I", "F") or im.mode.startswith("I;"):
-        gray = _high_depth_to_uint8(np.asarray(im))
-        return np.array(np.broadcast_to(gray, (3, *gray.shape)), order="C")
+        return _high_depth_to_rgb(im)
     # Alpha (RGBA, LA, PA, palette transparency) is dropped and the colour underneath kept as stored: a
     # generator's pixels are what we score, not what a viewer would composite them onto. CMYK JPEGs' Adobe
     # inversion is Pillow's job. Converted and copied a strip of rows at a time: whole-image convert(),
@@ -290,14 +290,38 @@ def _rgb_channels_first(im: Image.Image) -> np.ndarray:
     return pixels
 
 
-def _high_depth_to_uint8(a: np.ndarray) -> np.ndarray:
-    """16-bit, 32-bit int or float gray -> uint8, scaled (Image.convert would clip 16-bit values to 255)."""
-    if a.dtype.kind in "ui" and a.min() >= 0 and a.max() <= 65535:
-        # 16-bit samples (Pillow's I;16 modes, and mode I for 16-bit files): x/257 rounded, so 65535 -> 255.
-        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(a.min()), float(a.max())
-    if 0 <= low and high <= 1:  # float images conventionally hold 0..1
+def _high_depth_to_rgb(im: Image.Image) -> np.ndarray:
+    """(3, H, W) uint8 from 16-bit, 32-bit int or float gray, scaled (Image.convert would clip 16-bit values to 255).
+
+    Read a strip of rows at a time, twice (the range, then the pixels): whole-image arrays and their float copies
+    cost 24 bytes a pixel on top of Pillow's 4 (1.3 GB for a 49 MP float TIFF); this costs the 3 of the result.
+    """
+    width, height = im.size
+    rows = max(1, STRIP_BYTES // (4 * width))
+
+    def strips():
+        for top in range(0, height, rows):
+            strip = np.asarray(im.crop((0, top, width, min(height, top + rows))))
+            yield top, strip if strip.dtype.kind in "ui" else _finite(strip)
+
+    low = high = None
+    for _, strip in strips():
+        low = strip.min() if low is None else min(low, strip.min())
+        high = strip.max() if high is None else max(high, strip.max())
+    pixels = np.empty((3, height, width), np.uint8)
+    sixteen_bit = im.mode != "F" and 0 <= low and high <= 65535
+    low, high = float(np.float32(low)), float(np.float32(high))  # as the float32 pixels below hold them
+    if not sixteen_bit and 0 <= low and high <= 1:  # float images conventionally hold 0..1
         low, high = 0.0, 1.0
     scale = 255 / (high - low) if high > low else 0.0  # otherwise: whatever range it has, stretched
-    return np.rint((a - low) * scale).astype(np.uint8)
+    for top, strip in strips():
+        if sixteen_bit:  # 16-bit samples (Pillow's I;16 modes, and mode I for 16-bit files): x/257 rounded
+            gray = ((strip.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        else:
+            gray = np.rint((strip.astype(np.float32) - low) * scale).astype(np.uint8)
+        pixels[:, top:top + len(gray)] = gray
+    return pixels
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
