@@ -85,6 +85,13 @@ def root(ctx: typer.Context,
         raise fail(str(exc))
 
 
+def warn_about_workers(workers: int | None) -> None:
+    """Say so when --workers asks for more processes than will be started (runtime.default_workers caps them)."""
+    from .runtime import worker_limit  # torch: only once the command runs
+    if workers is not None and workers > (limit := worker_limit()):
+        print_warning(f"--workers {workers}: more than this machine's {limit} CPUs can use; starting {limit}")
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -103,6 +110,7 @@ Examples:
   ipdscan scan urls.txt --out report.jsonl --resume
   ipdscan scan assets/ --format jsonl --out - | jq -r .score
   find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet
+  find . -name '*.png' -print0 | ipdscan scan - -0 --out report.csv
 
 Settings also come from IPDSCAN_<OPTION> variables and [tool.ipdscan] in pyproject.toml or ipdscan.toml
 (see `ipdscan config`).""")
@@ -124,6 +132,7 @@ def scan(
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, metavar="S", help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
+    null: bool = typer.Option(False, "--null", "-0", help="With -: names on stdin end with a NUL byte, not a newline (find -print0)."),
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, metavar="K/N", help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
     allow_private_urls: bool = typer.Option(False, help="Allow URLs on loopback/private addresses (intranets, tests)."),
@@ -148,7 +157,8 @@ def scan(
       never count);
     2 error: a bad option or weights, an input path that does not exist, a
       report another scan is writing, an interrupted (Ctrl-C, SIGTERM) or
-      crashed scan, or with --fail-on-error an input that could not be scanned.
+      crashed scan, an image the model gave no score (model_error, NaN
+      output), or with --fail-on-error an input that could not be scanned.
     An error wins over a flag.
     """
     from .suppress import SuppressionError, Suppressions
@@ -168,10 +178,11 @@ def scan(
     from .score import DeviceError, load_detector
     from .weights import WeightsError
     try:
-        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, threshold=threshold,
+        options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
                               shard=shard_range, crops=crops, decode=decode,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
+        warn_about_workers(workers)
         job = ScanJob(inputs, options, out=target, format=report_format, resume=resume, retry_errors=retry_errors,
                       fail_on=fail_on, fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error,
                       group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions)
@@ -250,6 +261,7 @@ def evaluate_command(
             if path is not None:
                 check_output_folder(path)
         perturbations = parse_perturbations(perturb or [])
+        warn_about_workers(workers)
         detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)

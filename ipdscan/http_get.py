@@ -240,7 +240,10 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
             if not location:
                 raise FetchError(f"http_{status}", f"HTTP {status} redirect without a Location")
             # A relative Location keeps the URL's credentials (the same host); an absolute one carries only its own.
-            return urljoin(url, location)
+            try:
+                return urljoin(url, location)
+            except ValueError as exc:  # e.g. "http://[::1", an IPv6 host never closed
+                raise FetchError("invalid_url", f"HTTP {status} redirect to an invalid URL {location!r}: {exc}") from None
         if not 200 <= status < 300:
             raise FetchError(f"http_{status}", f"HTTP {status} {response.reason}".strip())
         if response.length is not None and response.length > options.max_bytes:

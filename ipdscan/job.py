@@ -2,11 +2,13 @@
 the benchmarks share; it prints nothing (the caller's hooks show progress and errors).
 
 ``ScanJob`` checks a request once (report format and folder, --resume, --retry-errors, torchrun), holds the
-report's lock (a report file's: stdout has none), marks the findings its ``Suppressions`` cover, writes every row
-through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts (``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
-scan stopped early if it did, the warnings and the exit ``Verdict``.
+report's lock (a report file's: stdout has none), marks the findings its ``Suppressions`` cover, writes every
+row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts (``ScanStats``), merges the torchrun
+ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the scan stopped early if it did, the
+warnings and the exit ``Verdict``.
 
-Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error. Errors win over flags,
+Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error (a model_error row is one,
+whatever the flags: a detector that outputs NaN judges nothing). Errors win over flags,
 as in grep: a run that could not look at everything it was asked to has no clean verdict.
 """
 from __future__ import annotations
@@ -82,6 +84,7 @@ class ScanStats:
     def __init__(self, top: int = 5):
         self.started = time.monotonic()
         self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = self.suppressed = 0
+        self.model_errors = 0
         self.max_score: float | None = None
         self.declared: list[str] = []  # the first few inputs that declare AI generation, for the summary
         self._top: list[tuple[float, int, str]] = []
@@ -97,6 +100,7 @@ class ScanStats:
             self.declared.append(result.input)
         if not result.ok:
             self.errors += 1
+            self.model_errors += result.error_code == "model_error"
             return
         self.ok += 1
         if result.suppressed:
@@ -145,6 +149,26 @@ def missing_paths(inputs: Iterable[str]) -> list[str]:
             if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
 
 
+def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
+    """The command-line input that ``report`` is (the same file, through any link), or None.
+
+    A report inside a scanned folder is left alone: a folder walk takes image files only, and a .csv or .txt is
+    read as a URL list only when it is named as an input.
+    """
+    try:
+        written = os.stat(report)
+    except OSError:
+        return None  # not there yet: nothing to overwrite
+    for argument in inputs:
+        if argument != "-" and not ARGUMENT_URL.match(argument):
+            try:
+                if os.path.samestat(os.stat(argument), written):
+                    return argument
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def run_warnings(stats: ScanStats) -> list[str]:
     if stats.scanned == 0:
         return ["nothing was scanned: the inputs hold no image files or URLs (or --shard/--resume left none)"]
@@ -164,6 +188,9 @@ def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = Non
             fail_on_error: bool = False) -> Verdict:
     if missing:
         return Verdict(EXIT_ERROR, "no such file or directory: " + ", ".join(missing))
+    if stats.model_errors:  # not the inputs' fault: the detector itself is broken, so no verdict holds
+        return Verdict(EXIT_ERROR, f"the model gave no score for {stats.model_errors} of {stats.scanned} inputs "
+                                   "(model_error): the weights or the device are faulty")
     if fail_on_error and stats.errors:
         return Verdict(EXIT_ERROR, f"{stats.errors} of {stats.scanned} inputs could not be scanned (--fail-on-error)")
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
@@ -206,6 +233,9 @@ class ScanJob:
         except (ValueError, FileNotFoundError) as exc:  # FormatError is a ValueError
             raise JobError(str(exc)) from None
         to_file = self.out is not None and self.out != STDOUT
+        if to_file and (source := overwritten_input(self.inputs, self.out)) is not None:
+            raise JobError(f"--out {self.out} is the input {source}: the report would overwrite it; "
+                           "write the report to another file")
         if self.retry_errors and not self.resume:
             raise JobError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
         self.report_path = self.out

@@ -15,7 +15,7 @@ names, URL-list lines, EXIF text, error messages quoting them) get a leading ``'
 injection; numbers are untouched, and JSON keeps every value exact.
 
 Text that is not valid Unicode (file names that are not UTF-8, which Python carries as lone
-surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format: see
+surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format, reversibly: see
 ``report_text``.
 """
 from __future__ import annotations
@@ -23,19 +23,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 from .output_format import FORMATS, STDOUT, suffix_format
 from .publish import ReportError, Spool, StdoutText, check_output_folder, publish, publish_spooled
-from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
+from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result, row_problem
 from .sarif import SarifWriter
-from .text import clean_strings, csv_cell_value, csv_text, report_text
+from .text import clean_strings, csv_cell_value, csv_text, report_bytes, report_text
 
 REPORT_FORMATS = tuple(spec.suffix for spec in FORMATS.values())
 HEADER_SUFFIX = ".header.json"
+CSV_SCORE_DECIMALS = 6  # a .csv's scores are rounded to these: a score read back from one is off by half a unit
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
 
@@ -123,6 +123,8 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
     A trailing line without its newline is a write cut short: it is ignored here, and dropped
     when the report is reopened with ``resume=True``.
     """
+    header = read_header(path)
+    threshold = header.get("threshold") if header else None
     succeeded: dict[str, bool] = {}  # input as written -> whether its last row is not an error
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
@@ -130,25 +132,14 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
                 break
             try:
                 record = json.loads(line)
-                succeeded[record["input"]] = record.get("status") != "error"
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
-    done = set()
-    for written, ok in succeeded.items():
-        if ok or not retry_errors:
-            done.add(written)
-            done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
-    return done
-
-
-def _unescaped(text: str) -> str:
-    """The inverse of report_text, for matching written inputs against the paths a scan finds.
-
-    A name that really contains a backslash-x-hex sequence maps to another name too; adding both to
-    the resume set can only skip that other name, if it exists and was not scanned yet.
-    """
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8"))
-    return raw.decode("utf-8", "surrogateescape")
+                problem = row_problem(record, threshold)  # the rule merge reads parts by
+            except ValueError:
+                problem = "not JSON"
+            if problem:
+                raise ValueError(f"{path}, line {number}: not an ipdscan report row ({problem}), cannot resume from it")
+            succeeded[record["input"]] = record["status"] != "error"
+    # As the scan will find them again: a name that is not UTF-8 was written with \\xNN escapes.
+    return {report_bytes(written) for written, ok in succeeded.items() if ok or not retry_errors}
 
 
 def _record(result: Result) -> dict:
@@ -265,9 +256,9 @@ class CsvReport:
         self.writer.writerow(FIELDS)
 
     def write(self, result: Result) -> None:
-        record = {name: csv_text(value) for name, value in _record(result).items()}
+        record = {name: csv_text(value) for name, value in result.to_dict().items()}  # csv_text does report_text
         if record["score"] is not None:
-            record["score"] = f"{record['score']:.6f}"
+            record["score"] = f"{record['score']:.{CSV_SCORE_DECIMALS}f}"
         self.writer.writerow(record.values())  # csv writes None as an empty cell
 
     def flush(self) -> None:

@@ -8,6 +8,12 @@ one. It is never waited for: a second scan is refused before it touches the repo
 
 The lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows (``try_lock``): both belong to the open file and go
 when the process dies, kill -9 included.
+
+The lock file is named after the report's real path, so a symlink (or a symlinked folder) to a report is locked
+as the report itself. Only the scanning process holds the lock: a process forked from it (a DataLoader worker,
+which can outlive a scan killed with SIGKILL by seconds) closes its copy of the descriptor at once, so the lock
+goes when the scan does, and "another scan is writing" is only ever said while one is. (Windows does not fork:
+its workers are spawned, and inherit no descriptor Python opened.)
 """
 from __future__ import annotations
 
@@ -52,6 +58,19 @@ def unlock_and_remove(fd: int, path: Path) -> None:
         pass
 
 
+_held: set[int] = set()  # the descriptors of the locks this process holds
+
+
+def _close_held_in_child() -> None:
+    for fd in _held:
+        os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class ReportBusy(Exception):
     """Another scan holds the report's lock."""
 
@@ -62,13 +81,14 @@ class ReportLock:
 
     def __init__(self, report: Path):
         self.report = Path(report)
-        self.path = self.report.with_name(self.report.name + ".lock")
+        real = Path(os.path.realpath(self.report))
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> "ReportLock":
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             except OSError as exc:  # the lock is the scan's first write: name the report, not the lock file
                 raise ReportError(self.report, exc) from None
             if not try_lock(fd):
@@ -82,12 +102,14 @@ class ReportLock:
                 current = False
             if current:
                 self._fd = fd
+                _held.add(fd)
                 return self
             os.close(fd)
 
     def release(self) -> None:
         if self._fd is None:
             return
+        _held.discard(self._fd)
         unlock_and_remove(self._fd, self.path)  # POSIX: while still holding the lock, see acquire
         self._fd = None
 

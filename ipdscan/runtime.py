@@ -78,11 +78,22 @@ def resolve_precision(precision: str, device: torch.device, variant: str) -> str
     return precision
 
 
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_limit() -> int:
+    """The most decoding processes worth starting: one a CPU. More only compete for the CPUs (each fetches 8 URLs
+    at a time already), each holding its own copy of torch: --workers 500 started 500 of them."""
+    return usable_cpus()
+
+
 def default_workers(requested: int | None, device: torch.device, device_decode: bool = False) -> int:
-    """Decoding processes: ``requested`` when given, else what keeps ``device`` busy without starving it."""
+    """Decoding processes: ``requested`` (up to ``worker_limit``) when given, else what keeps ``device`` busy
+    without starving it."""
     if requested is not None:
-        return max(0, requested)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(max(0, requested), worker_limit())
+    cpus = usable_cpus()
     if device.type == "cuda":
         # Workers that only read files and parse headers need few cores; keep two for the scoring
         # process and its reader thread.

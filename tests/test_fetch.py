@@ -125,6 +125,11 @@ def test_redirect_to_another_scheme_is_refused(http_server):
     assert code_of(url(http_server.url(f"/redirect?to={to}"))) == "unsupported_scheme"
 
 
+def test_redirect_to_a_url_that_cannot_be_parsed_is_invalid_url(http_server):
+    to = quote("http://[::1", safe="")  # issue 21: read_error "ValueError"
+    assert code_of(url(http_server.url(f"/redirect?to={to}"))) == "invalid_url"
+
+
 def test_connection_refused_and_unresolvable_hosts(monkeypatch):
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener now
         probe.bind(("127.0.0.1", 0))
