@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 
 from .output_format import FormatError, suffix_format
-from .result import Result
+from .result import Result, row_problem
 from .sources import ARGUMENT_URL
 
 IGNORE_FILE = ".ipdscanignore"
@@ -141,9 +141,10 @@ def _json(text: str, where: str):
 
 
 def _row_sha256(row, where: str) -> str:
-    if not isinstance(row, dict) or not isinstance(row.get("sha256", ""), str):
-        raise SuppressionError(f"{where}: not an ipdscan report row")
-    return row.get("sha256", "").lower() if row.get("status") == "ok" else ""
+    """The sha256 of a scored row; "" for an error row. Rows are checked as merge and --resume check them."""
+    if problem := row_problem(row):
+        raise SuppressionError(f"{where}: not an ipdscan report row ({problem})")
+    return (row.get("sha256") or "").lower() if row["status"] == "ok" else ""
 
 
 class Suppressions:

@@ -166,6 +166,8 @@ def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, lin
 
 @pytest.mark.parametrize("content,name,message", [
     ("not json\n", "old.jsonl", "old.jsonl:1: not JSON"),
+    ('{"input": "a.png", "status": "ok", "score": 2, "label": "ai"}\n', "old.jsonl",
+     "old.jsonl:1: not an ipdscan report row (score 2"),  # the rule merge and --resume read rows by
     ('{"runs": 3}', "old.sarif", "not an ipdscan sarif report"),
     ("input\n", "old.csv", "a baseline is a .jsonl, .json or .sarif report"),
 ])
