@@ -12,6 +12,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+HOMEPAGE = "https://github.com/ipdscan/ipdscan"  # [project.urls] Homepage; SARIF's informationUri
+
 # Loaded on first use (PEP 562), not here: `import ipdscan` stays instant, so the command's entry point
 # (entry.py) is running before torch starts importing and can turn a Ctrl-C during that import into one line.
 _EXPORTS = {"ScanOptions": "pipeline", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",

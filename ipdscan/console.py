@@ -107,6 +107,8 @@ def result_table(results: list[Result]) -> Table:
         evidence = "[bold magenta]declared-ai[/]" if r.declares_ai else shown(";".join(r.evidence))
         size = f"{r.width}×{r.height}" if r.width else ""
         status = "ok" if r.ok else f"[yellow]{shown(r.error_code)}[/]: {shown(r.error)}"
+        if r.suppressed:
+            status += f", suppressed ({shown(r.suppressed)})"
         table.add_row(shown(r.input), score, label, evidence, shown(r.format), size, status)
     return table
 
@@ -127,7 +129,9 @@ def print_warning(message: str) -> None:
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold_text(threshold)}), "
-                 f"{stats.ok - stats.flagged} real, {stats.errors} errors", highlight=False)
+                 f"{stats.ok - stats.flagged - stats.suppressed} real, {stats.errors} errors"
+                 + (f", {stats.suppressed} suppressed (ignore file, baseline)" if stats.suppressed else ""),
+                 highlight=False)
     if stats.declared_ai:
         more = f" and {stats.declared_ai - len(stats.declared)} more" if stats.declared_ai > len(stats.declared) else ""
         stderr.print(f"{stats.declared_ai} file(s) declare AI generation in their metadata: "

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -33,7 +34,7 @@ from .decode import decode
 from .fetch import read_item
 from .perturbations import Perturbation
 from .preprocess import Preprocessing, crop
-from .sources import Item, iter_items, walk_tree
+from .sources import Item, iter_items, walk_items, walk_tree
 
 LABELS = {"0_real": 0, "nature": 0, "1_fake": 1, "ai": 1}  # by name, never by sort order
 SPLITS = ("train", "val", "test")
@@ -52,8 +53,9 @@ class LabelledFolder:
     split: str  # train | val | test | "" (not under a split folder)
 
 
-def labelled_folders(root: str | Path) -> list[LabelledFolder]:
-    """Every 0_real / 1_fake / nature / ai folder below ``root``, in sorted walk order.
+def labelled_folders(root: str | Path) -> tuple[list[LabelledFolder], set[tuple[int, int]]]:
+    """Every 0_real / 1_fake / nature / ai folder below ``root``, in sorted walk order, and the (device, inode) of
+    every folder the walk passed through to find them.
 
     Walked as a scan walks folders (``sources.walk_tree``): symlinked folders are followed, never round a loop
     nor twice into one folder, and hidden folders are skipped.
@@ -61,16 +63,57 @@ def labelled_folders(root: str | Path) -> list[LabelledFolder]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
-    found = []
+    found, walked = [], set()
     for path, info, error in walk_tree(str(root), root.stat(), enter=lambda path: os.path.basename(path) not in LABELS):
         here = Path(path)
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            walked.add((info.st_dev, info.st_ino))
         if error is not None or not stat.S_ISDIR(info.st_mode) or here.name not in LABELS:
             continue  # everything below a labelled folder carries its label: walk_tree does not enter it
         parents = here.relative_to(root).parts[:-1]
         split = next((part for part in reversed(parents) if part in SPLITS), "")
         names = [part for part in parents if part not in SPLITS]
         found.append(LabelledFolder(here, LABELS[here.name], names[0] if names else root.resolve().name, split))
-    return found
+    return found, walked
+
+
+def labelled_images(root: str | Path) -> list[tuple[LabelledFolder, list[str]]]:
+    """Every labelled folder below ``root`` (``labelled_folders``) with its image files (``image_files``), no file
+    counted twice: a label's walk never follows a link back into the layout (``0_real/up -> ..`` would count each
+    fake as real too, a link to ``../1_fake`` every fake), and a file found in two folders (hard or symbolic links)
+    is kept once, in the folder it really lies in, else in the first. Eval and train would otherwise score it
+    twice, under both labels, or train on what validates them.
+    """
+    folders, walked = labelled_folders(root)
+    found = []  # (folder, path, the file's (device, inode) or, gone since, its path)
+    for folder in folders:
+        for path in image_files(folder.path, enter=lambda path: _key(path) not in walked):
+            found.append((folder, path, _key(path) or path))
+    count = Counter(key for _, _, key in found)
+    homes = {}  # a file found more than once -> the folder it really lies in
+    for folder, path, key in found:
+        if count[key] > 1 and _inside(path, folder.path):
+            homes.setdefault(key, folder)
+    files: dict[LabelledFolder, list[str]] = {folder: [] for folder in folders}
+    kept = set()
+    for folder, path, key in found:
+        if key not in kept and homes.get(key, folder) == folder:
+            files[folder].append(path)
+            kept.add(key)
+    return list(files.items())
+
+
+def _key(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _inside(path: str, folder: Path) -> bool:
+    """Whether the file ``path`` really lies below ``folder``, links resolved."""
+    return Path(os.path.realpath(path)).is_relative_to(folder.resolve())
 
 
 def no_labelled_folders(root) -> DatasetError:
@@ -78,10 +121,17 @@ def no_labelled_folders(root) -> DatasetError:
                         "or GenImage ({nature,ai}) folders at any depth")
 
 
-def image_files(folder: Path) -> list[str]:
+def image_files(folder: Path, enter: Callable[[str], bool] | None = None) -> list[str]:
     """The image files below ``folder`` that a scan of it would find (by name or first bytes; hidden ones
-    skipped; symlink loops walked once), in the scan's order: depth first, sorted by name at each level."""
-    return [item.input for item in iter_items([str(folder)]) if not item.error_code]
+    skipped; symlink loops walked once), in the scan's order: depth first, sorted by name at each level;
+    ``enter`` can keep the walk out of folders below it."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return []
+    if not stat.S_ISDIR(info.st_mode):
+        return [item.input for item in iter_items([str(folder)]) if not item.error_code]
+    return [item.input for item in walk_items(str(folder), info, enter=enter) if not item.error_code]
 
 
 @dataclass
@@ -96,23 +146,25 @@ def find_generators(roots: Iterable[str | Path]) -> list[GeneratorSet]:
     """One GeneratorSet per generator below each root, from its preferred split (test, val, unsplit, train).
 
     GenImage keeps train and val side by side: evaluation reads val. Raises DatasetError for a root
-    without labelled folders.
+    without labelled folders, or whose labelled folders hold no images.
     """
     sets = []
     for root in roots:
-        folders = labelled_folders(root)
+        folders = labelled_images(root)
         if not folders:
             raise no_labelled_folders(root)
         group = Path(root).resolve().name
-        for name in dict.fromkeys(f.generator for f in folders):  # first-seen order
-            mine = [f for f in folders if f.generator == name]
-            split = next(s for s in EVAL_SPLIT_PREFERENCE if any(f.split == s for f in mine))
+        for name in dict.fromkeys(f.generator for f, _ in folders):  # first-seen order
+            mine = [(f, paths) for f, paths in folders if f.generator == name]
+            split = next(s for s in EVAL_SPLIT_PREFERENCE if any(f.split == s for f, _ in mine))
             chosen = GeneratorSet(name, group)
-            for f in mine:
+            for f, paths in mine:
                 if f.split == split:
-                    (chosen.fake_paths if f.label else chosen.real_paths).extend(image_files(f.path))
+                    (chosen.fake_paths if f.label else chosen.real_paths).extend(paths)
             if chosen.real_paths or chosen.fake_paths:
                 sets.append(chosen)
+        if not any(paths for _, paths in folders):  # an empty table and exit 0 would look like a result
+            raise DatasetError(f"{root}: its labelled folders hold no image files (e.g. {folders[0][0].path})")
     return sets
 
 

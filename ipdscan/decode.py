@@ -17,6 +17,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from pillow_heif import register_heif_opener
 
+from .sources import HEIF_BRANDS
+
 # Phone photos are HEIC: pillow-heif adds the HEIF plugin. AVIF comes from Pillow's own plugin (Pillow >= 11.3).
 register_heif_opener()
 _AVIF = ("AVIF",) if features.check("avif") else ()
@@ -25,6 +27,9 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF",
 # Pillow's plugins to try; MPO opens through JPEG's
 OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *_AVIF)
 EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *_AVIF)  # GIF and BMP cannot carry EXIF
+BMFF_FORMATS = ("HEIF", *_AVIF)  # their EXIF is an item of the file, found by the plugin
+# The PNG chunks that make up the pixels; every other chunk only describes them.
+PNG_PIXEL_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT")
 ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
 
 # exifread logs a warning for every file without EXIF, which is most of a scan.
@@ -32,7 +37,8 @@ logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 ORIENTATION_TAG = 0x0112
 # The most pixels decoded by default: 50 megapixels, over any phone's default photo and most cameras'. Pillow
-# holds 4 bytes a pixel and the result 3, so one image costs at most ~350 MB in each worker of a scan.
+# holds 4 bytes a pixel and the result 3 (converted a strip at a time, float and 16-bit images too), so one image
+# costs at most ~350 MB in each worker of a scan: benchmarks/bench_hostile.py measures it.
 MAX_PIXELS = 50_000_000
 STRIP_BYTES = 1 << 22  # Pillow pixels converted at a time
 
@@ -71,9 +77,62 @@ class DecodeError(Exception):
 
 
 def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
-    """Decode the first frame of an image file's bytes to RGB; refuse more than ``max_pixels`` before decoding."""
+    """Decode the first frame of an image file's bytes to RGB; refuse more than ``max_pixels`` before decoding.
+
+    No metadata problem may keep pixels from being scored: a PNG or JPEG that Pillow cannot decode is decoded
+    again without its metadata (``pixels_only``) before it is a decode_error. Pillow refuses, for one, a PNG
+    text chunk that inflates past 1 MB, which anyone can add to any image. EXIF is read from the file as it is.
+    """
     if not data:
         raise DecodeError("empty_file", "the file is empty")
+    try:
+        decoded, embedded = _decode(data, max_pixels)
+    except DecodeError as exc:
+        bare = pixels_only(data) if exc.code == "decode_error" else None
+        if bare is None:
+            raise
+        try:
+            decoded, embedded = _decode(bare, max_pixels)
+        except DecodeError:
+            raise exc from None  # broken pixels: the file's own error says so
+    decoded.exif = read_exif(data, embedded) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+    return decoded
+
+
+def pixels_only(data: bytes) -> bytes | None:
+    """A PNG or JPEG without the records that only describe it (text, EXIF, XMP, ICC, comments), or None when
+    ``data`` is neither or has none: what is left holds the pixels. A PNG keeps its header, palette,
+    transparency, image data and APNG frames; a JPEG its JFIF APP0 and every non-APP marker."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        kept, position = [data[:8]], 8
+        while position + 12 <= len(data):
+            end = position + 12 + int.from_bytes(data[position:position + 4], "big")
+            if data[position + 4:position + 8] in PNG_PIXEL_CHUNKS:
+                kept.append(data[position:end])
+            position = end
+        kept.append(data[position:])  # whatever trails (a truncated chunk) stays for the decoder to judge
+    elif data.startswith(b"\xff\xd8"):
+        kept, position = [data[:2]], 2
+        while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] not in (0xDA, 0xD9):
+            marker = data[position + 1]
+            if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # fill bytes, markers without a length
+                kept.append(data[position:position + (1 if marker == 0xFF else 2)])
+                position += 1 if marker == 0xFF else 2
+                continue
+            end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if not (0xE1 <= marker <= 0xEF or marker == 0xFE):  # APP1..APP15, COM: metadata
+                kept.append(data[position:end])
+            position = end
+        kept.append(data[position:])  # the scan and what follows
+    else:
+        return None
+    bare = b"".join(kept)
+    return bare if len(bare) < len(data) else None
+
+
+def _decode(data: bytes, max_pixels: int) -> tuple[Decoded, bytes | None]:
+    """decode()'s pixels, format, size and frames (its exif left for decode() to fill in), and for HEIF and AVIF
+    the EXIF block the plugin found in the file's items, which exifread cannot walk to in a HEIC."""
     with warnings.catch_warnings():
         # Pillow warns about corrupt EXIF, palettes, truncated TIFF tags and sizes over its own advisory
         # limit; here each image's problems become its DecodeError, and the pixel limit is max_pixels.
@@ -99,9 +158,9 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
             except Exception as exc:
                 raise DecodeError("decode_error", f"cannot convert {im.mode} pixels to RGB: {exc}") from exc
             image_format = im.format
-    exif = read_exif(data) if image_format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+            embedded = im.info.get("exif") if image_format in BMFF_FORMATS else None
     return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
-                   height=pixels.shape[1], frames=frames, exif=exif)
+                   height=pixels.shape[1], frames=frames, exif={}), embedded
 
 
 def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader | None:
@@ -130,12 +189,14 @@ def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader
     return JpegHeader(width=width, height=height, orientation=orientation, exif=read_exif(data))
 
 
-def read_exif(data: bytes) -> dict[str, str]:
-    """Camera fields from the EXIF in an image file's bytes; empty strings where absent or unreadable. Never raises."""
+def read_exif(data: bytes, embedded: bytes | None = None) -> dict[str, str]:
+    """Camera fields from the EXIF in an image file's bytes (or in ``embedded``, the EXIF block a Pillow plugin
+    found in them); empty strings where absent or unreadable. Never raises."""
+    source = io.BytesIO(embedded.removeprefix(b"Exif\x00\x00")) if embedded else _exif_source(data)
     try:
         # details=False skips MakerNotes, the slow part. (The thumbnail is still extracted, as exifread < 3.1
         # has no switch for it; it is a slice of bytes already in memory.)
-        tags = exifread.process_file(_exif_source(data), details=False)
+        tags = exifread.process_file(source, details=False)
     except Exception:  # malformed EXIF can make exifread raise almost anything
         tags = {}
     return {field: _first_text(tags, keys) for field, keys in EXIF_TAGS.items()}
@@ -194,6 +255,8 @@ def _signature_format(data: bytes) -> str:
         return "WEBP"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:  # ISO BMFF: the brand says HEIF or AVIF
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
     # "BM" alone starts plenty of text files; a BMP's info header size is one of a few known values.
     if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124):
         return "BMP"
@@ -212,8 +275,7 @@ def _apply_orientation(im: Image.Image) -> None:
 def _rgb_channels_first(im: Image.Image) -> np.ndarray:
     """(3, H, W) contiguous uint8 RGB from a loaded image in any mode Pillow decodes to."""
     if im.mode in ("I", "F") or im.mode.startswith("I;"):
-        gray = _high_depth_to_uint8(np.asarray(im))
-        return np.array(np.broadcast_to(gray, (3, *gray.shape)), order="C")
+        return _high_depth_to_rgb(im)
     # Alpha (RGBA, LA, PA, palette transparency) is dropped and the colour underneath kept as stored: a
     # generator's pixels are what we score, not what a viewer would composite them onto. CMYK JPEGs' Adobe
     # inversion is Pillow's job. Converted and copied a strip of rows at a time: whole-image convert(),
@@ -228,14 +290,38 @@ def _rgb_channels_first(im: Image.Image) -> np.ndarray:
     return pixels
 
 
-def _high_depth_to_uint8(a: np.ndarray) -> np.ndarray:
-    """16-bit, 32-bit int or float gray -> uint8, scaled (Image.convert would clip 16-bit values to 255)."""
-    if a.dtype.kind in "ui" and a.min() >= 0 and a.max() <= 65535:
-        # 16-bit samples (Pillow's I;16 modes, and mode I for 16-bit files): x/257 rounded, so 65535 -> 255.
-        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(a.min()), float(a.max())
-    if 0 <= low and high <= 1:  # float images conventionally hold 0..1
+def _high_depth_to_rgb(im: Image.Image) -> np.ndarray:
+    """(3, H, W) uint8 from 16-bit, 32-bit int or float gray, scaled (Image.convert would clip 16-bit values to 255).
+
+    Read a strip of rows at a time, twice (the range, then the pixels): whole-image arrays and their float copies
+    cost 24 bytes a pixel on top of Pillow's 4 (1.3 GB for a 49 MP float TIFF); this costs the 3 of the result.
+    """
+    width, height = im.size
+    rows = max(1, STRIP_BYTES // (4 * width))
+
+    def strips():
+        for top in range(0, height, rows):
+            strip = np.asarray(im.crop((0, top, width, min(height, top + rows))))
+            yield top, strip if strip.dtype.kind in "ui" else _finite(strip)
+
+    low = high = None
+    for _, strip in strips():
+        low = strip.min() if low is None else min(low, strip.min())
+        high = strip.max() if high is None else max(high, strip.max())
+    pixels = np.empty((3, height, width), np.uint8)
+    sixteen_bit = im.mode != "F" and 0 <= low and high <= 65535
+    low, high = float(np.float32(low)), float(np.float32(high))  # as the float32 pixels below hold them
+    if not sixteen_bit and 0 <= low and high <= 1:  # float images conventionally hold 0..1
         low, high = 0.0, 1.0
     scale = 255 / (high - low) if high > low else 0.0  # otherwise: whatever range it has, stretched
-    return np.rint((a - low) * scale).astype(np.uint8)
+    for top, strip in strips():
+        if sixteen_bit:  # 16-bit samples (Pillow's I;16 modes, and mode I for 16-bit files): x/257 rounded
+            gray = ((strip.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        else:
+            gray = np.rint((strip.astype(np.float32) - low) * scale).astype(np.uint8)
+        pixels[:, top:top + len(gray)] = gray
+    return pixels
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,6 +1,6 @@
-"""The `ipdscan` command's entry point. Importing the CLI imports torch, which takes seconds; a Ctrl-C (or SIGTERM)
-in that time ends the command as one during a scan does, one line and exit 2, not a traceback from inside an
-import. ``cli.main`` takes over from there."""
+"""The `ipdscan` command's entry point. Importing the CLI is light (torch loads inside the commands, which turn a
+Ctrl-C into one line themselves); a Ctrl-C (or SIGTERM) during this import still ends the command as one during a
+scan does, one line and exit 2, not a traceback from inside an import. ``cli.main`` takes over from there."""
 from __future__ import annotations
 
 import sys

@@ -2,8 +2,9 @@
 
 A header (model, weights, threshold and where it came from, counts, times), then one card per input, highest
 score first, error rows grouped by code at the end: an embedded thumbnail, the name, the score as a bar with the
-threshold marked, the label, evidence badges with their detail, and the highest ``--crops`` tile drawn in
-``score_colours``' scale (the explain heatmap's). A few lines of inline JavaScript filter, sort, search and page.
+threshold marked, the label, evidence badges with their detail, a "suppressed" badge with its reason for a finding
+an ignore rule or baseline covers (counted apart, as the scan's summary does: never as flagged or declaring AI),
+and the highest ``--crops`` tile drawn in ``score_colours``' scale (the explain heatmap's). A few lines of inline JavaScript filter, sort, search and page.
 
 Safe by construction: the page is rendered by Jinja2 with autoescape, so no string from a file, path, URL or
 metadata becomes markup; its Content-Security-Policy allows no network load at all (images only as data: URIs,
@@ -93,8 +94,9 @@ def _page(cards: list[dict], header: dict, results: list[Result], thumbnail_note
     counts = Counter()
     for result in results:
         counts["scanned"] += 1
-        counts["flagged"] += result.label == "ai"
-        counts["declared"] += result.declares_ai
+        counts["flagged"] += result.label == "ai" and not result.suppressed
+        counts["declared"] += result.declares_ai and not result.suppressed
+        counts["suppressed"] += bool(result.suppressed)
         counts["errors"] += not result.ok
     by_code = sorted(Counter(r.error_code for r in results if not r.ok).items())
     return template.render(
@@ -123,10 +125,13 @@ def _card(result: Result, threshold: float | None) -> dict:
     evidence = [report_text(code) for code in result.evidence]
     detail = clean_strings(result.evidence_detail, report_text)
     card = {"input": row["input"], "label": row["label"], "error_code": row["error_code"], "error": row["error"],
-            "flagged": result.label == "ai", "declares_ai": result.declares_ai, "evidence": evidence,
+            "flagged": result.label == "ai" and not result.suppressed,
+            "declares_ai": result.declares_ai and not result.suppressed, "evidence": evidence,
+            "suppressed": row["suppressed"], "suppression_reason": row["suppression_reason"],
             "detail": json.dumps(detail, indent=1, ensure_ascii=False, sort_keys=True) if detail else "",
             "width": result.width, "height": result.height, "thumb": None, "tile": None, "no_thumb": LEFT_OUT,
-            "search": " ".join(filter(None, [row["input"], row["format"], row["label"], row["error_code"], *evidence]))}
+            "search": " ".join(filter(None, [row["input"], row["format"], row["label"], row["error_code"],
+                                             row["suppressed"] and "suppressed " + row["suppressed"], *evidence]))}
     meta = [row["format"], f"{result.width}×{result.height}" if result.width else "",
             f"{result.bytes:,} bytes" if result.bytes is not None else "",
             " ".join(filter(None, [row["exif_make"], row["exif_model"]])), row["exif_software"], row["exif_datetime"]]

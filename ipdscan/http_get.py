@@ -9,6 +9,15 @@ send and receive is bounded by both the read timeout and the URL's total deadlin
 every lookup, connection, redirect and retry. Credentials in the URL (user:password@) are sent as
 HTTP Basic authorization to that URL's host, and never appear in an error message.
 
+Proxies: HTTPS_PROXY / HTTP_PROXY (and lower-case forms) name an http:// proxy for that scheme's URLs, NO_PROXY
+the hosts to reach directly (urllib's rules). https goes through a CONNECT tunnel, with TLS verified end to end
+against the URL's host; http is sent to the proxy in absolute form. The trust model: the proxy is the user's own,
+so its address is never checked; the target still is. A proxy resolves names itself, so the target's name is
+resolved here too and every address checked as without a proxy (a name this machine cannot resolve is refused:
+the check cannot be made), then the proxy is asked for the name, which keeps its allowlists working. What the
+proxy's own lookup returns is the proxy's to police: the address pinning against DNS rebinding holds only on
+direct connections. --allow-private-urls (``allow_private``) skips the check, and the local lookup, entirely.
+
 Built on the standard library's http.client, with the socket supplied by this module: pinning the
 address, the per-read deadline and the streaming cap need control of the socket, which urllib3 would
 only give through its private connection classes, and the stdlib adds no dependency.
@@ -29,6 +38,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -141,6 +151,34 @@ class _Target:
     authorization: str | None  # Basic credentials from the URL's user:password@, for this URL's host only
 
 
+@dataclass(frozen=True)
+class _Proxy:
+    host: str
+    port: int
+    authorization: str | None  # Basic credentials from the proxy URL's user:password@
+
+
+def proxy_for(target: _Target) -> _Proxy | None:
+    """The proxy the environment names for ``target``'s scheme, or None (none set, or NO_PROXY covers the host)."""
+    proxies = urllib.request.getproxies_environment()
+    proxy_url = proxies.get(target.scheme)
+    if not proxy_url or urllib.request.proxy_bypass_environment(target.host, proxies):
+        return None
+    parts = urlsplit(proxy_url if "://" in proxy_url else f"http://{proxy_url}")
+    try:
+        port = parts.port or DEFAULT_PORTS["http"]
+    except ValueError:
+        port = None
+    if parts.scheme.lower() != "http" or not parts.hostname or port is None:
+        raise FetchError("connection_error", f"{target.scheme.upper()}_PROXY must be an http://host:port proxy, "
+                                             f"not {redact_credentials(proxy_url)!r}")
+    authorization = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("utf-8", "surrogateescape")
+        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return _Proxy(parts.hostname, port, authorization)
+
+
 def _target(url: str) -> _Target:
     if problem := url_problem(url):
         raise FetchError(*problem)
@@ -161,18 +199,25 @@ def _target(url: str) -> _Target:
 
 
 def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
-    """One GET to a checked address: the body, or the absolute URL a redirect points to."""
+    """One GET to a checked address (or through the user's proxy for a checked host): the body, or the absolute
+    URL a redirect points to."""
     target = _target(url)
+    proxy = proxy_for(target)
     try:
         lookup_limit = _time_left(options.connect_timeout, deadline)
     except TimeoutError as exc:
         raise failure(exc, options) from None
-    addresses = resolve(target.host, target.port, options.allow_private, timeout=lookup_limit)
+    if proxy is None or not options.allow_private:  # the target's check, proxy or not
+        addresses = resolve(target.host, target.port, options.allow_private, timeout=lookup_limit)
+    if proxy is not None:  # the user's own proxy: trusted, never checked
+        addresses = resolve(proxy.host, proxy.port, allow_private=True, timeout=lookup_limit)
     try:
         sock = connect(addresses, options.connect_timeout, deadline)
     except OSError as exc:
         raise failure(exc, options) from None
     try:
+        if proxy is not None and target.scheme == "https":
+            _tunnel(sock, target, proxy, options, deadline)
         if target.scheme == "https":
             sock.settimeout(_time_left(options.connect_timeout, deadline))
             sock = tls_context().wrap_socket(sock, server_hostname=target.host)
@@ -182,7 +227,12 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
                    "Accept": "image/*, */*;q=0.5", "Connection": "close"}
         if target.authorization:
             headers["Authorization"] = target.authorization
-        connection.request("GET", target.path, headers=headers)
+        request_target = target.path
+        if proxy is not None and target.scheme == "http":  # a proxy takes the absolute URL
+            request_target = f"http://{target.host_header}{target.path}"
+            if proxy.authorization:
+                headers["Proxy-Authorization"] = proxy.authorization
+        connection.request("GET", request_target, headers=headers)
         response = connection.getresponse()
         status = response.status
         if status in REDIRECT_STATUSES:
@@ -190,7 +240,10 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
             if not location:
                 raise FetchError(f"http_{status}", f"HTTP {status} redirect without a Location")
             # A relative Location keeps the URL's credentials (the same host); an absolute one carries only its own.
-            return urljoin(url, location)
+            try:
+                return urljoin(url, location)
+            except ValueError as exc:  # e.g. "http://[::1", an IPv6 host never closed
+                raise FetchError("invalid_url", f"HTTP {status} redirect to an invalid URL {location!r}: {exc}") from None
         if not 200 <= status < 300:
             raise FetchError(f"http_{status}", f"HTTP {status} {response.reason}".strip())
         if response.length is not None and response.length > options.max_bytes:
@@ -201,6 +254,37 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
         raise failure(exc, options) from None
     finally:
         sock.close()
+
+
+def _tunnel(sock: socket.socket, target: _Target, proxy: _Proxy, options: FetchOptions, deadline: float) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to the target's host and port (CONNECT); FetchError if refused."""
+    authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {options.user_agent}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    channel = _DeadlineSocket(sock, options.read_timeout, deadline)
+    channel.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+    # Unbuffered: the proxy sends nothing after its answer until TLS starts, and nothing of that may be read here.
+    reader = _DeadlineReader(channel)
+    status = _line(reader)
+    while _line(reader) not in (b"", b"\r\n", b"\n"):
+        pass
+    parts = status.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or parts[1] != b"200":
+        shown = status.strip().decode("latin-1")[:200] or "no answer"
+        raise FetchError("connection_error", f"the proxy {proxy.host}:{proxy.port} refused a tunnel to {authority}: "
+                                             f"{shown}")
+
+
+def _line(reader: "_DeadlineReader", limit: int = 8192) -> bytes:
+    """One line of the proxy's answer, read a byte at a time (never past its end); at most ``limit`` bytes."""
+    line = bytearray()
+    byte = bytearray(1)
+    while len(line) < limit and reader.readinto(byte):
+        line += byte
+        if byte == b"\n":
+            break
+    return bytes(line)
 
 
 def _header_text(value: str) -> str:

@@ -2,11 +2,13 @@
 the benchmarks share; it prints nothing (the caller's hooks show progress and errors).
 
 ``ScanJob`` checks a request once (report format and folder, --resume, --retry-errors, torchrun), holds the
-report's lock, writes every row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts
-(``ScanStats``), merges the torchrun ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the
-scan stopped early if it did, the warnings and the exit ``Verdict``.
+report's lock (a report file's: stdout has none), marks the findings its ``Suppressions`` cover, writes every
+row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts (``ScanStats``), merges the torchrun
+ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the scan stopped early if it did, the
+warnings and the exit ``Verdict``.
 
-Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error. Errors win over flags,
+Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error (a model_error row is one,
+whatever the flags: a detector that outputs NaN judges nothing). Errors win over flags,
 as in grep: a run that could not look at everything it was asked to has no clean verdict.
 """
 from __future__ import annotations
@@ -21,17 +23,19 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
+from .choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
 from .distributed import ScanGroup
 from .interrupt import interrupts_deferred
 from .merge import MergeError, merge_reports
+from .output_format import STDOUT, TABLE, format_of, report_target
 from .pipeline import ScanOptions, scan_batches, selected_items
 from .report import check_report_path, completed_inputs, header_path, open_report
 from .report_lock import ReportLock
 from .result import Result
 from .score import Detector
 from .sources import ARGUMENT_URL, Item, redact_credentials
+from .suppress import Suppressions
 
-EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 
 
 class JobError(ValueError):
@@ -79,21 +83,28 @@ class ScanStats:
 
     def __init__(self, top: int = 5):
         self.started = time.monotonic()
-        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = 0
+        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = self.suppressed = 0
+        self.model_errors = 0
         self.max_score: float | None = None
         self.declared: list[str] = []  # the first few inputs that declare AI generation, for the summary
         self._top: list[tuple[float, int, str]] = []
         self._keep = top
 
     def add(self, result: Result) -> None:
+        """Count ``result``; a suppressed finding counts as scanned (and ok or an error), never towards a flag."""
         self.scanned += 1
-        self.declared_ai += result.declares_ai
-        if result.declares_ai and len(self.declared) < self._keep:
+        self.suppressed += bool(result.suppressed)
+        declares_ai = result.declares_ai and not result.suppressed
+        self.declared_ai += declares_ai
+        if declares_ai and len(self.declared) < self._keep:
             self.declared.append(result.input)
         if not result.ok:
             self.errors += 1
+            self.model_errors += result.error_code == "model_error"
             return
         self.ok += 1
+        if result.suppressed:
+            return
         self.flagged += result.label == "ai"
         self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
         entry = (result.score, -self.scanned, result.input)
@@ -112,7 +123,7 @@ class ScanStats:
 
     def to_dict(self) -> dict:
         return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
-                "declared_ai": self.declared_ai,
+                "declared_ai": self.declared_ai, "suppressed": self.suppressed,
                 "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
 
 
@@ -138,6 +149,26 @@ def missing_paths(inputs: Iterable[str]) -> list[str]:
             if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
 
 
+def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
+    """The command-line input that ``report`` is (the same file, through any link), or None.
+
+    A report inside a scanned folder is left alone: a folder walk takes image files only, and a .csv or .txt is
+    read as a URL list only when it is named as an input.
+    """
+    try:
+        written = os.stat(report)
+    except OSError:
+        return None  # not there yet: nothing to overwrite
+    for argument in inputs:
+        if argument != "-" and not ARGUMENT_URL.match(argument):
+            try:
+                if os.path.samestat(os.stat(argument), written):
+                    return argument
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def run_warnings(stats: ScanStats) -> list[str]:
     if stats.scanned == 0:
         return ["nothing was scanned: the inputs hold no image files or URLs (or --shard/--resume left none)"]
@@ -146,10 +177,20 @@ def run_warnings(stats: ScanStats) -> list[str]:
     return []
 
 
+def is_finding(result: Result, fail_on: float | None = None) -> bool:
+    """A row a reviewer has to look at: declaring AI generation (an error row too), or scored ai or at or over
+    --fail-on."""
+    return result.declares_ai or (result.ok and (result.label == "ai" or (
+        fail_on is not None and result.score is not None and result.score >= fail_on)))
+
+
 def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = None, fail_on_evidence: bool = False,
             fail_on_error: bool = False) -> Verdict:
     if missing:
         return Verdict(EXIT_ERROR, "no such file or directory: " + ", ".join(missing))
+    if stats.model_errors:  # not the inputs' fault: the detector itself is broken, so no verdict holds
+        return Verdict(EXIT_ERROR, f"the model gave no score for {stats.model_errors} of {stats.scanned} inputs "
+                                   "(model_error): the weights or the device are faulty")
     if fail_on_error and stats.errors:
         return Verdict(EXIT_ERROR, f"{stats.errors} of {stats.scanned} inputs could not be scanned (--fail-on-error)")
     if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
@@ -170,7 +211,8 @@ class ScanJob:
 
     inputs: list[str]
     options: ScanOptions = field(default_factory=ScanOptions)
-    out: Path | None = None  # None: no report file; the outcome's rows hold the results
+    out: Path | None = None  # None: no report file; the outcome's rows hold the results. "-": stdout
+    format: str | None = None  # output_format.FORMAT_NAMES; None: by the extension of ``out``
     resume: bool = False  # skip the inputs already in the .jsonl ``out``, append the rest
     retry_errors: bool = False  # with resume: scan the error rows again; each new row replaces its error row
     fail_on: float | None = None
@@ -178,26 +220,33 @@ class ScanJob:
     fail_on_error: bool = False
     group: ScanGroup | None = None
     stdin: TextIO | None = None  # where "-" reads inputs from
+    suppressions: Suppressions | None = None  # the ignore rules and baseline findings to mark, not count
 
     def __post_init__(self):
         self.inputs = list(self.inputs)
-        if self.out is not None:
-            self.out = Path(self.out)
-            try:
-                check_report_path(self.out)
-            except (ValueError, FileNotFoundError) as exc:
-                raise JobError(str(exc)) from None
+        self.out = report_target(self.out)
+        try:
+            self.format = format_of(self.format, self.out)
+            if self.format != TABLE:
+                self.out = self.out or STDOUT  # --format jsonl alone: the report on stdout
+                check_report_path(self.out, self.format)
+        except (ValueError, FileNotFoundError) as exc:  # FormatError is a ValueError
+            raise JobError(str(exc)) from None
+        to_file = self.out is not None and self.out != STDOUT
+        if to_file and (source := overwritten_input(self.inputs, self.out)) is not None:
+            raise JobError(f"--out {self.out} is the input {source}: the report would overwrite it; "
+                           "write the report to another file")
         if self.retry_errors and not self.resume:
             raise JobError("--retry-errors rescans the error rows of a report: use it with --resume --out FILE.jsonl")
         self.report_path = self.out
         if self.group:
-            if self.out is None or self.options.shard:
-                raise JobError("a torchrun scan needs --out and shards by rank itself (no --shard)")
+            if not to_file or self.options.shard:
+                raise JobError("a torchrun scan needs --out FILE and shards by rank itself (no --shard)")
             self.options.shard, self.report_path = self.group.shard, self.group.part(self.out)
-        if self.resume and (self.out is None or self.out.suffix.lower() != ".jsonl"):
+        if self.resume and (not to_file or self.format != "jsonl"):
             raise JobError("--resume needs --out FILE.jsonl")
         self.missing = missing_paths(self.inputs)
-        self._lock = ReportLock(self.report_path) if self.report_path else None
+        self._lock = ReportLock(self.report_path) if to_file else None
 
     def __enter__(self) -> "ScanJob":
         """Take the report's lock (ReportBusy if another scan holds it) and read what a resumed report holds."""
@@ -226,7 +275,8 @@ class ScanJob:
         self.detector = detector
         self.header = ReportHeader.for_scan(detector, self.options, self.inputs, threshold_source)
         sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
-        self.writer = open_report(self.report_path, self.header.to_dict(), resume=self.resume,
+        format = "jsonl" if self.group else self.format  # a torchrun rank writes a .jsonl part
+        self.writer = open_report(self.report_path, self.header.to_dict(), format=format, resume=self.resume,
                                   retry_errors=self.retry_errors, root=sarif_root) if self.report_path else None
         return self.header
 
@@ -242,6 +292,8 @@ class ScanJob:
             for batch in scan_batches(self.inputs, self.detector, options=self.options, stdin=self.stdin):
                 with interrupts_deferred():  # a batch's rows are written whole
                     for result in batch:
+                        if self.suppressions and is_finding(result, self.fail_on):
+                            self.suppressions.apply(result)
                         stats.add(result)
                         if on_result:
                             on_result(result)
@@ -271,7 +323,7 @@ class ScanJob:
         self.group.wait_for_all()
         if self.group.rank == 0 and merge:
             try:
-                merge_reports(self.group.parts(self.out), self.out, self.header.to_dict())
+                merge_reports(self.group.parts(self.out), self.out, self.header.to_dict(), format=self.format)
             except MergeError as exc:
                 raise JobError(f"cannot merge the ranks' parts into {self.out}: {exc}") from None
             for part in self.group.parts(self.out):

@@ -6,23 +6,20 @@ merged report's header then records. With the scan's inputs given as ``expected`
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import (HEADER_SUFFIX, SCAN_IDENTITY, csv_records, header_path, identity_mismatch, open_report,
+from .report import (CSV_SCORE_DECIMALS, HEADER_SUFFIX, SCAN_IDENTITY, csv_records, header_path, identity_mismatch, open_report,
                      read_header)
-from .result import FLOAT_FIELDS, INT_FIELDS, Result
+from .result import Result, row_problem
+from .text import clean_strings, report_bytes
 
 PART_FORMATS = (".jsonl", ".csv")  # the formats rows can be read back from, with their header files
-STATUSES = ("ok", "error")
-LABELS = ("ai", "real")
-# The type every other field must have when present and not null (null means "absent", the field's default).
-_TYPES = {f.name: (int,) if f.name in INT_FIELDS else (int, float) if f.name in FLOAT_FIELDS else (str,)
-          for f in fields(Result)}
 
 
 class MergeError(Exception):
@@ -37,17 +34,21 @@ class MergeStats:
     missing: list[str] = field(default_factory=list)
 
 
-def read_part(path: Path) -> Iterator[Result]:
-    """Rows of one .jsonl or .csv part; a trailing line without newline (a killed shard) is an error, not data."""
+def read_part(path: Path, threshold: float | None = None) -> Iterator[Result]:
+    """Rows of one .jsonl or .csv part, their text as the scan had it (a name that is not UTF-8 as its bytes); a
+    trailing line without newline (a killed shard) is an error, not data. With the scan's ``threshold``, labels
+    must agree with it (``row_problem``)."""
     if path.name.endswith(HEADER_SUFFIX):
         raise MergeError(f"{path} is the header file of a part, not a part: give the .jsonl or .csv reports")
     if path.suffix.lower() not in PART_FORMATS:
         raise MergeError(f"{path}: reports are read from {' or '.join(PART_FORMATS)} files")
-    for number, record in csv_records(path) if path.suffix.lower() == ".csv" else _jsonl_records(path):
-        problem = row_problem(record)
+    csv = path.suffix.lower() == ".csv"
+    score_error = 0.5 * 10 ** -CSV_SCORE_DECIMALS if csv else 0.0
+    for number, record in csv_records(path) if csv else _jsonl_records(path):
+        problem = row_problem(record, threshold, score_error)
         if problem:
             raise MergeError(f"{path}, line {number}: not an ipdscan report row ({problem})")
-        yield Result.from_row(record)
+        yield Result.from_row(clean_strings(record, report_bytes))  # as scanned: the writer escapes it again
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
@@ -59,38 +60,6 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
                 yield number, json.loads(line)
             except ValueError:
                 raise MergeError(f"{path}, line {number}: not JSON, so not an ipdscan report line") from None
-
-
-def row_problem(record) -> str | None:
-    """What makes ``record`` (a parsed report line) something other than a report row, or None."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    if not isinstance(record.get("input"), str) or not record["input"]:
-        return "no input: it must be a non-empty string"
-    if record.get("status") not in STATUSES:
-        return f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}"
-    for name, types in _TYPES.items():
-        value = record.get(name)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            return f"{name} {value!r} is not a {' or '.join(t.__name__ for t in types)}"
-    if record["status"] == "ok":
-        score = record.get("score")
-        if score is None or not math.isfinite(score) or not 0 <= score <= 1:
-            return f"score {score!r}: an ok row has a score from 0 to 1"
-        if record.get("label") not in LABELS:
-            return f"label {record.get('label')!r} is not one of {', '.join(LABELS)}"
-    elif not record.get("error_code"):
-        return "an error row has an error_code"
-    if record.get("evidence_detail") and not _json_object(record["evidence_detail"]):
-        return "evidence_detail is not a JSON object"
-    return None
-
-
-def _json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
 
 
 def scan_identity(parts: list[Path]) -> dict:
@@ -117,8 +86,8 @@ def scan_identity(parts: list[Path]) -> dict:
 
 
 def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iterable[str] | None = None,
-                  allow_duplicates: bool = False) -> MergeStats:
-    """Write every row of ``parts`` to ``out``: in the order of ``expected`` when given (rows of inputs not in
+                  allow_duplicates: bool = False, format: str | None = None) -> MergeStats:
+    """Write every row of ``parts`` to ``out`` (in ``format``, by default its extension's): in the order of ``expected`` when given (rows of inputs not in
     it after those), else part by part in the order given.
 
     Raises MergeError, writing nothing, when a line is not a report row, when the parts come from scans with
@@ -128,9 +97,10 @@ def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iter
     """
     parts = [Path(p) for p in parts]
     identity = scan_identity(parts)
+    read = functools.partial(read_part, threshold=identity.get("threshold"))  # labels must agree with it
     stats, seen = MergeStats(parts=len(parts)), set()
     for part in parts:  # first pass: check, holding only the input names
-        for result in read_part(part):
+        for result in read(part):
             if result.input in seen:
                 stats.duplicates.append(result.input)
             seen.add(result.input)
@@ -146,10 +116,11 @@ def merge_reports(parts: Iterable[Path], out: Path, header: dict, expected: Iter
         problems.append(f"{len(stats.missing)} expected input(s) have no row, e.g. {stats.missing[0]!r}")
     if problems:
         raise MergeError("; ".join(problems))
-    writer, written = open_report(out, {**identity, **header, "merged_from": [str(p) for p in parts]}), set()
+    writer, written = open_report(out, {**identity, **header, "merged_from": [str(p) for p in parts]},
+                                  format=format), set()
     # Each part is in its shard's input order, so merging by position gives the scan's order.
-    rows = heapq.merge(*map(read_part, parts), key=lambda row: position.get(row.input, math.inf)) if position \
-        else (row for part in parts for row in read_part(part))
+    rows = heapq.merge(*map(read, parts), key=lambda row: position.get(row.input, math.inf)) if position \
+        else (row for part in parts for row in read(part))
     for result in rows:  # a failure here leaves no report: .csv/.json appear only at close()
         if result.input not in written:
             writer.write(result)

@@ -22,6 +22,9 @@ from torch import nn
 # Channels and spatial stride of the ResNet-50 trunk after each stage.
 TRUNK_CHANNELS = {"layer2": 512, "layer3": 1024, "layer4": 2048}
 TRUNK_STRIDE = {"layer2": 8, "layer3": 16, "layer4": 32}
+# Bounds on a config a checkpoint carries (the paper's: 256 and 256), so that one asking for a model that cannot
+# fit in memory is refused when it loads, not mid-scan.
+MAX_INPUT_SIZE, MAX_HIDDEN = 512, 4096
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,10 @@ class IPDConfig:
     def __post_init__(self):
         if self.variant not in TRUNK_CHANNELS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(TRUNK_CHANNELS)}")
-        for name in ("input_size", "hidden"):
+        for name, most in (("input_size", MAX_INPUT_SIZE), ("hidden", MAX_HIDDEN)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ValueError(f"{name} must be an integer from 1 to {most}, not {value!r}")
         if not isinstance(self.npr, bool):
             raise ValueError(f"npr must be true or false, not {self.npr!r}")
         if self.input_size % TRUNK_STRIDE[self.variant]:

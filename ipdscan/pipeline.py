@@ -13,6 +13,7 @@ batches from workers round-robin, results come back in input order.
 from __future__ import annotations
 
 import hashlib
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .choices import DECODE_CHOICES
 from .decode import MAX_PIXELS, DecodeError, JpegHeader, decode, read_jpeg_header
 from .device_decode import decode_jpegs, device_decodes_jpeg
 from .evidence import find_evidence
@@ -35,7 +37,6 @@ from .stdin_spool import StdinSpool
 from .tiles import crop_tiles
 
 
-DECODE_CHOICES = ("auto", "workers", "device")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ScanOptions:
     workers: int | None = None  # None: chosen from the device and the CPU count
     threshold: float | None = None  # None: the detector's own calibrated threshold
     hidden: bool = False
+    null: bool = False  # "-" reads names each ended by a NUL byte (find -print0), not lines
     max_pixels: int = MAX_PIXELS  # larger images are decompression_bomb rows
     fetch: FetchOptions = field(default_factory=FetchOptions)
     fetch_concurrency: int = 8  # per worker; URL lists are latency-bound
@@ -68,7 +70,7 @@ class ScanOptions:
 
 def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
     """The inputs this scan covers, after sharding and resume filtering, in order."""
-    items = iter_items(inputs, hidden=options.hidden, stdin=stdin)
+    items = iter_items(inputs, hidden=options.hidden, stdin=stdin, null=options.null)
     if options.shard:
         items = shard_filter(items, options.shard)
     if options.skip:
@@ -219,8 +221,13 @@ def crops_on_device(batch: Batch, device: torch.device, options: ScanOptions, pr
 
 
 def attach_scores(sample: Sample, scores: list[float], threshold: float, crop_size: int) -> Result:
-    """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box."""
+    """Fill in the score (centre crop) and, with tiles, their max, mean and the best tile's box; a model_error
+    if any of them is not a number (NaN >= threshold is False: it would pass as "real", and --fail-on never trip)."""
     result, offsets = sample.result, sample.offsets
+    if not all(map(math.isfinite, scores)):
+        result.status, result.error_code = "error", "model_error"
+        result.error = "the model's output is not a number (NaN or infinite): the weights or the device are faulty"
+        return result
     result.score = scores[0]
     result.label = "ai" if result.score >= threshold else "real"
     if offsets:
@@ -289,7 +296,7 @@ def scan_batches(inputs: Iterable[str] | str, detector: Detector | None = None, 
     on_device = options.decodes_on_device(target)
     workers = options.resolved_workers(target, on_device)
     # Worker processes cannot read this process's stdin: they read a copy that this process makes as lines arrive.
-    spool = StdinSpool(stdin) if "-" in inputs and workers > 0 else None
+    spool = StdinSpool(stdin, options.null) if "-" in inputs and workers > 0 else None
     dataset = ScanDataset(inputs, options, preprocessing, on_device, spool.lines if spool else stdin)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=workers, collate_fn=collate,
                         pin_memory=target.type == "cuda", persistent_workers=False,

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The largest pad, crop or model input side a checkpoint may ask for (the paper's are 224, 224 and 256): a crop of
+# 8000 px would cost 190 MB an image in every worker and fail mid-scan, so it is refused when the weights load.
+MAX_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class Preprocessing:
         # A checkpoint carries these values: refuse a bad one when it loads, not images later, mid-scan.
         for name, least in (("pad", 0), ("crop", 1), ("size", 1)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ValueError(f"preprocessing {name} must be an integer of at least {least}, not {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= MAX_SIDE:
+                raise ValueError(f"preprocessing {name} must be an integer from {least} to {MAX_SIDE}, not {value!r}")
         for name in ("mean", "std"):
             values = getattr(self, name)
             if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):

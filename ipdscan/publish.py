@@ -2,16 +2,20 @@
 
 Every writer publishes through here: ``publish`` (a file written in one go), and ``publish_spooled`` for the
 reports whose rows come before their header is complete (.csv, .json, .sarif): rows wait in ``Spool`` files.
+A report to ``STDOUT`` (``--out -``) is written to standard output instead, as UTF-8 whatever the locale.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
+
+from .output_format import STDOUT
 
 
 class ReportError(OSError):
@@ -28,7 +32,7 @@ class ReportError(OSError):
 def check_output_folder(path: Path) -> None:
     """FileNotFoundError unless the folder ``path`` is to be written in exists: said before any work starts, for
     every file a command writes (reports, eval tables, heatmaps)."""
-    if not path.parent.is_dir():
+    if path != STDOUT and not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
@@ -53,6 +57,12 @@ def write_atomically(path: Path, write: Callable[[IO], None], *, binary: bool = 
 
 def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
     """``write_atomically`` for a report: an OSError is raised as a ReportError naming ``path``."""
+    if path == STDOUT:
+        out = sys.stdout.buffer if binary else StdoutText()
+        sys.stdout.flush()
+        write(out)
+        out.flush()
+        return
     try:
         write_atomically(path, write, binary=binary)
     except OSError as exc:
@@ -64,8 +74,9 @@ class Spool:
     system (the copy is cheap) and gone by itself if the scan dies."""
 
     def __init__(self, report: Path, binary: bool = False):
-        self.file: IO = tempfile.TemporaryFile(dir=report.parent) if binary else \
-            tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=report.parent)
+        folder = None if report == STDOUT else report.parent  # a report to stdout spools in the temporary folder
+        self.file: IO = tempfile.TemporaryFile(dir=folder) if binary else \
+            tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=folder)
 
     def write(self, data) -> None:
         self.file.write(data)
@@ -99,3 +110,14 @@ def publish_spooled(path: Path, pieces: Iterable, *, binary: bool = False) -> No
         for piece in pieces:
             if isinstance(piece, Spool):
                 piece.close()
+
+
+class StdoutText:
+    """Standard output as a UTF-8 text file for the writers (reports are UTF-8 whatever the terminal's locale):
+    text goes straight to ``sys.stdout.buffer``, looked up at each write, and is never closed."""
+
+    def write(self, text: str) -> None:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+
+    def flush(self) -> None:
+        sys.stdout.buffer.flush()

@@ -1,4 +1,6 @@
-"""Report writers, chosen by the --out extension: .csv, .jsonl, .json, .sarif or .html, one row per Result.
+"""Report writers, chosen by --format or the --out extension (``output_format``): .csv, .jsonl, .json, .sarif or
+.html, one row per Result; to a file, or to standard output (``--out -``: .jsonl and .csv rows as they come, .json,
+.sarif and .html whole at the end).
 
 Columns and keys are ``result.FIELDS`` in order; a missing value is an empty CSV cell or JSON null.
 
@@ -13,7 +15,7 @@ names, URL-list lines, EXIF text, error messages quoting them) get a leading ``'
 injection; numbers are untouched, and JSON keeps every value exact.
 
 Text that is not valid Unicode (file names that are not UTF-8, which Python carries as lone
-surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format: see
+surrogates) is written with its undecodable bytes as ``\\xNN`` escapes, in every format, reversibly: see
 ``report_text``.
 """
 from __future__ import annotations
@@ -21,18 +23,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from .publish import ReportError, Spool, check_output_folder, publish, publish_spooled
-from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
+from .output_format import FORMATS, STDOUT, suffix_format
+from .publish import ReportError, Spool, StdoutText, check_output_folder, publish, publish_spooled
+from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result, row_problem
 from .sarif import SarifWriter
-from .text import clean_strings, csv_cell_value, csv_text, report_text
+from .text import clean_strings, csv_cell_value, csv_text, report_bytes, report_text
 
-REPORT_FORMATS = (".csv", ".jsonl", ".json", ".sarif", ".html")
+REPORT_FORMATS = tuple(spec.suffix for spec in FORMATS.values())
 HEADER_SUFFIX = ".header.json"
+CSV_SCORE_DECIMALS = 6  # a .csv's scores are rounded to these: a score read back from one is off by half a unit
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
 
@@ -45,37 +48,38 @@ class ReportWriter(Protocol):
     def close(self, summary: dict) -> None: ...  # summary: end_time, counts, wall time, ...
 
 
-def open_report(path: Path, header: dict, *, resume: bool = False, retry_errors: bool = False,
-                root: Path | None = None) -> ReportWriter:
-    """A writer for ``path``, by its extension; ``header`` describes the scan (tool, model, start time, ...).
+def open_report(path: Path, header: dict, *, format: str | None = None, resume: bool = False,
+                retry_errors: bool = False, root: Path | None = None) -> ReportWriter:
+    """A writer for ``path`` (``output_format.STDOUT``: standard output) in ``format``, by default the one its
+    extension names; ``header`` describes the scan (tool, model, start time, ...).
 
     ``retry_errors`` (with ``resume``): rows written for inputs that already have a row replace those rows,
     in their place, when the writer closes. ``root`` is the folder SARIF artifact URIs are relative to
     (default: the current directory).
     """
     path = Path(path)
-    check_report_path(path)
-    suffix = path.suffix.lower()
-    if resume and suffix != ".jsonl":
-        raise ValueError("--resume needs a .jsonl report")
+    format = check_report_path(path, format)
+    if resume and (format != "jsonl" or path == STDOUT):
+        raise ValueError("--resume needs a .jsonl report file")
     try:
-        if suffix == ".jsonl":
+        if format == "jsonl":
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)
-        if suffix == ".sarif":
+        if format == "sarif":
             return SarifWriter(path, header, root=root, threshold=header.get("threshold"))
-        if suffix == ".html":
+        if format == "html":
             from .html_report import HtmlReport  # Jinja2 loads only for the page that needs it
             return HtmlReport(path, header)
-        return CsvReport(path, header) if suffix == ".csv" else JsonReport(path, header)
+        return CsvReport(path, header) if format == "csv" else JsonReport(path, header)
     except OSError as exc:
         raise ReportError(path, exc) from exc
 
 
-def check_report_path(path: Path) -> None:
-    """Refuse, before a scan starts, a report of an unknown format (ValueError) or in no folder (FileNotFoundError)."""
-    if path.suffix.lower() not in REPORT_FORMATS:
-        raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_FORMATS)}")
+def check_report_path(path: Path, format: str | None = None) -> str:
+    """Refuse, before a scan starts, a report of an unknown format (ValueError) or in no folder (FileNotFoundError);
+    returns the format: ``format``, or the one the extension names."""
+    format = format or suffix_format(path)
     check_output_folder(path)
+    return format
 
 
 def header_path(report: Path) -> Path:
@@ -119,6 +123,8 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
     A trailing line without its newline is a write cut short: it is ignored here, and dropped
     when the report is reopened with ``resume=True``.
     """
+    header = read_header(path)
+    threshold = header.get("threshold") if header else None
     succeeded: dict[str, bool] = {}  # input as written -> whether its last row is not an error
     with open(path, "rb") as file:
         for number, line in enumerate(file, 1):
@@ -126,25 +132,14 @@ def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:
                 break
             try:
                 record = json.loads(line)
-                succeeded[record["input"]] = record.get("status") != "error"
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path}, line {number}: not an ipdscan report line, cannot resume from it") from None
-    done = set()
-    for written, ok in succeeded.items():
-        if ok or not retry_errors:
-            done.add(written)
-            done.add(_unescaped(written))  # a non-UTF-8 path reads back as the name the scan will find again
-    return done
-
-
-def _unescaped(text: str) -> str:
-    """The inverse of report_text, for matching written inputs against the paths a scan finds.
-
-    A name that really contains a backslash-x-hex sequence maps to another name too; adding both to
-    the resume set can only skip that other name, if it exists and was not scanned yet.
-    """
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8"))
-    return raw.decode("utf-8", "surrogateescape")
+                problem = row_problem(record, threshold)  # the rule merge reads parts by
+            except ValueError:
+                problem = "not JSON"
+            if problem:
+                raise ValueError(f"{path}, line {number}: not an ipdscan report row ({problem}), cannot resume from it")
+            succeeded[record["input"]] = record["status"] != "error"
+    # As the scan will find them again: a name that is not UTF-8 was written with \\xNN escapes.
+    return {report_bytes(written) for written, ok in succeeded.items() if ok or not retry_errors}
 
 
 def _record(result: Result) -> dict:
@@ -167,6 +162,9 @@ class JsonlReport:
                                  "write to a new report")
             _drop_partial_last_line(path)
         self.path, self.retry_errors = path, resume and retry_errors
+        if path == STDOUT:  # rows only, as they come: a pipe has no place for the header
+            self.file = StdoutText()
+            return
         self.file = open(path, "a" if resume else "w", encoding="utf-8", newline="\n")
         if not (resume and header_path(path).exists()):
             _publish_header(path, header)
@@ -176,10 +174,13 @@ class JsonlReport:
 
     def flush(self) -> None:
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if self.path != STDOUT:
+            os.fsync(self.file.fileno())
 
     def close(self, summary: dict) -> None:
         self.flush()
+        if self.path == STDOUT:
+            return
         self.file.close()
         if self.retry_errors:
             _replace_retried_rows(self.path)
@@ -245,23 +246,29 @@ def _drop_partial_last_line(path: Path, block: int = 1 << 16) -> None:
 class CsvReport:
     """A header row of FIELDS, then one row per image; scores with 6 decimals. The scan header and summary go
     beside it, in <name>.header.json as for .jsonl, so the threshold and model travel with the CSV (``merge`` and
-    ``report`` read them). Rows wait in a Spool until close(); the header file is published right after them."""
+    ``report`` read them). Rows wait in a Spool until close(), the header file published right after them; or
+    go to stdout as they come, without a header (a pipe has no place for it, as for .jsonl)."""
 
     def __init__(self, path: Path, header: dict):
-        self.path, self.header, self.rows = path, header, Spool(path)
+        self.path, self.header = path, header
+        self.rows = StdoutText() if path == STDOUT else Spool(path)
         self.writer = csv.writer(self.rows)
         self.writer.writerow(FIELDS)
 
     def write(self, result: Result) -> None:
-        record = {name: csv_text(value) for name, value in _record(result).items()}
+        record = {name: csv_text(value) for name, value in result.to_dict().items()}  # csv_text does report_text
         if record["score"] is not None:
-            record["score"] = f"{record['score']:.6f}"
+            record["score"] = f"{record['score']:.{CSV_SCORE_DECIMALS}f}"
         self.writer.writerow(record.values())  # csv writes None as an empty cell
 
     def flush(self) -> None:
-        pass  # nothing to make durable: the report appears whole at close() or not at all
+        if self.path == STDOUT:
+            self.rows.flush()  # on a file, nothing to make durable: the report appears whole at close()
 
     def close(self, summary: dict) -> None:
+        if self.path == STDOUT:
+            self.rows.flush()
+            return
         publish_spooled(self.path, [self.rows])
         _publish_header(self.path, {**self.header, **summary})
 

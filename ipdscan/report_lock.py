@@ -5,14 +5,70 @@ both take the same inputs as not done yet (every row twice), and two .csv/.json/
 each other's report. The lock is on a file of its own, not on the report, because .csv/.json/.sarif reports are
 replaced by a rename when they are published: a lock on the old file would not keep out a scan that opens the new
 one. It is never waited for: a second scan is refused before it touches the report.
+
+The lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows (``try_lock``): both belong to the open file and go
+when the process dies, kill -9 included.
+
+The lock file is named after the report's real path, so a symlink (or a symlinked folder) to a report is locked
+as the report itself. Only the scanning process holds the lock: a process forked from it (a DataLoader worker,
+which can outlive a scan killed with SIGKILL by seconds) closes its copy of the descriptor at once, so the lock
+goes when the scan does, and "another scan is writing" is only ever said while one is. (Windows does not fork:
+its workers are spawned, and inherit no descriptor Python opened.)
 """
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from .publish import ReportError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` without waiting; False if another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # the file's first byte, which every scan locks; msvcrt raises OSError (EACCES) when taken
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:  # BlockingIOError from flock
+        return False
+    return True
+
+
+def unlock_and_remove(fd: int, path: Path) -> None:
+    """Let go of the lock on ``fd`` and remove its file. POSIX removes it while still holding it (see acquire);
+    Windows cannot remove an open file, so it unlocks and closes first."""
+    if fcntl is not None:
+        os.unlink(path)
+        os.close(fd)
+        return
+    os.lseek(fd, 0, os.SEEK_SET)
+    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    os.close(fd)
+    try:
+        os.unlink(path)
+    except OSError:  # another scan opened it in between: it will use it
+        pass
+
+
+_held: set[int] = set()  # the descriptors of the locks this process holds
+
+
+def _close_held_in_child() -> None:
+    for fd in _held:
+        os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class ReportBusy(Exception):
@@ -25,20 +81,19 @@ class ReportLock:
 
     def __init__(self, report: Path):
         self.report = Path(report)
-        self.path = self.report.with_name(self.report.name + ".lock")
+        real = Path(os.path.realpath(self.report))
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> "ReportLock":
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             except OSError as exc:  # the lock is the scan's first write: name the report, not the lock file
                 raise ReportError(self.report, exc) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not try_lock(fd):
                 os.close(fd)
-                raise ReportBusy(f"another scan is writing {self.report} (it holds {self.path})") from None
+                raise ReportBusy(f"another scan is writing {self.report} (it holds {self.path})")
             # The scan before this one removes the file as it lets go: if it did so between this open and this
             # flock, the lock is on a file no other scan will find. Then take it again on the file there now.
             try:
@@ -47,14 +102,15 @@ class ReportLock:
                 current = False
             if current:
                 self._fd = fd
+                _held.add(fd)
                 return self
             os.close(fd)
 
     def release(self) -> None:
         if self._fd is None:
             return
-        os.unlink(self.path)  # while still holding the lock: see acquire
-        os.close(self._fd)
+        _held.discard(self._fd)
+        unlock_and_remove(self._fd, self.path)  # POSIX: while still holding the lock, see acquire
         self._fd = None
 
     def __enter__(self) -> "ReportLock":

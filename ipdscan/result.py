@@ -1,11 +1,13 @@
 """`Result`: one per input, always — the contract between the pipeline and every report writer.
 
 Columns stay structured (evidence a list of codes, its detail a dict) until a writer asks for the row:
-``to_dict()`` is the one flat form every report holds, and ``Result.from_row`` reads it back (merge).
+``to_dict()`` is the one flat form every report holds, ``row_problem`` the one check that a line read back is such a
+row (merge and --resume), and ``Result.from_row`` reads it back.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 
 from .evidence import codes_indicate_ai
@@ -34,6 +36,8 @@ class Result:
     crops_max_tile: str = ""  # ... the highest-scoring tile as "x,y,width,height" in image pixels
     evidence: list[str] = field(default_factory=list)  # what the file declares about itself: codes (evidence.py)
     evidence_detail: dict = field(default_factory=dict)  # those declarations' details, JSON-ready
+    suppressed: str = ""  # a finding the team has seen: "ignore-file" or "baseline" (suppress.py)
+    suppression_reason: str = ""  # the ignore rule's reason (or FILE:LINE), or the baseline it is in
 
     @property
     def ok(self) -> bool:
@@ -68,3 +72,45 @@ class Result:
 FIELDS = [f.name for f in fields(Result)]
 INT_FIELDS = ("bytes", "width", "height", "frames")
 FLOAT_FIELDS = ("score", "crops_max", "crops_mean")
+STATUSES = ("ok", "error")
+LABELS = ("ai", "real")
+# The type every other field must have when present and not null (null means "absent", the field's default).
+_TYPES = {f.name: (int,) if f.name in INT_FIELDS else (int, float) if f.name in FLOAT_FIELDS else (str,)
+          for f in fields(Result)}
+
+
+def row_problem(record, threshold: float | None = None, score_error: float = 0.0) -> str | None:
+    """What makes ``record`` (a parsed report line) something other than a report row, or None. With the scan's
+    ``threshold``, an ok row's label must be the one its score gets (ai at or above it), the score read back being
+    at most ``score_error`` from the one labelled (a .csv rounds scores)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("input"), str) or not record["input"]:
+        return "no input: it must be a non-empty string"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r} is not one of {', '.join(STATUSES)}"
+    for name, types in _TYPES.items():
+        value = record.get(name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"{name} {value!r} is not a {' or '.join(t.__name__ for t in types)}"
+    if record["status"] == "ok":
+        score = record.get("score")
+        if score is None or not math.isfinite(score) or not 0 <= score <= 1:
+            return f"score {score!r}: an ok row has a score from 0 to 1"
+        if record.get("label") not in LABELS:
+            return f"label {record.get('label')!r} is not one of {', '.join(LABELS)}"
+        if isinstance(threshold, (int, float)) and (score + score_error < threshold if record["label"] == "ai"
+                                                    else score - score_error >= threshold):
+            return f"label {record['label']!r} for score {score!r} at threshold {threshold!r}"
+    elif not record.get("error_code"):
+        return "an error row has an error_code"
+    if record.get("evidence_detail") and not _json_object(record["evidence_detail"]):
+        return "evidence_detail is not a JSON object"
+    return None
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

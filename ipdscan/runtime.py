@@ -15,7 +15,8 @@ import os
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "mixed")
+from .choices import PRECISIONS
+
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86; elsewhere bf16 is emulated (slower than fp32)
 # What "auto" picks where bf16 is native: only precisions whose dev-eval AP stayed within 0.5 points of fp32
 # for that variant. Deeper trunks were not measured on trained weights (random ones drift further), so fp32.
@@ -77,11 +78,22 @@ def resolve_precision(precision: str, device: torch.device, variant: str) -> str
     return precision
 
 
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_limit() -> int:
+    """The most decoding processes worth starting: one a CPU. More only compete for the CPUs (each fetches 8 URLs
+    at a time already), each holding its own copy of torch: --workers 500 started 500 of them."""
+    return usable_cpus()
+
+
 def default_workers(requested: int | None, device: torch.device, device_decode: bool = False) -> int:
-    """Decoding processes: ``requested`` when given, else what keeps ``device`` busy without starving it."""
+    """Decoding processes: ``requested`` (up to ``worker_limit``) when given, else what keeps ``device`` busy
+    without starving it."""
     if requested is not None:
-        return max(0, requested)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(max(0, requested), worker_limit())
+    cpus = usable_cpus()
     if device.type == "cuda":
         # Workers that only read files and parse headers need few cores; keep two for the scoring
         # process and its reader thread.

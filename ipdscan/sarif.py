@@ -8,8 +8,10 @@ Rules, with stable ids; one SARIF result per finding, none for an input with not
     ipdscan/scan-error     the input could not be scanned (unreadable, not an image, download failed): level "note"
 
 Local files are artifacts relative to the scanned root (uriBaseId SRCROOT, resolved in originalUriBaseIds);
-files outside it get absolute file: URIs, URLs are their own URI. The file's sha256 is each result's partial
-fingerprint ("sha256/v1") and its artifact's "sha-256" hash.
+files outside it get absolute file: URIs. A URL (any input with a scheme) gets a stable relative pseudo-path,
+urls/<host>/<path>, with the URL itself in the location's properties: code-scanning uploads refuse locations that
+are not files. The file's sha256 is each result's partial fingerprint ("sha256/v1") and its artifact's "sha-256"
+hash. A suppressed finding (suppress.py) carries a SARIF suppression: code scanning shows it as dismissed.
 
 A SARIF log is one JSON document, yet a scan may be millions of files: results and artifacts wait in spools
 beside the report, and close() assembles the document and publishes it as the other writers do
@@ -20,14 +22,15 @@ a merged report's SARIF flags what its scans flagged.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from importlib.metadata import PackageNotFoundError, metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
+from . import HOMEPAGE
 from .publish import Spool, publish_spooled
 from .result import Result
 from .sources import OPAQUE_SCHEMES
@@ -134,7 +137,7 @@ class SarifWriter:
         """A URI for the input, percent-encoded from its bytes (a non-UTF-8 file name's own bytes): a URL, or
         any other input with a scheme (one a scan refused, such as ftp: or javascript:), is its own URI."""
         if _has_scheme(input):
-            return {"uri": quote(os.fsencode(input), safe=URI_CHARACTERS)}
+            return {"uri": _url_pseudo_path(input), "properties": {"url": quote(os.fsencode(input), safe=URI_CHARACTERS)}}
         path = Path(os.path.abspath(input))
         try:
             relative = path.relative_to(self.root)
@@ -143,11 +146,8 @@ class SarifWriter:
         return {"uri": quote(os.fsencode(relative.as_posix())), "uriBaseId": "SRCROOT"}
 
     def _driver(self) -> dict:
-        driver = {"name": "ipdscan", "version": str(self.header.get("version", "")), "rules": RULES}
-        homepage = _project_homepage()
-        if homepage:
-            driver["informationUri"] = homepage
-        return driver
+        return {"name": "ipdscan", "version": str(self.header.get("version", "")), "informationUri": HOMEPAGE,
+                "rules": RULES}
 
     def _invocation(self, summary: dict) -> dict:
         invocation = {"executionSuccessful": not summary.get("interrupted", False),
@@ -167,6 +167,9 @@ def _finding(rule: str, level: str, message: str, result: Result, **properties) 
         properties["evidence_detail"] = result.evidence_detail
     finding = {"ruleId": rule, "ruleIndex": RULE_INDEX[rule], "level": level, "message": {"text": message},
                "properties": properties}
+    if result.suppressed:  # "external": decided outside the scanned files, in an ignore file or a baseline
+        finding["suppressions"] = [{"kind": "external", "status": "accepted",
+                                    "justification": f"{result.suppressed}: {result.suppression_reason}"}]
     if result.sha256:
         finding["partialFingerprints"] = {"sha256/v1": result.sha256}
     return finding
@@ -179,6 +182,25 @@ def _append(stream: Spool, count: int, item: dict) -> None:
 def _has_scheme(input: str) -> bool:
     scheme = urlsplit(input).scheme.lower() if ":" in input else ""
     return bool(scheme) and ("://" in input or scheme in OPAQUE_SCHEMES)
+
+
+def _url_pseudo_path(url: str) -> str:
+    """urls/<host>[_<port>]/<path> for a URL, percent-encoded: the same URL always gets the same path. A query
+    becomes a short hash of it (two URLs differing only there stay apart); "." and ".." segments become "_", so
+    the path stays under urls/; an input with no host (javascript:...) is urls/<scheme>/<hash of it>."""
+    parts = urlsplit(url)
+    digest = hashlib.sha256(os.fsencode(url)).hexdigest()
+    try:
+        host = (parts.hostname or "") + (f"_{parts.port}" if parts.port else "")
+    except ValueError:  # a port that is not a number
+        host = ""
+    if not host:
+        return f"urls/{quote(parts.scheme.lower() or 'url')}/{digest[:16]}"
+    segments = [segment if segment not in (".", "..") else "_"
+                for segment in PurePosixPath(parts.path).parts if segment != "/"] or ["_"]
+    if parts.query:
+        segments[-1] += f"_{digest[:8]}"
+    return quote(os.fsencode("/".join(["urls", host, *segments])))
 
 
 def _displayable(value):
@@ -194,16 +216,3 @@ def _directory_uri(path: Path) -> str:
 def _utc(timestamp: str) -> str:
     """SARIF wants UTC times with a Z: 2024-01-02T03:04:05+00:00 -> 2024-01-02T03:04:05Z."""
     return timestamp[:-6] + "Z" if timestamp.endswith("+00:00") else timestamp
-
-
-def _project_homepage() -> str:
-    """The package's Homepage URL ([project.urls] in pyproject.toml), or ""."""
-    try:
-        urls = metadata("ipdscan").get_all("Project-URL") or []
-    except PackageNotFoundError:
-        return ""
-    for entry in urls:
-        label, _, url = entry.partition(",")
-        if label.strip().lower() in ("homepage", "home", "repository", "source"):
-            return url.strip()
-    return ""

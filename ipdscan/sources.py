@@ -6,12 +6,13 @@ Nothing here reads pixels, and nothing raises on a bad input: a path or URL that
 to fail becomes an Item with an ``error_code``, so it gets its row in the report like any other.
 
 Listing error codes: not_found, permission_denied, not_a_file, symlink_loop, read_error,
-invalid_url, unsupported_scheme, bad_url_list.
+invalid_url, unsupported_scheme, bad_url_list, invalid_input.
 """
 from __future__ import annotations
 
 import csv
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -19,7 +20,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import IO, TextIO
 from urllib.parse import urlsplit
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
@@ -29,6 +30,10 @@ URL_SCHEMES = ("http", "https")
 # Schemes that are plainly URLs even without "//"; anything else without "//" is just not a URL.
 OPAQUE_SCHEMES = frozenset({"javascript", "data", "mailto", "file", "about", "blob", "vbscript", "ftp"})
 SNIFF_BYTES = 32
+# Characters of one input: far over any path (PATH_MAX is 4096 bytes) or URL a server accepts. A longer stdin
+# line is kept only up to STDIN_LINE_BYTES (which decode to more than MAX_INPUT characters) and is an error row.
+MAX_INPUT = 65_536
+STDIN_LINE_BYTES = 4 * MAX_INPUT + 4  # UTF-8 takes at most 4 bytes a character
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # the DIB header sizes real BMPs use
 ARGUMENT_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -54,16 +59,18 @@ def redact_credentials(text: str) -> str:
     return URL_CREDENTIALS.sub(r"\1***@", text)
 
 
-def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | None = None) -> Iterator[Item]:
+def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | Iterable[str] | None = None,
+               null: bool = False) -> Iterator[Item]:
     """Yield an Item for every file and URL the inputs name, as soon as each is found.
 
     Directories are walked depth first, sorted by name at each level; hidden names (a leading '.')
-    inside them are skipped unless ``hidden``. '-' reads more inputs from ``stdin`` (default: sys.stdin),
-    one a line, where a '-' line is a plain path, not stdin again.
+    inside them are skipped unless ``hidden``. '-' reads more inputs from ``stdin`` (default: sys.stdin; a
+    stream, or an iterable of lines), one a line (``null``: each ended by a NUL byte, as ``find -print0``
+    writes them), where a '-' line is a plain path, not stdin again.
     """
     for argument in inputs:
         if argument == "-":
-            for line in _stdin_lines(stdin):
+            for line in _stdin_lines(stdin, null):
                 if line.strip():
                     yield from _items_for(line, hidden)
         else:
@@ -158,21 +165,61 @@ def sniff_image(head: bytes) -> bool:
             or (head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in BMP_HEADER_SIZES))
 
 
-def _stdin_lines(stdin: TextIO | None) -> Iterator[str]:
-    if stdin is None:
-        # The bytes, decoded like argv, so that names that are not UTF-8 survive a `find | ipdscan scan -`.
-        stdin = sys.stdin
-        if hasattr(stdin, "buffer"):
-            for raw in stdin.buffer:
-                yield os.fsdecode(raw.rstrip(b"\r\n"))
-            return
-    for line in stdin:
-        yield line.rstrip("\r\n")
+def _stdin_lines(stdin: TextIO | Iterable[str] | None, null: bool) -> Iterator[str]:
+    stdin = sys.stdin if stdin is None else stdin
+    if not hasattr(stdin, "read"):  # lines already: a test's list, or a StdinSpool's copy
+        for line in stdin:
+            yield line if null else line.rstrip("\r\n")
+        return
+    # The bytes, decoded like argv, so that names that are not UTF-8 survive a `find | ipdscan scan -`.
+    for raw in stdin_names(stdin, null):
+        yield os.fsdecode(raw)
+
+
+def stdin_names(stdin: IO, null: bool = False) -> Iterator[bytes]:
+    """The names in a stream, as bytes: its lines without their newline (and a CR before it), or with ``null``
+    the runs of bytes each ended by a NUL. In time linear in the stream, however long its lines; a line over
+    STDIN_LINE_BYTES is cut there (``_items_for`` makes it an error row), so memory stays bounded too.
+
+    A real stream is read with os.read, never through sys.stdin: a thread blocked inside sys.stdin.buffer holds
+    its lock, and a DataLoader worker forked meanwhile would hang on that lock when multiprocessing closes its
+    copy of sys.stdin.
+    """
+    try:
+        fd = stdin.fileno()
+        read = functools.partial(os.read, fd)
+    except (AttributeError, OSError, ValueError):  # io.StringIO, io.BytesIO, a test runner's stand-in
+        read = getattr(stdin, "buffer", stdin).read
+    end = b"\0" if null else b"\n"
+    name = bytearray()
+    while chunk := read(1 << 16):
+        if isinstance(chunk, str):
+            chunk = os.fsencode(chunk)
+        start = 0
+        while True:
+            stop = chunk.find(end, start)
+            piece = chunk[start:] if stop < 0 else chunk[start:stop]
+            name += piece[:max(0, STDIN_LINE_BYTES - len(name))]
+            if stop < 0:
+                break
+            yield bytes(name if null else name.removesuffix(b"\r"))
+            name.clear()
+            start = stop + 1
+    if name:
+        yield bytes(name if null else name.removesuffix(b"\r"))
 
 
 def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
+    # Neither can name a file: the long one was cut short, and os.stat raises ValueError on a NUL.
+    if len(argument) > MAX_INPUT:
+        shown = argument[:200] + "…"
+        yield Item(shown, "file", "invalid_input", f"{shown}: over {MAX_INPUT:,} characters, longer than any file name or URL")
+        return
     if ARGUMENT_URL.match(argument):
         yield url_item(argument)
+        return
+    if "\0" in argument:
+        yield Item(argument, "file", "invalid_input", f"{argument}: holds a NUL byte, which no file name can")
         return
     try:
         info = os.stat(argument)
@@ -180,7 +227,7 @@ def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
         yield path_error(argument, exc)
         return
     if stat.S_ISDIR(info.st_mode):
-        yield from _walk(argument, info, hidden)
+        yield from walk_items(argument, info, hidden)
     elif not stat.S_ISREG(info.st_mode):
         yield Item(argument, "file", "not_a_file", f"{argument}: not a regular file (a FIFO, socket or device)")
     elif os.path.splitext(argument)[1].lower() in URL_LIST_EXTENSIONS:
@@ -240,10 +287,11 @@ def walk_tree(root: str, root_info: os.stat_result, hidden: bool = False,
                     walking.append(key)
 
 
-def _walk(root: str, root_info: os.stat_result, hidden: bool) -> Iterator[Item]:
-    """Image files under ``root`` (by name, or by their first bytes), in ``walk_tree``'s order, and an error
-    Item for each directory that loops or cannot be listed."""
-    for path, info, error in walk_tree(root, root_info, hidden):
+def walk_items(root: str, root_info: os.stat_result, hidden: bool = False,
+               enter: Callable[[str], bool] | None = None) -> Iterator[Item]:
+    """Image files under ``root`` (by name, or by their first bytes), in ``walk_tree``'s order (which ``enter``
+    prunes), and an error Item for each directory that loops or cannot be listed."""
+    for path, info, error in walk_tree(root, root_info, hidden, enter):
         name = os.path.basename(path)
         if error is not None:
             # A dangling link is noise unless it claims to be an image; a link loop may hide a directory.

@@ -3,11 +3,13 @@
 A worker process does not share its parent's stdin (multiprocessing closes it in the child), stdin can be read
 only once, and every worker walks the whole input stream to pick its own chunks (see pipeline.py). So the scanning
 process copies stdin, line by line as it arrives, into a temporary file that each worker follows like ``tail -f``
-until an end mark. The scan starts on the first lines, and the names wait on disk, not in memory.
+until an end mark. The scan starts on the first lines, and the names wait on disk, not in memory. The copy holds
+one name a line, its backslashes and newlines escaped (a NUL-separated name may hold a newline).
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -16,7 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from .sources import stdin_names
+
 LINE, END = b"+", b".\n"  # every copied line starts with LINE, so no input line can be mistaken for END
+ESCAPED = re.compile(rb"\\(.)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class SpooledLines:
                 if line == END:
                     return
                 if line.endswith(b"\n"):
-                    yield os.fsdecode(line[len(LINE):-1])
+                    yield os.fsdecode(ESCAPED.sub(_unescape, line[len(LINE):-1]))
                     continue
                 file.seek(position)  # caught up with the copy, maybe mid-line: wait for more
                 if not _alive(self.owner_pid):
@@ -44,20 +49,21 @@ class SpooledLines:
 
 
 class StdinSpool:
-    """Copies ``stdin`` (default: sys.stdin's bytes) into a temporary file in a background thread; ``lines`` reads it."""
+    """Copies the names in ``stdin`` (default: sys.stdin's bytes; one a line, or ended by NULs with ``null``) into a
+    temporary file in a background thread; ``lines`` reads them."""
 
-    def __init__(self, stdin: IO | None = None):
+    def __init__(self, stdin: IO | None = None, null: bool = False):
         fd, path = tempfile.mkstemp(prefix="ipdscan-stdin-", suffix=".lines")
         self.lines = SpooledLines(path, os.getpid())
-        threading.Thread(target=self._copy, args=(stdin if stdin is not None else sys.stdin, os.fdopen(fd, "wb")),
+        threading.Thread(target=self._copy, args=(stdin if stdin is not None else sys.stdin, os.fdopen(fd, "wb"), null),
                          name="ipdscan-stdin", daemon=True).start()
 
     @staticmethod
-    def _copy(stdin: IO, spool: IO[bytes]) -> None:
+    def _copy(stdin: IO, spool: IO[bytes], null: bool) -> None:
         with spool:
             try:
-                for line in _byte_lines(stdin):
-                    spool.write(LINE + line.rstrip(b"\r") + b"\n")
+                for name in stdin_names(stdin, null):
+                    spool.write(LINE + name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n") + b"\n")
                     spool.flush()  # the workers read what is in the file, not what is in this buffer
             finally:
                 spool.write(END)  # also when reading fails: the workers end with the lines they have
@@ -70,25 +76,8 @@ class StdinSpool:
             pass
 
 
-def _byte_lines(stdin: IO) -> Iterator[bytes]:
-    """The lines of ``stdin`` without their newlines, as bytes, so that names that are not UTF-8 survive.
-
-    A real stream is read with os.read, never through sys.stdin: a thread blocked inside sys.stdin.buffer holds
-    its lock, and a DataLoader worker forked meanwhile would hang on that lock when multiprocessing closes its
-    copy of sys.stdin.
-    """
-    try:
-        fd = stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # io.StringIO, a test runner's stand-in, any iterable of lines
-        for line in stdin:
-            yield (line if isinstance(line, bytes) else os.fsencode(line)).rstrip(b"\r\n")
-        return
-    pending = b""
-    while chunk := os.read(fd, 1 << 16):
-        *complete, pending = (pending + chunk).split(b"\n")
-        yield from complete
-    if pending:
-        yield pending
+def _unescape(match: re.Match) -> bytes:
+    return b"\n" if match[1] == b"n" else match[1]
 
 
 def _alive(pid: int) -> bool:

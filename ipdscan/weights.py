@@ -147,7 +147,10 @@ def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         raise WeightsError(f"weights file not found: {path} (pass --weights PATH to a checkpoint made by 'ipdscan train')")
     if path.stat().st_size > MAX_CHECKPOINT_BYTES:
         raise WeightsError(f"weights file too large to be an ipdscan checkpoint: {path}")
-    data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
+    try:
+        data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
+    except OSError as exc:  # /proc/self/mem, a file that vanished or cannot be read
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
     digest = file_sha256(data)
     expected = expected_sha256 or recorded_sha256(path)
     if expected is not None and digest != expected.lower():
@@ -183,6 +186,11 @@ def _rebuild(payload, path: Path, digest: str) -> Checkpoint:
         model = IPDNet(IPDConfig(**config))
         dtypes = {str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()}
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:  # every score would be NaN, and NaN >= threshold is False: every image "real"
+            raise WeightsError(f"weights file {path} is unusable: {broken[0]}"
+                               f"{f' and {len(broken) - 1} more tensors' if len(broken) > 1 else ''} hold NaN or "
+                               "infinite values; restore it or train it again")
     except WeightsError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -6,10 +6,14 @@ from ipdscan.preprocess import Preprocessing
 from ipdscan.weights import save_checkpoint
 
 
-def make_checkpoint(path, variant="layer2", seed=0, half=False):
-    """A small random-weights checkpoint in the real format (what 'ipdscan train' writes)."""
+def make_checkpoint(path, variant="layer2", seed=0, half=False, nan=False):
+    """A small random-weights checkpoint in the real format (what 'ipdscan train' writes); ``nan``: one of its
+    parameters NaN, as a diverged training run leaves them."""
     torch.manual_seed(seed)
     model = IPDNet(IPDConfig(variant=variant))
+    if nan:
+        with torch.no_grad():
+            next(model.head.parameters()).view(-1)[0] = float("nan")
     save_checkpoint(path, model, Preprocessing(), name=f"test-{variant}", half=half,
                     provenance={"purpose": "tests", "seed": seed})
     return path
@@ -27,3 +31,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_environment(monkeypatch):
+    """The tests' URLs are on 127.0.0.1: a proxy set in the environment running them must not take them
+    (test_proxy.py sets its own)."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)

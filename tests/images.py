@@ -87,10 +87,20 @@ def camera_exif(**extra: int) -> Image.Exif:
     return exif
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def with_png_text_bomb(png: bytes, keyword: bytes = b"Comment", text: bytes = b" " * 1_100_000) -> bytes:
+    """The PNG with a zTXt chunk right after IHDR that inflates to ``text``: over Pillow's 1 MB limit by default,
+    from a chunk of about a kilobyte."""
+    body = keyword + b"\x00\x00" + zlib.compress(text, 9)
+    return png[:33] + png_chunk(b"zTXt", body) + png[33:]
+
+
 def png_bytes(width: int, height: int, bit_depth: int, color_type: int, scanlines: bytes) -> bytes:
     """A PNG assembled by hand (for what Pillow won't write): ``scanlines`` are rows with filter bytes."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    chunk = png_chunk
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(scanlines))
             + chunk(b"IEND", b""))
@@ -244,9 +254,18 @@ def _truncated_jpeg():
     return jpeg[: len(jpeg) // 2]
 
 
+def _truncated_avif():
+    avif = _avif()
+    return avif[: len(avif) // 2]
+
+
 def _truncated_png():
     png = _png()
     return png[: len(png) // 2]
+
+
+def _text_bomb_png():
+    return with_png_text_bomb(_png())
 
 
 def _bomb_png():
@@ -290,16 +309,19 @@ KINDS: dict[str, tuple[str, Callable[[], bytes], Expected]] = {
     "corrupt_jpeg": ("corrupt.jpg", _corrupt_jpeg, Expected("decode_error")),
     "truncated_jpeg": ("truncated.jpg", _truncated_jpeg, Expected("decode_error")),
     "truncated_png": ("truncated.png", _truncated_png, Expected("decode_error")),
+    "truncated_avif": ("truncated.avif", _truncated_avif, Expected("decode_error")),  # not "unsupported_format"
     "empty": ("empty.jpg", lambda: b"", Expected("empty_file")),
     "text_as_jpg": ("notes.jpg", lambda: b"just some notes, not a picture\n" * 4, Expected("unsupported_format")),
     "html_as_png": ("page.png", lambda: b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n",
                     Expected("unsupported_format")),
     "random_as_webp": ("noise.webp", lambda: np.random.default_rng(3).bytes(4096), Expected("unsupported_format")),
+    "text_bomb_png": ("text-bomb.png", _text_bomb_png, Expected(format="PNG")),  # metadata never stops scoring
     "bomb_png": ("bomb.png", _bomb_png, Expected("decompression_bomb")),
     "large_png": ("large.png", _large_png, Expected("decompression_bomb")),
 }
 HOSTILE_KINDS = ("tiny", "wide", "tall", "corrupt_exif_jpeg", "corrupt_jpeg", "truncated_jpeg", "truncated_png",
-                 "empty", "text_as_jpg", "html_as_png", "random_as_webp", "bomb_png", "large_png")
+                 "truncated_avif", "empty", "text_as_jpg", "html_as_png", "random_as_webp", "text_bomb_png",
+                 "bomb_png", "large_png")
 
 
 def make_image(path: Path | str, kind: str) -> Path:

@@ -158,8 +158,11 @@ def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint):
     (["--shard", "3/2"], "--shard"),
     (["--device", "cuda:7"], "device"),
     (["--variant", "layer4"], "does not match the weights"),
-    (["--decode", "gpu"], "unknown --decode 'gpu'"),
-    (["--precision", "fp16"], "unknown precision 'fp16'"),
+    (["--decode", "gpu"], "Invalid value for '--decode'"),  # a choice: click lists them
+    (["--precision", "fp16"], "Invalid value for '--precision'"),
+    (["--format", "xml"], "Invalid value for '--format'"),
+    (["--out", "-"], "--out - writes the report to stdout: choose its format with --format"),
+    (["--format", "table", "--out", "r.csv"], "--format table prints to the terminal"),
 ])
 def test_usage_and_fatal_errors_exit_2_with_one_line(tmp_path, checkpoint, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

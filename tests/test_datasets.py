@@ -168,3 +168,22 @@ def test_symlink_loops_do_not_repeat_training_images(tmp_path):
     put(root / "val" / "cat" / "1_fake", "vf")
     split = split_roots([str(root)], val_split=0.5, seed=0)
     assert sorted(Path(s.path).stem for s in split.train) == ["f", "r"]
+
+
+def test_links_inside_labelled_folders_never_count_a_file_twice(tmp_path):
+    """Issue 21, item 9: with 0_real/up -> .., each fake was counted as real and as fake (9 real + 5 fake from 4 + 5
+    images), and training leaked those duplicates into val."""
+    from ipdscan.datasets import find_generators
+    gen = tmp_path / "data" / "gen"
+    put(gen / "0_real", "r1", "r2", "r3", "r4")
+    put(gen / "1_fake", "f1", "f2", "f3", "f4", "f5", value=200)
+    (gen / "0_real" / "up").symlink_to("..", target_is_directory=True)
+    (gen / "0_real" / "fakes").symlink_to("../1_fake", target_is_directory=True)
+    (gen / "0_real" / "f1-again.png").symlink_to("../1_fake/f1.png")  # a fake, whatever folder links to it
+    (gen / "1_fake" / "f2-hard.png").hardlink_to(gen / "1_fake" / "f2.png")
+    (chosen,) = find_generators([tmp_path / "data"])
+    assert sorted(Path(p).stem for p in chosen.real_paths) == ["r1", "r2", "r3", "r4"]
+    assert sorted(Path(p).stem.removesuffix("-hard") for p in chosen.fake_paths) == ["f1", "f2", "f3", "f4", "f5"]
+    split = split_roots([str(tmp_path / "data")], val_split=0.5, seed=0)
+    assert Counter(s.label for s in split.train + split.val) == {0: 4, 1: 5}
+    assert not {Path(s.path).resolve() for s in split.train} & {Path(s.path).resolve() for s in split.val}

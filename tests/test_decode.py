@@ -11,7 +11,7 @@ import ipdscan.decode as decode_module
 from ipdscan.decode import ERROR_CODES, SUPPORTED_FORMATS, DecodeError, decode, read_exif
 
 from images import (CAMERA, CAMERA_DATETIME, HOSTILE_KINDS, KINDS, camera_exif, encoded, expected, float_gray, gray16,
-                    make_hostile_corpus, natural, natural_rgb, png_bytes, rgb16)
+                    make_hostile_corpus, natural, natural_rgb, png_bytes, rgb16, with_png_text_bomb)
 
 NO_EXIF = {"make": "", "model": "", "software": "", "datetime": ""}
 
@@ -162,11 +162,36 @@ def test_webp_exif_is_read_with_and_without_the_jpeg_style_prefix():
         assert read_exif(data) == CAMERA
 
 
+@pytest.mark.parametrize("format", ["HEIF", "AVIF"])
+def test_phone_exif_in_heic_and_avif_reaches_the_columns(format):
+    """Issue 21, item 12: an iPhone-style HEIC's Make=Apple left every exif_* column empty (exifread cannot walk
+    a HEIC's items to its EXIF), while the same EXIF in JPEG or AVIF was read."""
+    phone = camera_exif()
+    phone[0x010F], phone[0x0110], phone[0x0131] = "Apple", "iPhone 15 Pro", "17.4.1"
+    decoded = decode(encoded(natural(), format, quality=90, exif=phone.tobytes()))
+    assert decoded.exif == {"make": "Apple", "model": "iPhone 15 Pro", "software": "17.4.1",
+                            "datetime": CAMERA["datetime"]}
+
+
 def test_corrupt_exif_gives_empty_fields_and_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow warns "Corrupt EXIF data" on this one when left alone
         decoded = decode(image_bytes("corrupt_exif_jpeg"))
     assert decoded.exif == NO_EXIF
+
+
+def test_metadata_that_pillow_refuses_never_stops_the_pixels():
+    """A PNG text chunk inflating past Pillow's 1 MB limit (before IDAT or after it), or a cut-short Adobe
+    segment in a JPEG, made the whole image a decode_error: anyone could hide any image from the score."""
+    png, jpeg = image_bytes("png"), image_bytes("jpeg")
+    after_idat = png[:-12] + with_png_text_bomb(png)[33:-len(png) + 33] + png[-12:]  # the zTXt before IEND
+    short_adobe = jpeg[:2] + b"\xff\xee\x00\x07Adobe" + jpeg[2:]
+    for bare, hostile in ((png, image_bytes("text_bomb_png")), (png, after_idat), (jpeg, short_adobe)):
+        assert torch.equal(decode(hostile).pixels, decode(bare).pixels)
+    assert decode(short_adobe).exif == CAMERA  # read from the file as it is
+    with pytest.raises(DecodeError) as info:  # broken pixels stay broken, with the file's own message
+        decode(with_png_text_bomb(image_bytes("truncated_png")))
+    assert info.value.code == "decode_error"
 
 
 @pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM", b"II*\x00" + b"\xff" * 20,

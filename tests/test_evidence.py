@@ -237,6 +237,16 @@ def test_generator_png_text_chunks(chunks, codes, chunk_kind):
     assert ev.ai_indicated
 
 
+def test_text_over_the_field_limit_is_read_up_to_it_and_the_detail_says_so():
+    """A ComfyUI PNG whose workflow inflates to 1.4 MB: the graph is still recognised from its first MAX_FIELD bytes."""
+    from images import with_png_text_bomb
+    workflow = COMFY_WORKFLOW[:-1] + ', "extra": "' + "x" * 1_400_000 + '"}'
+    ev = find_evidence(with_png_text_bomb(png_with_text(prompt=COMFY_PROMPT), b"workflow", workflow.encode()))
+    assert ev.codes == ["comfyui:prompt", "comfyui:workflow"]
+    assert ev.detail["truncated"] == ["png:workflow: over 1,048,576 bytes, only the first 1,048,576 read"]
+    assert "truncated" not in find_evidence(png_with_text(workflow=COMFY_WORKFLOW)).detail
+
+
 def test_webui_parameters_kept_in_detail():
     ev = find_evidence(png_with_text(parameters=A1111))
     assert ev.detail["png"]["parameters"] == A1111

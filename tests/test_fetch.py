@@ -125,6 +125,11 @@ def test_redirect_to_another_scheme_is_refused(http_server):
     assert code_of(url(http_server.url(f"/redirect?to={to}"))) == "unsupported_scheme"
 
 
+def test_redirect_to_a_url_that_cannot_be_parsed_is_invalid_url(http_server):
+    to = quote("http://[::1", safe="")  # issue 21: read_error "ValueError"
+    assert code_of(url(http_server.url(f"/redirect?to={to}"))) == "invalid_url"
+
+
 def test_connection_refused_and_unresolvable_hosts(monkeypatch):
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener now
         probe.bind(("127.0.0.1", 0))
@@ -291,13 +296,20 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
-@pytest.fixture
-def tls_internet(monkeypatch, certificate):
+@pytest.fixture(scope="module")
+def tls_contexts(certificate):
+    """(the test server's TLS context, a client context that trusts its certificate)."""
     cert, key = certificate
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     trusting = ssl.create_default_context(cafile=str(cert))
     trusting.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)  # a bare self-signed test certificate
+    return server_context, trusting
+
+
+@pytest.fixture
+def tls_internet(monkeypatch, tls_contexts):
+    server_context, trusting = tls_contexts
     with LocalServer(tls=server_context) as server:
         server.add("a.png", IMAGE)
         internet = FakeInternet(monkeypatch, server)

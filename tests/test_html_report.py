@@ -2,6 +2,7 @@
 import base64
 import hashlib
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -75,6 +76,12 @@ def with_file(path: Path, score: float, image: Image.Image | None = None, **fiel
     (image or natural()).save(path)
     return Result(str(path), score=score, label="ai" if score >= 0.6 else "real",
                   sha256=hashlib.sha256(path.read_bytes()).hexdigest(), width=64, height=48, **fields)
+
+
+def scan_to_page(inputs: Path, out: Path, checkpoint: Path) -> None:
+    result = CliRunner().invoke(app, ["scan", str(inputs), "--weights", str(checkpoint), "--workers", "0",
+                                      "--device", "cpu", "-q", "--out", str(out)])
+    assert result.exit_code == 0, result.output
 
 
 def test_hostile_names_and_metadata_are_text_never_markup():
@@ -151,13 +158,18 @@ def test_an_interrupted_scan_is_marked_and_the_page_appears_only_at_close(tmp_pa
     assert "Interrupted scan:" in text and "2024-01-02T03:05:00+00:00" in text
 
 
+def write_report(path: Path, rows: list[Result]) -> None:
+    """A finished scan's report of ``rows``, header file included."""
+    writer = open_report(path, HEADER)
+    for row in rows:
+        writer.write(row)
+    writer.close({"end_time": "2024-01-02T03:05:00+00:00"})
+
+
 def test_merge_and_report_write_the_page_from_jsonl_and_csv_parts(tmp_path):
     rows = [with_file(tmp_path / f"p{i}.png", i / 4) for i in range(4)]
     for name, part in (("one.jsonl", rows[:2]), ("two.csv", rows[2:])):
-        writer = open_report(tmp_path / name, HEADER)
-        for row in part:
-            writer.write(row)
-        writer.close({"end_time": "2024-01-02T03:05:00+00:00"})
+        write_report(tmp_path / name, part)
     runner = CliRunner()
     result = runner.invoke(app, ["merge", str(tmp_path / "one.jsonl"), str(tmp_path / "two.csv"),
                                  "--out", str(tmp_path / "merged.html")])
@@ -174,6 +186,27 @@ def test_merge_and_report_write_the_page_from_jsonl_and_csv_parts(tmp_path):
     assert missing.exit_code == 2 and "no such report" in missing.stderr
 
 
+def test_suppressed_rows_keep_their_mark_through_a_csv_and_show_as_suppressed(tmp_path):
+    """A finding an ignore rule or baseline covers is a card with a badge and reason, counted apart from flagged."""
+    rows = [with_file(tmp_path / "logo.png", 0.9, suppressed="ignore-file", suppression_reason="our logo"),
+            with_file(tmp_path / "new.png", 0.8), with_file(tmp_path / "cat.png", 0.1)]
+    write_report(tmp_path / "scan.csv", rows)
+    runner = CliRunner()
+    assert runner.invoke(app, ["merge", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "all.jsonl")]).exit_code == 0
+    assert [Result.from_row(json.loads(line)).suppressed for line in (tmp_path / "all.jsonl").open()] == \
+        ["ignore-file", "", ""]
+    result = runner.invoke(app, ["report", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "scan.html")])
+    assert result.exit_code == 0, result.output
+    page = Page((tmp_path / "scan.html").read_text(encoding="utf-8"))
+    logo = page.cards[0]
+    assert "suppressed" in logo["classes"] and "flagged" not in logo["classes"]
+    assert "suppressed: ignore-file" in logo["text"] and "our logo" in logo["text"]
+    assert "flagged" in page.cards[1]["classes"] and "suppressed" not in page.cards[1]["classes"]
+    text = " ".join("".join(page.text).split())
+    assert "3 scanned, 1 flagged" in text and "1 suppressed (ignore file, baseline)" in text
+    assert page.title.endswith("1 flagged")
+
+
 @pytest.mark.slow
 def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint):
     photos = tmp_path / "photos"
@@ -181,9 +214,7 @@ def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint)
     for i in range(3):
         natural(80, 60, seed=i).save(photos / f"p{i}.png")
     (photos / "gen.png").write_bytes(evidence_files.png_with_text(parameters=evidence_files.A1111))
-    result = CliRunner().invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu", "-q", "--out", str(tmp_path / "r.html")])
-    assert result.exit_code == 0, result.output
+    scan_to_page(photos, tmp_path / "r.html", checkpoint)
     page = Page((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert len(page.cards) == 4 and all(card["img"] for card in page.cards)
     assert [c["name"].rsplit("/", 1)[-1] for c in page.cards if "declared" in c["classes"]] == ["gen.png"]
@@ -193,9 +224,7 @@ def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint)
 @pytest.mark.slow
 def test_the_examples_page_in_a_real_browser(tmp_path, checkpoint, browser):
     out = tmp_path / "r.html"
-    result = CliRunner().invoke(app, ["scan", str(EXAMPLES), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu", "-q", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    scan_to_page(EXAMPLES, out, checkpoint)
     page = Page(browser.dump_dom(out))
     assert len(page.cards) == 8 and all(card["img"] and not card["hidden"] for card in page.cards)
     assert page.scores() == sorted(page.scores(), reverse=True)
@@ -215,9 +244,7 @@ def test_a_hostile_folder_runs_nothing_and_fetches_nothing_in_a_real_browser(tmp
     (photos / "chunk.png").write_bytes(evidence_files.png_with_text(
         parameters=evidence_files.A1111 + HOSTILE_TEXT + f"<script src={http_server.url('/img/x.js')}></script>"))
     out = tmp_path / "r.html"
-    result = CliRunner().invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu", "-q", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    scan_to_page(photos, out, checkpoint)
     page = Page(browser.dump_dom(out))
     assert page.title.startswith("ipdscan report") and len(page.tags("script")) == 1
     assert len(page.tags("img")) == 3 and all(attrs["src"].startswith("data:image/jpeg;base64,")

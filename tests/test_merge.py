@@ -37,6 +37,8 @@ def test_each_part_keeps_its_scan_header_beside_it(tmp_path):
     ('{"input": "x.png", "status": "ok", "score": "high", "label": "ai"}', "score"),
     ('{"input": "x.png", "status": "ok", "score": 0.5, "label": "maybe"}', "label"),
     ('{"input": "x.png", "status": "error"}', "error_code"),
+    ('{"input": "x.png", "status": "ok", "score": 0.9, "label": "real"}', "threshold"),  # SCAN's is 0.3
+    ('{"input": "x.png", "status": "ok", "score": 0.1, "label": "ai"}', "threshold"),
     ('{"input": "x.png", "status": "ok", "score": 0.5, "label": "ai", "width": "wide"}', "width"),
     ("[1, 2]", "object"),
     ('"x.png"', "object"),
@@ -109,3 +111,10 @@ def test_csv_parts_merge_with_their_header_files(tmp_path):
         merge_reports([one, other], tmp_path / "bad.jsonl", {})
     with pytest.raises(MergeError, match="read from .jsonl or .csv"):
         merge_reports([part(tmp_path / "p.json", ["e.png"])], tmp_path / "x.csv", {})
+
+
+def test_a_csv_score_rounded_onto_the_threshold_keeps_its_label(tmp_path):
+    """A .csv keeps 6 decimals: 0.2999996, labelled real at threshold 0.3, reads back as 0.300000 and is still a row."""
+    csv_part = part(tmp_path / "p.csv", ["a.png"], score=0.2999996)
+    assert merge_reports([csv_part], tmp_path / "all.jsonl", {}).rows == 1
+    assert json.loads((tmp_path / "all.jsonl").read_text())["label"] == "real"

@@ -159,7 +159,7 @@ def test_completed_inputs_match_non_utf8_names_as_found(tmp_path):
 
 def test_completed_inputs_refuses_a_file_that_is_not_a_report(tmp_path):
     path = tmp_path / "report.jsonl"
-    path.write_text('{"input": "a"}\nnot json\n{"input": "b"}\n')
+    path.write_text('{"input": "a", "status": "ok", "score": 0.5, "label": "ai"}\nnot json\n{"input": "b"}\n')
     with pytest.raises(ValueError, match="line 2"):
         completed_inputs(path)
 
@@ -169,6 +169,18 @@ def test_report_text_rule():
     assert report_text("Ünïcødé/写真.jpg") == "Ünïcødé/写真.jpg"
     assert report_text("caf\udce9.jpg") == "caf\\xe9.jpg"
     assert report_text("lone\ud800") == "lone\\ud800"  # a surrogate that came from no byte
+
+
+def test_report_text_round_trips_and_never_writes_two_names_alike():
+    """Issue 21, item 7: the byte 0xE9 and a literal backslash-x-e-9 were both written "a\\xe9.jpg"."""
+    from ipdscan.text import report_bytes
+    names = ["a\udce9.jpg", "a\\xe9.jpg", "a\\\udce9.jpg", "a\\\\xe9.jpg", "a\\\\\udce9", "dir\\file.jpg",
+             "end\\", "\\\\", "x\\xZZ", "Ünï\\x41", "plain.jpg"]
+    written = [report_text(name) for name in names]
+    assert len(set(written)) == len(names)
+    assert [report_bytes(text) for text in written] == names
+    assert written[:2] == ["a\\xe9.jpg", "a\\\\xe9.jpg"]
+    assert report_text("dir\\file.jpg") == "dir\\file.jpg"  # a backslash nothing could misread stays single
 
 
 def test_extension_is_case_insensitive(tmp_path):
@@ -233,7 +245,7 @@ def test_resume_refuses_a_report_scanned_with_other_settings(tmp_path):
 def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_path):
     path = write_report(tmp_path / "report.jsonl")  # a.jpg ok, notes.jpg an error, the Latin-1 name ok
     assert "photos/notes.jpg" in completed_inputs(path)
-    assert completed_inputs(path, retry_errors=True) == {"photos/a.jpg", LATIN1_NAME, LATIN1_WRITTEN}
+    assert completed_inputs(path, retry_errors=True) == {"photos/a.jpg", LATIN1_NAME}  # as the scan finds it
     with open(path, "a") as file:  # a retry that a crash kept from tidying up: the later row counts
         file.write(json.dumps(Result(input="photos/notes.jpg", score=0.5, label="ai").to_dict()) + "\n")
     assert "photos/notes.jpg" in completed_inputs(path, retry_errors=True)
@@ -281,3 +293,21 @@ def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tm
             expected["score"] = round(expected["score"], 6)
         assert record == expected
     assert [number for number, _ in csv_records(path)][:2] == [2, 4]  # the error message spans two lines
+
+
+def test_csv_cells_write_control_characters_as_escapes(tmp_path):
+    """Issue 21: an ESC or BEL in a file name or EXIF text reached the CSV raw, and the terminal of whoever ran cat."""
+    from ipdscan.text import report_bytes
+    name = "photos/clear\x1b[2J\x07.png"
+    row = Result(input=name, score=0.5, label="ai", exif_make="Ca\x00non\x7f", exif_model="back\\\x1bslash")
+    write_report(tmp_path / "r.csv", [row])
+    raw = (tmp_path / "r.csv").read_bytes()
+    assert not set(raw) & (set(range(0x20)) - {0x0a, 0x0d} | {0x7f})
+    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as f:
+        (written,) = csv.DictReader(f)
+    assert (written["input"], written["exif_make"]) == ("photos/clear\\x1b[2J\\x07.png", "Ca\\x00non\\x7f")
+    assert [report_bytes(written[key]) for key in ("input", "exif_make", "exif_model")] == \
+        [name, "Ca\x00non\x7f", "back\\\x1bslash"]
+    from ipdscan.merge import read_part  # merge and report read the CSV back as the scan had it
+    (back,) = read_part(tmp_path / "r.csv")
+    assert (back.input, back.exif_make, back.exif_model) == (name, "Ca\x00non\x7f", "back\\\x1bslash")

@@ -1,11 +1,14 @@
+import hashlib
 import json
 import os
 import stat
+import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+import ipdscan
 from ipdscan.result import Result
 from ipdscan.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
 
@@ -82,7 +85,8 @@ def test_rule_ids_and_levels_follow_the_score_bands_and_evidence(scan):
         "declared.png": [(PROVENANCE_AI, "error")],
         "both.png": [(AI_SCORE, "error"), (PROVENANCE_AI, "error")],
         "broken.jpg": [(SCAN_ERROR, "note")],
-        "https://example.com/x.png?size=2": [(SCAN_ERROR, "note")],
+        "urls/example.com/x.png_" + hashlib.sha256(b"https://example.com/x.png?size=2").hexdigest()[:8]:
+            [(SCAN_ERROR, "note")],
         (tmp_path / "elsewhere.png").as_uri(): [(AI_SCORE, "error")],
     }  # real.png (under the threshold) and camera.jpg (provenance that declares no AI) have no result
 
@@ -97,7 +101,7 @@ def test_locations_artifacts_and_fingerprints(scan):
         location = result["locations"][0]["physicalLocation"]["artifactLocation"]
         artifact = artifacts[location["index"]]
         assert artifact["location"]["uri"] == location["uri"]
-        is_local_under_root = not location["uri"].startswith(("https:", "file:"))
+        is_local_under_root = not location["uri"].startswith(("urls/", "file:"))
         assert (location.get("uriBaseId") == "SRCROOT") == is_local_under_root
         if "hashes" in artifact:
             assert result["partialFingerprints"] == {"sha256/v1": artifact["hashes"]["sha-256"]}
@@ -106,6 +110,8 @@ def test_locations_artifacts_and_fingerprints(scan):
     broken = next(a for a in artifacts if a["location"]["uri"] == "broken.jpg")
     assert broken["hashes"] == {"sha-256": "cd" * 32} and broken["length"] == 10
     assert next(a for a in artifacts if a["location"]["uri"] == "a%20b.png")["mimeType"] == "image/png"
+    url = next(a for a in artifacts if a["location"]["uri"].startswith("urls/"))
+    assert url["location"]["properties"] == {"url": "https://example.com/x.png?size=2"}
 
 
 def test_messages_and_properties(scan):
@@ -245,10 +251,44 @@ def test_non_file_inputs_are_their_own_uris(tmp_path, monkeypatch):
     document = write_report(tmp_path / "report.sarif", results, root=tmp_path)
     validate(document)
     locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in document["runs"][0]["results"]]
-    assert locations == [{"uri": "HTTPS://Example.com/a%20b.png", "index": 0},
-                         {"uri": "ftp://example.com/x.png", "index": 1},
-                         {"uri": "https://%E4%BE%8B%E3%81%88.jp/%E7%94%BB%E5%83%8F.png", "index": 2},
-                         {"uri": "javascript:alert(1)", "index": 3}]
+    # Code scanning refuses locations that are not files: a stable relative pseudo-path, the URL in a property
+    assert locations == [
+        {"uri": "urls/example.com/a%20b.png", "properties": {"url": "HTTPS://Example.com/a%20b.png"}, "index": 0},
+        {"uri": "urls/example.com/x.png", "properties": {"url": "ftp://example.com/x.png"}, "index": 1},
+        {"uri": "urls/%E4%BE%8B%E3%81%88.jp/%E7%94%BB%E5%83%8F.png",
+         "properties": {"url": "https://%E4%BE%8B%E3%81%88.jp/%E7%94%BB%E5%83%8F.png"}, "index": 2},
+        {"uri": "urls/javascript/" + hashlib.sha256(b"javascript:alert(1)").hexdigest()[:16],
+         "properties": {"url": "javascript:alert(1)"}, "index": 3}]
+
+
+def test_url_pseudo_paths_are_stable_distinct_and_stay_under_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    urls = ["https://a.example/x/../../etc/p.png", "https://a.example:8443/p.png?size=1",
+            "https://a.example:8443/p.png?size=2", "https://***@a.example/", "https://a.example:bad/"]
+    document = write_report(tmp_path / "report.sarif", [Result.failed(url, "http_404", "x") for url in urls])
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]]
+    assert uris[0] == "urls/a.example/x/_/_/etc/p.png"
+    assert uris[1].startswith("urls/a.example_8443/p.png_") and uris[1] != uris[2]
+    assert uris[3] == "urls/a.example/_" and uris[4].startswith("urls/https/")
+    again = write_report(tmp_path / "again.sarif", [Result.failed(url, "http_404", "x") for url in urls])
+    assert uris == [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in again["runs"][0]["results"]]
+
+
+def test_suppressed_findings_carry_sarif_suppressions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flagged = scored("a.png", 0.95, suppressed="baseline", suppression_reason="already reported in old.sarif")
+    document = write_report(tmp_path / "report.sarif", [flagged, scored("b.png", 0.95)])
+    validate(document)
+    first, second = document["runs"][0]["results"]
+    assert first["suppressions"] == [{"kind": "external", "status": "accepted",
+                                      "justification": "baseline: already reported in old.sarif"}]
+    assert "suppressions" not in second
+
+
+def test_the_tool_names_its_home_page_as_pyproject_does():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["urls"]["Homepage"] == ipdscan.HOMEPAGE
+    assert SarifWriter(Path("x.sarif"), HEADER)._driver()["informationUri"] == ipdscan.HOMEPAGE
 
 
 def test_the_log_gets_the_mode_other_reports_get(tmp_path):

@@ -9,10 +9,12 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from images import make_image
@@ -64,6 +66,36 @@ def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
         spool.close()
         stdin.close()
     assert not os.path.exists(spool.lines.path)
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_stdin_spool_carries_names_with_newlines_and_backslashes(null):
+    from ipdscan.stdin_spool import StdinSpool
+    names = [b"a\\n.jpg", b"back\\\\slash.png", b"x\xe9.png"] + ([b"new\nline.png", b"cr\r"] if null else [])
+    spool = StdinSpool(io.BytesIO(b"".join(name + (b"\0" if null else b"\n") for name in names)), null)
+    try:
+        assert list(spool.lines) == [os.fsdecode(name) for name in names]
+    finally:
+        spool.close()
+
+
+def test_stdin_names_cuts_an_endless_line_and_reads_the_next():
+    """Issue 21, item 3: a line without a newline was joined to each new chunk (quadratic) and held whole."""
+    from ipdscan.sources import STDIN_LINE_BYTES, stdin_names
+    read_end, write_end = os.pipe()
+    stdin = os.fdopen(read_end, "rb")
+
+    def feed():
+        for _ in range(64):  # 16 MB in 256 KB writes, no newline until the end
+            os.write(write_end, b"x" * (1 << 18))
+        os.write(write_end, b"\nnext.jpg\n")
+        os.close(write_end)
+    writer = threading.Thread(target=feed)
+    writer.start()
+    names = list(stdin_names(stdin))
+    writer.join()
+    stdin.close()
+    assert [len(name) for name in names] == [STDIN_LINE_BYTES, 8] and names[1] == b"next.jpg"
 
 
 def scan(*args, input=None):
@@ -177,6 +209,149 @@ def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_e
     assert scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
 
 
+def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 1: a zTXt chunk inflating past 1 MB made a PNG a decode_error, so --fail-on and
+    --fail-on-evidence exited 0 on it, and a ComfyUI PNG with a 1.4 MB workflow lost its comfyui: evidence."""
+    from evidence_files import COMFY_WORKFLOW, png_with_text
+    from images import with_png_text_bomb
+    monkeypatch.chdir(tmp_path)
+    plain = png_with_text(prompt="a cat")
+    workflow = COMFY_WORKFLOW[:-1] + ', "extra": "' + "x" * 1_400_000 + '"}'
+    (tmp_path / "plain.png").write_bytes(plain)
+    (tmp_path / "bomb.png").write_bytes(with_png_text_bomb(plain))
+    (tmp_path / "comfy.png").write_bytes(with_png_text_bomb(plain, b"workflow", workflow.encode()))
+    rows = {}
+    for name in ("plain.png", "bomb.png", "comfy.png"):
+        result = scan(name, "--weights", checkpoint, "--fail-on", "0", "--out", f"{name}.jsonl", "-q")
+        assert result.exit_code == 1, result.output
+        rows[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
+    assert rows["plain.png"]["score"] == rows["bomb.png"]["score"] == rows["comfy.png"]["score"]
+    assert rows["comfy.png"]["evidence"] == "comfyui:workflow"
+    assert json.loads(rows["comfy.png"]["evidence_detail"])["truncated"] == [
+        "png:workflow: over 1,048,576 bytes, only the first 1,048,576 read"]
+    assert scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
+
+
+@pytest.mark.parametrize("workers", ["0", pytest.param("1", marks=pytest.mark.slow)])  # 4 processes each
+def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_path, checkpoint, workers):
+    """Issue 21, item 2: a NUL byte on stdin stopped the scan (exit 2, no rows, a traceback as the message);
+    a line longer than any name was echoed whole. Each is a row with an error now, and -0 reads find -print0."""
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "new\nline.png", "png")
+    long_line = "y" * 300_000
+    proc = run_cli("scan", "-", "--weights", checkpoint, "--out", "r.jsonl", "--workers", workers, "-q",
+                   cwd=tmp_path, stdin=f"a.png\nx\0y\n{long_line}\na.png\n")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(row["input"], row["error_code"]) for row in rows] == [
+        ("a.png", ""), ("x\0y", "invalid_input"), ("y" * 200 + "…", "invalid_input"), ("a.png", "")]
+    assert stderr_lines(proc) == ["ipdscan: x\\x00y: holds a NUL byte, which no file name can (invalid_input)",
+                                  f"ipdscan: {'y' * 200}…: over 65,536 characters, longer than any file name or URL "
+                                  "(invalid_input)"]
+    proc = run_cli("scan", "-", "-0", "--weights", checkpoint, "--out", "r.jsonl", "--workers", workers, "-q",
+                   cwd=tmp_path, stdin="new\nline.png\0a.png\0")
+    assert proc.returncode == 0, proc.stderr
+    assert jsonl_inputs(tmp_path / "r.jsonl") == ["new\nline.png", "a.png"]
+    assert all(json.loads(line)["status"] == "ok" for line in (tmp_path / "r.jsonl").read_text().splitlines())
+
+
+def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 6: `scan list.csv --out list.csv` replaced the URL list with the report and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    make_image(tmp_path / "photos" / "a.png", "png")
+    (tmp_path / "list.csv").write_text("url\nhttps://example.com/a.png\n")
+    (tmp_path / "link.csv").symlink_to("list.csv")
+    for out in ("list.csv", "link.csv", "../" + tmp_path.name + "/list.csv"):
+        result = scan("photos", "list.csv", "--weights", checkpoint, "--out", out)
+        assert result.exit_code == 2, result.output
+        assert stderr_lines(result) == [f"error: --out {out} is the input list.csv: the report would overwrite it; "
+                                        "write the report to another file"]
+    assert (tmp_path / "list.csv").read_text() == "url\nhttps://example.com/a.png\n"
+    # A report inside a scanned folder is no input: a folder walk takes image files only.
+    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert read_csv_inputs(tmp_path / "photos" / "r.csv") == {"a.png": ""}
+
+
+def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 7: 'caf<0xE9>.jpg' was written as the text 'caf\\xe9.jpg', so merge --expect saw a gap and
+    exited 2, and a file really named 'caf\\xe9.jpg' got the same input (duplicate rows)."""
+    monkeypatch.chdir(tmp_path)
+    photos = os.path.join(os.fsencode(tmp_path), b"photos")
+    os.mkdir(photos)
+    for name in (b"caf\xe9.jpg", b"caf\\xe9.jpg", b"plain.jpg"):
+        make_image(os.fsdecode(os.path.join(photos, name)), "jpeg")
+    for k in (1, 2):
+        assert scan("photos", "--weights", checkpoint, "--shard", f"{k}/2", "--out", f"p{k}.jsonl", "-q").exit_code == 0
+    result = runner.invoke(app, ["merge", "p1.jsonl", "p2.jsonl", "--out", "all.jsonl", "--expect", "photos"])
+    assert result.exit_code == 0, result.output
+    assert jsonl_inputs(tmp_path / "all.jsonl") == ["photos/caf\\\\xe9.jpg", "photos/caf\\xe9.jpg", "photos/plain.jpg"]
+    result = scan("photos", "--weights", checkpoint, "--out", "all.jsonl", "--resume", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(jsonl_inputs(tmp_path / "all.jsonl")) == 3  # nothing scanned twice
+
+
+def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
+    from conftest import make_checkpoint
+    from ipdscan.score import Detector
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "b.png", "png")
+    make_checkpoint(tmp_path / "nan.pt", nan=True)
+    result = scan("a.png", "--weights", "nan.pt", "--fail-on", "0.5")
+    assert result.exit_code == 2
+    assert stderr_lines(result) == [next(line for line in stderr_lines(result) if "nan.pt is unusable" in line)]
+    score = Detector.score
+    monkeypatch.setattr(Detector, "score", lambda self, crops: score(self, crops).index_fill(0, torch.tensor([0]),
+                                                                                               float("nan")))
+    result = scan("a.png", "b.png", "--weights", checkpoint, "--fail-on", "0", "--batch-size", "1", "--out", "r.jsonl")
+    assert result.exit_code == 2, result.output
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]  # strict JSON: no NaN
+    assert [(row["status"], row["error_code"], row["score"], row["label"]) for row in rows] == [
+        ("error", "model_error", None, ""), ("error", "model_error", None, "")]
+    assert rows[0]["format"] == "PNG"  # what the file is, still known
+    assert stderr_lines(result)[-1] == ("error: the model gave no score for 2 of 2 inputs (model_error): "
+                                        "the weights or the device are faulty")
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("5", "not a JSON object"), ("null", "not a JSON object"), ("[1]", "not a JSON object"),
+    ('{"status": "error"}', "no input: it must be a non-empty string"),
+    ('{"input": "b.png", "status": "error"}', "an error row has an error_code"),
+    ('{"input": "b.png", "status": "ok", "score": 0.9, "label": "real"}', "label 'real' for score 0.9 at threshold 0.5"),
+])
+def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch, line, problem):
+    """Issue 21, item 10: --resume took `5`, `null` or `[1]` for a row (error: AttributeError) and accepted an
+    error row without a code; merge took score 0.9 labelled real. One validator now, with the scan's threshold."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "a.png", "png")
+    make_image(tmp_path / "b.png", "png")
+    assert scan("a.png", "--weights", checkpoint, "--out", "r.jsonl", "--threshold", "0.5", "-q").exit_code == 0
+    with open(tmp_path / "r.jsonl", "a") as report:
+        report.write(line + "\n")
+    before = (tmp_path / "r.jsonl").read_text()
+    result = scan("a.png", "b.png", "--weights", checkpoint, "--out", "r.jsonl", "--resume", "--threshold", "0.5")
+    assert result.exit_code == 2, result.output
+    assert stderr_lines(result) == [f"error: r.jsonl, line 2: not an ipdscan report row ({problem}), cannot resume from it"]
+    assert (tmp_path / "r.jsonl").read_text() == before
+    merged = runner.invoke(app, ["merge", "r.jsonl", "--out", "all.jsonl"])
+    assert merged.exit_code == 2 and problem in merged.stderr
+
+
+def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch):
+    """Issue 21: --workers 500 started 500 processes, each with its own torch."""
+    from ipdscan.pipeline import ScanOptions
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("ipdscan.runtime.usable_cpus", lambda: 1)
+    assert ScanOptions(workers=500).resolved_workers(torch.device("cpu")) == 1
+    make_image(tmp_path / "a.png", "png")
+    result = runner.invoke(app, ["scan", "a.png", "--weights", str(checkpoint), "--workers", "500", "-q"])
+    assert result.exit_code == 0, result.output
+    assert stderr_lines(result) == ["warning: --workers 500: more than this machine's 1 CPUs can use; starting 1"]
+
+
 def test_help_lists_the_exit_codes():
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
@@ -256,7 +431,7 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("ipdscan.cli.load_detector", interrupted)
+    monkeypatch.setattr("ipdscan.score.load_detector", interrupted)  # the CLI imports it when it runs
     result = scan(tmp_path / "a.png", "--weights", checkpoint)
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
     monkeypatch.setattr("ipdscan.cli.app", interrupted)
@@ -265,17 +440,18 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
     assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
 
 
-@pytest.mark.parametrize("command,patched", [("merge", "merge_reports"), ("eval", "load_detector"),
-                                             ("explain", "load_detector")])
+@pytest.mark.parametrize("command,patched", [("merge", "merge.merge_reports"), ("report", "merge.merge_reports"),
+                                             ("eval", "score.load_detector"), ("explain", "score.load_detector")])
 def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched):
     """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
     (tmp_path / "part.jsonl").write_text("")
     make_image(tmp_path / "a.png", "png")
-    args = {"merge": ["part.jsonl", "--out", "all.csv"], "eval": ["."], "explain": ["a.png", "--out", "heat.png"]}
+    args = {"merge": ["part.jsonl", "--out", "all.csv"], "report": ["part.jsonl", "--out", "part.html"], "eval": ["."],
+            "explain": ["a.png", "--out", "heat.png"]}
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(f"ipdscan.cli.{patched}", interrupted)
+    monkeypatch.setattr(f"ipdscan.{patched}", interrupted)  # where the CLI imports it from when it runs
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, [command, *args[command]])
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"], result.output
@@ -336,10 +512,58 @@ def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpo
         for extra in (["--resume"] if suffix == ".jsonl" else []), []:
             result = scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
             assert result.exit_code == 2, result.output
-            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.name}.lock)"]
+            assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.resolve()}.lock)"]
             assert out.read_text() == "the other scan's rows\n"
     assert scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
     assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
+
+
+def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, monkeypatch):
+    """Issue 21, item 5: a scan of b.jsonl -> a.jsonl took b.jsonl.lock while another held a.jsonl.lock, and
+    both appended to a.jsonl (200 rows for 100 inputs)."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "a.jsonl").write_text("")
+    (tmp_path / "b.jsonl").symlink_to("a.jsonl")
+    (tmp_path / "linked").symlink_to(".")
+    with open(tmp_path / "a.jsonl.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for out in ("b.jsonl", "linked/a.jsonl"):
+            result = scan("x.png", "--weights", checkpoint, "--out", out, "--resume")
+            assert result.exit_code == 2, result.output
+            assert f"another scan is writing {out} (it holds {tmp_path.resolve()}/a.jsonl.lock)" in result.stderr
+    assert (tmp_path / "a.jsonl").read_text() == ""
+
+
+HOLDER = """
+import os, sys, time
+from ipdscan.report_lock import ReportLock
+lock = ReportLock(sys.argv[1]).acquire()
+child = os.fork()  # as the DataLoader forks its workers
+if child == 0:
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(120)
+"""
+
+
+def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_path):
+    """Issue 21, item 4: DataLoader workers inherited the lock's descriptor, so a --resume right after kill -9
+    was refused as "another scan is writing" for as long as the orphaned workers lived."""
+    from ipdscan.report_lock import ReportLock
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    scan_process = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "r.jsonl")], env=env,
+                                    stdout=subprocess.PIPE, text=True)
+    child = int(scan_process.stdout.readline())
+    try:
+        scan_process.kill()
+        scan_process.wait()
+        os.kill(child, 0)  # the orphan lives on
+        ReportLock(tmp_path / "r.jsonl").acquire().release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        scan_process.stdout.close()
 
 
 @pytest.mark.slow

@@ -211,10 +211,13 @@ def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
 def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_path, monkeypatch, capsys):
     import ipdscan.train.__main__ as train_cli
 
-    def interrupted(config):
-        raise KeyboardInterrupt
+    from ipdscan.interrupt import Terminated
+    for raised, said in ((KeyboardInterrupt, "interrupted"), (Terminated, "terminated by SIGTERM")):
+        def interrupted(config):
+            raise raised()
 
-    monkeypatch.setattr(train_cli, "train", interrupted)
-    assert train_cli.main([str(tiny_data), "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert "interrupted" in err and f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err
+        monkeypatch.setattr(train_cli, "train", interrupted)
+        assert train_cli.main([str(tiny_data), "--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {said}; the run keeps")  # issue 21: it said "error: ; the run keeps"
+        assert f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err

@@ -123,9 +123,25 @@ def resaved(path, section: str, **changes):
     ("preprocessing", {"crop": 2.5}, "crop"),
     ("preprocessing", {"size": 128}, "size"),  # the model was built for 256
     ("config", {"hidden": 0}, "hidden"),
+    ("preprocessing", {"crop": 8000}, "crop"),  # issue 21, item 11: passed, then failed mid-scan
+    ("preprocessing", {"pad": 100_000}, "pad"),
+    ("config", {"input_size": 8192}, "input_size"),
+    ("config", {"hidden": 1 << 20}, "hidden"),
 ])
 def test_unusable_preprocessing_or_config_is_refused_at_load(tmp_path, section, changes, named):
     path = resaved(make_checkpoint(tmp_path / "bad.pt"), section, **changes)
     with pytest.raises(WeightsError, match=named) as refused:
         load_checkpoint(path)
     assert "bad.pt" in str(refused.value)
+
+
+def test_weights_with_non_finite_parameters_are_refused_at_load(tmp_path):
+    """Issue 21, item 8: NaN weights loaded, scored every image NaN, labelled it real and let --fail-on pass."""
+    path = make_checkpoint(tmp_path / "nan.pt", nan=True)
+    with pytest.raises(WeightsError, match=r"nan\.pt is unusable: .* hold NaN or infinite values"):
+        load_checkpoint(path)
+
+
+def test_a_weights_path_that_cannot_be_read_is_named():
+    with pytest.raises(WeightsError, match="cannot read weights file /proc/self/mem"):
+        load_checkpoint("/proc/self/mem")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.datasets import image_files, labelled_folders
+from ipdscan.datasets import labelled_images
 from ipdscan.train.datasets import Sample
 from ipdscan.train.pairs import pair_up
 
@@ -27,8 +27,8 @@ from .corpus_store import folder_family
 
 def pairs_in(corpus: Path, split: str, seed: int) -> dict[str, list[tuple[Path, ...]]]:
     """family -> the (real, fake) pairs of ``split``, as ``--pair-sync`` pairs them."""
-    samples = [Sample(path, folder.label, folder.generator) for folder in labelled_folders(corpus)
-               if folder.split == split for path in image_files(folder.path)]
+    samples = [Sample(path, folder.label, folder.generator) for folder, paths in labelled_images(corpus)
+               if folder.split == split for path in paths]
     out: dict[str, list[tuple[Path, ...]]] = {}
     for pair in pair_up(samples, seed):
         if len(pair) == 2:

@@ -52,6 +52,12 @@ class Collector:
         if len(errors) < MAX_ERRORS:
             errors.append(f"{source}: {clip(message)}")
 
+    def truncated(self, where: str):
+        """Note that only the first MAX_FIELD bytes of the field ``where`` (e.g. "png:workflow") were read."""
+        notes = self.detail.setdefault("truncated", [])
+        if len(notes) < MAX_ERRORS:
+            notes.append(f"{clip(where, 200)}: over {MAX_FIELD:,} bytes, only the first {MAX_FIELD:,} read")
+
     def evidence(self) -> Evidence:
         # Through JSON once: what a report holds, and what merge reads back, is then the detail itself.
         return Evidence(codes=sorted(self.codes), detail=json.loads(json.dumps(self.detail, sort_keys=True)))
@@ -130,6 +136,8 @@ def _walk_png(data: bytes, found: Collector):
                 if keyword == PNG_XMP_KEY:
                     found.xmp.append(text)  # over MAX_FIELD when too long to parse: read_xmp says so
                 elif keyword in GENERATOR_KEYS:
+                    if len(text) > MAX_FIELD:
+                        found.truncated(f"png:{keyword}")
                     encoding = "utf-8" if kind == b"iTXt" else "latin-1"
                     found.texts.setdefault(keyword, text[:MAX_FIELD].decode(encoding, "replace"))
         elif kind == b"eXIf":

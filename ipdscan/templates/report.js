@@ -19,7 +19,8 @@
     all: function () { return true; },
     flagged: function (c) { return c.classList.contains("flagged"); },
     declared: function (c) { return c.classList.contains("declared"); },
-    errors: function (c) { return c.classList.contains("error"); }
+    errors: function (c) { return c.classList.contains("error"); },
+    suppressed: function (c) { return c.classList.contains("suppressed"); }
   };
   function byName(a, b) {
     var ea = a.classList.contains("error"), eb = b.classList.contains("error");

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # exit 2 as every other command, not 130/143; what was saved stays
-        print(f"error: {exc or 'interrupted'}; the run keeps its checkpoints up to its last save: "
+        print(f"error: {str(exc) or 'interrupted'}; the run keeps its checkpoints up to its last save: "
               f"continue it with --resume {config.out}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":

@@ -1,6 +1,6 @@
 """Training data: labelled folders -> (path, label, generator) samples -> uint8 crops.
 
-Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.datasets.labelled_folders``:
+Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.datasets.labelled_images``:
 labels come from folder names, never from sort order. Per root, train/ and unsplit folders train
 and val/ folders validate; test/ folders are left for ``ipdscan eval``. A root without val/ gives
 ``val_split`` of its images to validation, chosen by a hash of (seed, generator, file stem), so the
@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from ipdscan.datasets import (DatasetError, Unreadable, guarded, image_files, labelled_folders, no_labelled_folders,
-                              read_pixels)
+from ipdscan.datasets import DatasetError, Unreadable, guarded, labelled_images, no_labelled_folders, read_pixels
 from ipdscan.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view, val_view
@@ -48,10 +47,10 @@ def split_roots(roots: list[str], val_split: float, seed: int) -> Split:
     """Gather train / val samples from every root. Raises DatasetError when there is nothing to train on."""
     train, val, sources = [], [], {}
     for root in roots:
-        folders = labelled_folders(root)
+        folders = labelled_images(root)
         if not folders:
             raise no_labelled_folders(root)
-        samples = {split: [Sample(path, f.label, f.generator) for f in folders if f.split in splits for path in image_files(f.path)]
+        samples = {split: [Sample(path, f.label, f.generator) for f, paths in folders if f.split in splits for path in paths]
                    for split, splits in (("train", ("train", "")), ("val", ("val",)))}
         if samples["val"]:
             sources[str(root)] = "val folders"
