@@ -4,7 +4,7 @@ A checkpoint is a ``torch.save``d dict of tensors and plain data only (so it loa
 ``weights_only=True``; a pickle carrying code is refused, never executed):
 
     format          "ipdscan-checkpoint", format_version 1
-    name            e.g. "ipdnet-layer2-corpus-v2"
+    name            e.g. "ipdnet-layer2-corpus-v3"
     config          IPDConfig as a dict: rebuilds the model
     preprocessing   Preprocessing as a dict: pad / crop / resize / normalisation
     provenance      training recipe, data, metrics (free-form plain data)
@@ -43,7 +43,7 @@ class WeightsEntry:
 
 
 # The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v2.pt", "1383318ad669c4ce26b28973aac051653a55ecd2a6350c403a36cebfdd3ba627")
+DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v3.pt", "69dde0ccb1f5d163592f8fc48493f5957b47f7988894eba001f459b8c88df60e")
 
 
 class WeightsError(Exception):

@@ -1,7 +1,7 @@
 """Choose a checkpoint's default threshold on held-out real photos and write it into the weights file.
 
     python -m trainer.calibrate runs/v2/best.pt --reals data/corpus2/calibration --max-flagged 0.05 \
-        --out weights/ipdnet-layer2-corpus-v2.pt
+        --out weights/ipdnet-layer2-corpus-v3.pt
 
 The photos are scored exactly as ``ipdscan scan`` scores them (same decoder, crop and precision). The
 threshold is the lowest at which at most ``--max-flagged`` of them score at or above it, so on photos like

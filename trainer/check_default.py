@@ -1,7 +1,7 @@
 """Acceptance checks for a detector we ship: format bias, dev-set AP (clean, JPEG q75, blur σ=1), the shipped
 threshold on held-out real photos, examples.
 
-    python -m trainer.check_default --weights weights/ipdnet-layer2-corpus-v2.pt \\
+    python -m trainer.check_default --weights weights/ipdnet-layer2-corpus-v3.pt \\
         --reals ../shared/data/dev-eval --dev ../shared/data/dev-eval --examples examples --out weights/CHECKS.md
 
 Format bias: real photos scored as they are, re-saved as JPEG at q75..95, and as PNG and JPEG copies

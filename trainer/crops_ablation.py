@@ -1,7 +1,7 @@
 """The ``--crops`` ablation: is a detector better read from the centre crop (the paper), or from the highest or the
 mean score of tiles laid across the image (``ipdscan scan --crops N``)?
 
-    python -m trainer.crops_ablation ../shared/data/dev-eval --weights weights/ipdnet-layer2-corpus-v2.pt --crops 4 9
+    python -m trainer.crops_ablation ../shared/data/dev-eval --weights weights/ipdnet-layer2-corpus-v3.pt --crops 4 9
 
 Every image is scanned once per N, as ``ipdscan scan --crops N`` scans it (same decoder, tiles and precision); AP
 per generator (scikit-learn's average_precision_score, as ``ipdscan eval``) is computed for the centre score,
