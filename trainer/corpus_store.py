@@ -14,7 +14,7 @@ from PIL import Image
 
 from ipdscan.publish import write_atomically
 
-from . import generators, sd15
+from . import generators, local_fakes, sd15
 from .corpus_plan import Plan
 
 MANIFEST_FIELDS = ["source", "split", "generator", "real_path", "fake_path", "format", "quality",
@@ -24,15 +24,11 @@ MANIFEST_FIELDS = ["source", "split", "generator", "real_path", "fake_path", "fo
 BUILD_RECORD = "build.json"
 
 
-LOCAL_PREFIX = "local_"  # a local fake's generator folder: local_<generator> (trainer/local_fakes.py)
-FACES = "stylegan2_faces"  # the faces family's folder (trainer/faces.py)
-
-
 def folder_family(folder: str) -> str:
     """A corpus generator folder's family, from the generators' own names (so a generator added to a family is
-    ablated and packed with it): every local_* folder is the "local" family; sd15, the faces and unknown
-    folders are their own."""
-    if folder.startswith(LOCAL_PREFIX):
+    ablated and packed with it): every local_* folder is the "local" family; sd15, the faces
+    (``faces.GENERATOR``) and unknown folders are their own."""
+    if folder.startswith(local_fakes.PREFIX):
         return "local"
     return generators.family_of(folder) if folder in generators.NAMES else folder
 

@@ -14,8 +14,8 @@ from ipdscan.datasets import image_files
 from ipdscan.publish import write_atomically
 
 from .corpus_plan import source_rng
-from .corpus_store import FACES as GENERATOR
 
+GENERATOR = "stylegan2_faces"
 CLASSES = {"real": "0_real", "fake": "1_fake"}
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .corpus_store import LOCAL_PREFIX as PREFIX  # noqa: F401 (a local fake's generator folder: local_<generator>)
-
 AREA = (0.10, 0.50)
+PREFIX = "local_"  # a local fake's generator folder: local_<generator>
 
 
 def mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
