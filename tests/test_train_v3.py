@@ -9,9 +9,10 @@ from PIL import Image
 
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
-from ipdscan.train import TrainConfig, train
+from ipdscan.train import TrainConfig, TrainError, train
 from ipdscan.train.augment import Augmentation, sample_params, train_view
 from ipdscan.train.datasets import Sample, split_roots
+from ipdscan.train.distributed import Topology
 from ipdscan.train.loop import Run
 from ipdscan.train.pairs import PairedImages, collate_pairs, pair_up
 from ipdscan.weights import load_checkpoint, save_checkpoint
@@ -71,9 +72,12 @@ def test_downscale_is_drawn_last_so_the_papers_views_are_unchanged():
         Augmentation(downscale_range=(0.0, 1.0))
 
 
-def test_pair_sync_needs_an_even_batch():
+def test_pair_sync_needs_an_even_batch_and_two_images_per_process(tmp_path):
     with pytest.raises(ValueError, match="even batch_size"):
         TrainConfig(roots=["x"], pair_sync=True, batch_size=5)
+    data = write_textures(tmp_path / "data", 4)
+    with pytest.raises(TrainError, match="at least 2 images per process"):
+        Run(small_config(data, tmp_path / "run", batch_size=2, pair_sync=True), Topology(rank=0, world=2, device=torch.device("cpu")))
 
 
 @pytest.mark.slow

@@ -92,6 +92,9 @@ class Run:
         if config.batch_size % topology.world:
             raise TrainError(f"batch_size {config.batch_size} does not split over {topology.world} processes")
         self.per_rank = config.batch_size // topology.world
+        if config.pair_sync and self.per_rank < 2:
+            raise TrainError(f"--pair-sync needs at least 2 images per process; batch_size {config.batch_size} over "
+                             f"{topology.world} processes gives {self.per_rank}")
         if not config.resume and (self.out / "last.pt").exists():
             raise TrainError(f"{self.out} already holds a run: pass resume={config.out!r} (--resume) to continue it, "
                              "or choose another out directory")
@@ -125,7 +128,7 @@ class Run:
             train_set = LabelledImages(self.data.train, config.preprocessing, config.augmentation(), config.seed)
             self.items_per_batch, train_collate = self.per_rank, collate
         self.sampler = EpochSampler(train_set, topology.world, topology.rank, config.seed)
-        self.batches_per_epoch = self.sampler.num_samples // max(1, self.items_per_batch)
+        self.batches_per_epoch = self.sampler.num_samples // self.items_per_batch
         if not self.batches_per_epoch:
             raise TrainError(f"{len(train_set)} training images give no full batch of {config.batch_size}: "
                              "lower batch_size or add images")
