@@ -163,7 +163,9 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
 
     from ipdscan.decode import read_jpeg_header
     from ipdscan.device_decode import decode_jpegs
-    from ipdscan.pipeline import ScanDataset, ScanOptions, collate, crops_of
+    from ipdscan.cpu_stage import ScanDataset, collate_prepared
+    from ipdscan.options import ScanOptions
+    from ipdscan.tiles import crops_of
     from torch.utils.data import DataLoader
 
     rows = []
@@ -172,7 +174,7 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
     workers = options.resolved_workers(device, on_device)
     dataset = ScanDataset(files, options, checkpoint.preprocessing, on_device)
     started, count = time.perf_counter(), 0
-    for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, collate_fn=collate,
+    for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, collate_fn=collate_prepared,
                             prefetch_factor=4 if workers else None):
         count += len(batch.samples)
     rows.append({"name": f"stage: workers alone ({workers}, {'headers' if on_device else 'Pillow decode'})",
@@ -185,7 +187,7 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
         def decode_and_crop():
             for start in range(0, len(encoded), args.batch_size):
                 pixels = decode_jpegs(encoded[start:start + args.batch_size], headers[start:start + args.batch_size], device)
-                torch.cat([crops_of(p, checkpoint.preprocessing, 1)[0] for p in pixels])
+                torch.cat([crops_of(p, checkpoint.preprocessing)[0] for p in pixels])
 
         decode_and_crop()  # nvjpeg's first call sets up its state
         sync(device)

@@ -16,7 +16,7 @@ HOMEPAGE = "https://github.com/ipdscan/ipdscan"  # [project.urls] Homepage; SARI
 
 # Loaded on first use (PEP 562), not here: `import ipdscan` stays instant, so the command's entry point
 # (entry.py) is running before torch starts importing and can turn a Ctrl-C during that import into one line.
-_EXPORTS = {"ScanOptions": "pipeline", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",
+_EXPORTS = {"ScanOptions": "options", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",
             "Detector": "score", "load_detector": "score"}
 __all__ = ["Detector", "Result", "ScanOptions", "__version__", "load_detector", "scan", "scan_batches"]
 

@@ -172,7 +172,7 @@ def scan(
     from .distributed import ScanGroup
     from .fetch import FetchOptions
     from .job import JobError, ScanJob
-    from .pipeline import ScanOptions
+    from .options import ScanOptions
     from .publish import ReportError
     from .report_lock import ReportBusy
     from .score import DeviceError, load_detector
@@ -300,7 +300,8 @@ def merge(
     """Combine sharded scan reports into one, checking for duplicates and gaps."""
     from .job import utc_now
     from .merge import MergeError, merge_reports
-    from .pipeline import ScanOptions, selected_items
+    from .options import ScanOptions
+    from .sources import selected_items
     try:
         check_rewrite(parts, out, "one of the parts")
         expected = (item.shown for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None

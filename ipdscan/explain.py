@@ -15,12 +15,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .decode import decode
 from .fetch import read_item
-from .preprocess import crop
 from .score import Detector
 from .score_colours import score_colours
 from .sources import Item
 from .text import threshold_text
-from .tiles import crop_tiles
+from .tiles import crops_of
 
 MAX_SIDE = 1600  # heatmaps of huge images are drawn downscaled, same aspect ratio
 
@@ -45,9 +44,8 @@ def read_image_file(path: str | os.PathLike) -> bytes:
 def explain(detector: Detector, data: bytes, tiles: int = 16) -> TileMap:
     """Score the centre crop and about ``tiles`` distinct tiles of the image in ``data`` (raises DecodeError)."""
     pixels = decode(data).pixels
-    windows, offsets = crop_tiles(pixels, tiles, detector.preprocessing, distinct=True)
-    centre = crop(pixels, detector.preprocessing)[None]
-    scores = detector.score(torch.cat([centre, windows])).tolist()
+    crops, offsets = crops_of(pixels, detector.preprocessing, tiles, distinct=True)
+    scores = detector.score(crops).tolist()
     return TileMap(pixels, scores[0], offsets, scores[1:], detector.preprocessing.crop, detector.threshold, tiles)
 
 

@@ -17,7 +17,7 @@ import heapq
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -28,12 +28,13 @@ from .distributed import ScanGroup
 from .interrupt import interrupts_deferred
 from .merge import MergeError, merge_reports
 from .output_format import STDOUT, TABLE, format_of, report_target
-from .pipeline import ScanOptions, scan_batches, selected_items
+from .options import ScanOptions
+from .pipeline import scan_batches
 from .report import check_report_path, completed_inputs, header_path, open_report
 from .report_lock import ReportLock
 from .result import Result
-from .score import Detector
-from .sources import ARGUMENT_URL, Item, redact_credentials
+from .score import Detector, resolve_threshold
+from .sources import ARGUMENT_URL, Item, redact_credentials, selected_items
 from .suppress import Suppressions
 
 
@@ -67,7 +68,7 @@ class ReportHeader:
     def for_scan(cls, detector: Detector, options: ScanOptions, inputs: Iterable[str],
                  threshold_source: str) -> "ReportHeader":
         return cls(model=detector.name, variant=detector.variant, weights_sha256=detector.sha256,
-                   threshold=detector.threshold if options.threshold is None else options.threshold,
+                   threshold=resolve_threshold(detector, options.threshold),
                    threshold_source=threshold_source, device=str(detector.device), precision=detector.precision,
                    decode="device" if options.decodes_on_device(detector.device) else "workers",
                    inputs=[redact_credentials(argument) for argument in inputs])
@@ -242,7 +243,8 @@ class ScanJob:
         if self.group:
             if not to_file or self.options.shard:
                 raise JobError("a torchrun scan needs --out FILE and shards by rank itself (no --shard)")
-            self.options.shard, self.report_path = self.group.shard, self.group.part(self.out)
+            # The job's own options: the caller's stay as given.
+            self.options, self.report_path = replace(self.options, shard=self.group.shard), self.group.part(self.out)
         if self.resume and (not to_file or self.format != "jsonl"):
             raise JobError("--resume needs --out FILE.jsonl")
         self.missing = missing_paths(self.inputs)
@@ -254,7 +256,7 @@ class ScanJob:
             self._lock.acquire()
         if self.resume:
             done = completed_inputs(self.report_path, self.retry_errors) if self.report_path.exists() else set()
-            self.options.skip = done.__contains__
+            self.options = replace(self.options, skip=done.__contains__)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
-"""The scoring stage: a loaded detector on a device turns uint8 crops into P(AI-generated).
+"""The scoring stage: a loaded detector on a device turns uint8 crops into P(AI-generated), and a batch of
+prepared samples into finished report rows (``score_batch``).
 
 ``Detector.score`` runs ``IPDNet.forward_pooled`` (the same logits as ``model(x)``, less work) on copies of the
 trunk with BatchNorm folded into the convs, and, at the precision ``runtime.resolve_precision`` chose, the
@@ -7,15 +8,21 @@ fp32, deeper stages bf16).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.fx.experimental.optimization import fuse as fold_batchnorm
 
 from .preprocess import to_model_input
+from .result import Result
 from .runtime import DeviceError, resolve_device, resolve_precision
 from .weights import Checkpoint, WeightsError, default_weights_path, load_checkpoint
+
+if TYPE_CHECKING:
+    from .cpu_stage import Prepared, ScanBatch
 
 
 FP32_STAGES = 1  # "mixed": residual stages kept in fp32 after the stem, where the SRM residuals are still raw
@@ -80,6 +87,43 @@ class Detector:
                                          bf16_from=self.fp32_stages)
 
 
+def resolve_threshold(detector: Detector, threshold: float | None) -> float:
+    """The threshold a scan labels by: ``threshold`` (--threshold) when given, else the weights' own."""
+    return detector.threshold if threshold is None else threshold
+
+
+def score_batch(detector: Detector, batch: ScanBatch, threshold: float) -> list[Result]:
+    """A collated batch, its crops on any device -> its samples' finished rows, in order."""
+    scores, start, rows = detector.score(batch.crops).tolist(), 0, []
+    for sample in batch.samples:
+        rows.append(finished_row(sample, scores[start:start + sample.crop_count], threshold, detector.preprocessing.crop))
+        start += sample.crop_count
+    return rows
+
+
+def finished_row(sample: Prepared, scores: list[float], threshold: float, crop_size: int) -> Result:
+    """A sample's report row: its score (the centre crop's) and label and, with tiles, their max, mean and the best
+    tile's box; a model_error if any score is not a number (NaN >= threshold is False: it would pass as "real",
+    and --fail-on never trip)."""
+    if sample.failed:
+        return sample.failed
+    if not all(map(math.isfinite, scores)):
+        return Result.failed(sample.input, "model_error", "the model's output is not a number (NaN or infinite): "
+                             "the weights or the device are faulty", **sample.columns)
+    score = scores[0]
+    tiles = {}
+    if sample.offsets:
+        tile_scores = scores[1:]
+        best = max(range(len(tile_scores)), key=tile_scores.__getitem__)
+        top, left = sample.offsets[best]
+        x, y = max(0, left), max(0, top)
+        width = min(sample.columns["width"], left + crop_size) - x
+        height = min(sample.columns["height"], top + crop_size) - y
+        tiles = {"crops_max": tile_scores[best], "crops_mean": sum(tile_scores) / len(tile_scores),
+                 "crops_max_tile": f"{x},{y},{width},{height}"}
+    return Result(sample.input, score=score, label="ai" if score >= threshold else "real", **sample.columns, **tiles)
+
+
 def load_detector(weights: str | Path | None = None, device: str | torch.device = "auto",
                   precision: str = "auto") -> Detector:
     """Load a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
@@ -93,4 +137,4 @@ def load_detector(weights: str | Path | None = None, device: str | torch.device 
     return Detector(load_checkpoint(path), target, precision)
 
 
-__all__ = ["Detector", "DeviceError", "WeightsError", "load_detector"]
+__all__ = ["Detector", "DeviceError", "WeightsError", "load_detector", "resolve_threshold", "score_batch"]

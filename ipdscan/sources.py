@@ -13,15 +13,19 @@ from __future__ import annotations
 import csv
 import errno
 import functools
-import hashlib
 import os
 import re
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
+
+from .shards import shard_filter
+
+if TYPE_CHECKING:
+    from .options import ScanOptions
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
                               ".heic", ".heif", ".avif"})
@@ -59,6 +63,16 @@ def redact_credentials(text: str) -> str:
     return URL_CREDENTIALS.sub(r"\1***@", text)
 
 
+def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
+    """The inputs a scan with ``options`` covers, after sharding and resume filtering, in order."""
+    items = iter_items(inputs, hidden=options.hidden, stdin=stdin, null=options.null)
+    if options.shard:
+        items = shard_filter(items, options.shard)
+    if options.skip:
+        items = (item for item in items if not options.skip(item.shown))  # as the report wrote it
+    return items
+
+
 def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | Iterable[str] | None = None,
                null: bool = False) -> Iterator[Item]:
     """Yield an Item for every file and URL the inputs name, as soon as each is found.
@@ -75,22 +89,6 @@ def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | I
                     yield from _items_for(line, hidden)
         else:
             yield from _items_for(argument, hidden)
-
-
-def shard_filter(items: Iterable[Item], shard: tuple[int, int]) -> Iterator[Item]:
-    """The items of partition K of N (K is 1-based), chosen by a hash of the input alone, so N jobs
-    over the same inputs cover them all, none twice, whatever order each job lists them in."""
-    k, n = shard
-    if not 1 <= k <= n:
-        raise ValueError(f"shard {k}/{n}: need 1 <= K <= N")
-    for item in items:
-        if shard_of(item.input, n) == k:
-            yield item
-
-
-def shard_of(input: str, n: int) -> int:
-    digest = hashlib.sha1(input.encode("utf-8", "surrogateescape")).digest()
-    return int.from_bytes(digest[:8], "big") % n + 1
 
 
 def url_problem(url: str) -> tuple[str, str] | None:

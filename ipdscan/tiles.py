@@ -47,3 +47,14 @@ def crop_tiles(pixels: torch.Tensor, tiles: int, p: Preprocessing = Preprocessin
     offsets = tile_offsets(h, w, tiles, p.crop, distinct)
     windows = [crop(pixels, p, top + p.pad, left + p.pad) for top, left in offsets]
     return torch.stack(windows), offsets
+
+
+def crops_of(pixels: torch.Tensor, p: Preprocessing, tiles: int = 0,
+             distinct: bool = False) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """(3, H, W) -> ((K, 3, crop, crop): the centre crop, then about ``tiles`` tiles; the tiles' offsets).
+    What a scan and explain score; ``distinct`` as for tile_offsets."""
+    centre = crop(pixels, p)[None]
+    if not tiles:
+        return centre, []
+    windows, offsets = crop_tiles(pixels, tiles, p, distinct)
+    return torch.cat([centre, windows]), offsets

@@ -146,13 +146,13 @@ def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tm
     """Training decodes as a scan does: a rotated phone JPEG, a 16-bit PNG, alpha, CMYK... give the same crop."""
     from images import KINDS, make_image
 
-    from ipdscan.pipeline import decode_on_cpu
+    from ipdscan.cpu_stage import decode_on_cpu
 
     (tmp_path / "data" / "0_real").mkdir(parents=True)
     path = make_image(tmp_path / "data" / "0_real" / KINDS[kind][0], kind)
     put(tmp_path / "data" / "1_fake", "other")
     prep = Preprocessing()
-    scanned = decode_on_cpu(str(path), path.read_bytes(), {}, prep, 100_000_000, 1).crops[0]
+    scanned = decode_on_cpu(str(path), path.read_bytes(), {}, prep, 100_000_000, 0).crops[0]
     samples = split_roots([str(tmp_path / "data")], 0, 0).train
     (trained, label), = [LabelledImages([s], prep)[0] for s in samples if s.label == 0]
     assert label == 0 and torch.equal(trained, scanned)

@@ -13,7 +13,7 @@ from ipdscan import ScanOptions, load_detector, scan
 from ipdscan import device_decode
 from ipdscan.decode import decode, read_jpeg_header
 from ipdscan.device_decode import decode_jpegs, device_decodes_jpeg
-from ipdscan.pipeline import in_background
+from ipdscan.device_stage import in_background
 
 CPU = torch.device("cpu")
 # nvjpeg (the GPU's hardware JPEG engines) rounds its IDCT and upsamples chroma differently from libjpeg-turbo:
@@ -121,7 +121,7 @@ def rows(inputs, detector, **options) -> list[dict]:
 def spy_on_device_decoding(monkeypatch) -> list[int]:
     """Counts the files that reach the device decoder."""
     counted, real = [], device_decode.decode_jpegs
-    monkeypatch.setattr("ipdscan.pipeline.decode_jpegs",
+    monkeypatch.setattr("ipdscan.device_stage.decode_jpegs",
                         lambda files, headers, device: counted.append(len(files)) or real(files, headers, device))
     return counted
 
@@ -154,7 +154,7 @@ def test_a_jpeg_the_device_cannot_decode_is_decoded_on_the_cpu(tmp_path, detecto
         (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(260, 240, seed=i), "JPEG"))
     expected = rows([str(tmp_path)], detector, decode="workers")
     real = device_decode.decode_jpegs
-    monkeypatch.setattr("ipdscan.pipeline.decode_jpegs",  # as if the device failed the second file
+    monkeypatch.setattr("ipdscan.device_stage.decode_jpegs",  # as if the device failed the second file
                         lambda files, headers, device: [None if i == 1 else p for i, p in enumerate(real(files, headers, device))])
     assert rows([str(tmp_path)], detector, decode="device") == expected
 

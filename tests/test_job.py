@@ -54,6 +54,17 @@ def test_without_a_report_the_rows_come_back(tmp_path, checkpoint):
     assert [Path(row.input).name for row in outcome.rows] == ["photo.jpg"] and outcome.verdict.code == EXIT_OK
 
 
+def test_the_job_derives_its_own_options_and_leaves_the_callers_alone(tmp_path):
+    """Resume's skip and torchrun's shard go into the job's copy of the options, never into the caller's."""
+    (tmp_path / "r.jsonl").write_text("")
+    given = ScanOptions(workers=0)
+    with ScanJob([str(tmp_path)], given, out=tmp_path / "r.jsonl", resume=True) as job:
+        assert job.options.skip is not None and job.options.workers == 0
+    ranked = ScanJob([str(tmp_path)], given, out=tmp_path / "s.jsonl", group=ScanGroup(1, 2, 1))
+    assert ranked.options.shard == ScanGroup(1, 2, 1).shard
+    assert given == ScanOptions(workers=0)
+
+
 def test_errors_win_over_flags():
     stats = ScanStats()
     stats.add(Result(input="a.jpg", score=0.95, label="ai"))

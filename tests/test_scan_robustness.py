@@ -342,7 +342,7 @@ def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch
 
 def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch):
     """Issue 21: --workers 500 started 500 processes, each with its own torch."""
-    from ipdscan.pipeline import ScanOptions
+    from ipdscan.options import ScanOptions
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("ipdscan.runtime.usable_cpus", lambda: 1)
     assert ScanOptions(workers=500).resolved_workers(torch.device("cpu")) == 1

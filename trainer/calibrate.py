@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ipdscan.datasets import image_files
-from ipdscan.pipeline import ScanOptions, scan
+from ipdscan.options import ScanOptions
+from ipdscan.pipeline import scan
 from ipdscan.score import load_detector
 from ipdscan.text import threshold_text
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
