@@ -18,8 +18,9 @@ from .config import ConfigError, default_map, settings, show_value
 from .console import (ScanProgress, print_input_error, print_summary, print_warning, printable, result_table, shown,
                       stderr, stdout)
 from .interrupt import sigterm_as_interrupt
-from .output_format import FORMAT_NAMES, FORMATS, STDOUT, TABLE, FormatError, format_of, report_target
+from .output_format import FORMAT_NAMES, FORMATS, STDOUT, TABLE, format_of, report_target
 from .publish import check_output_folder
+from .shards import parse_shard
 
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
 REPORT_SUFFIXES = ", ".join(spec.suffix for spec in FORMATS.values())
@@ -92,18 +93,6 @@ def warn_about_workers(workers: int | None) -> None:
         print_warning(f"--workers {workers}: more than this machine's {limit} CPUs can use; starting {limit}")
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard takes K/N, e.g. 2/8, not {text!r}") from None
-    if not 1 <= k <= n:
-        raise UsageError(f"--shard {text}: K must be between 1 and N")
-    return k, n
-
-
 @app.command(epilog="""\b
 Examples:
   ipdscan scan ./photos --out report.csv
@@ -165,12 +154,12 @@ def scan(
     try:  # what the arguments alone decide, before torch loads: a mistake there is answered at once
         target = report_target(out)
         format_of(report_format, target)
-        shard_range = parse_shard(shard)
+        shard_range = parse_shard(shard) if shard else None
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
-    except (UsageError, FormatError, SuppressionError) as exc:
+    except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
     from .distributed import ScanGroup
-    from .fetch import FetchOptions
+    from .fetch_options import FetchOptions
     from .job import JobError, ScanJob
     from .options import ScanOptions
     from .publish import ReportError
@@ -304,7 +293,7 @@ def merge(
     from .sources import selected_items
     try:
         check_rewrite(parts, out, "one of the parts")
-        expected = (item.shown for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
+        expected = (item.redacted for item in selected_items(expect, ScanOptions(hidden=hidden))) if expect else None
         header = {"tool": "ipdscan", "version": __version__, "merged_at": utc_now()}
         stats = merge_reports(parts, out, header, expected, allow_duplicates=allow_duplicates)
     except (UsageError, MergeError, OSError, ValueError) as exc:
@@ -343,7 +332,7 @@ def explain(
     """Show where in an image the detector reacts: per-tile scores and a heatmap."""
     from .decode import DecodeError
     from .explain import explain as explain_image, heatmap, read_image_file
-    from .fetch import FetchError
+    from .fetch_options import FetchError
     from .score import DeviceError, load_detector
     from .weights import WeightsError
     try:

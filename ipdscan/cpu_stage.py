@@ -18,12 +18,15 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
 from .evidence import find_evidence
-from .fetch import FetchError, fetch_many
+from .fetch import fetch_many
+from .fetch_options import FetchError
 from .options import ScanOptions
 from .preprocess import Preprocessing
 from .result import Result
-from .sources import Item, redact_credentials, selected_items
+from .item import Item
+from .sources import selected_items
 from .tiles import crops_of
+from .urls import redact_credentials
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,16 @@ def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, 
     """An item's fetched bytes (or why they could not be fetched) -> a Prepared sample: decoded and cropped (the
     centre crop and about ``tiles`` tiles) here, or, with ``device_decode``, a plain JPEG left for the device.
 
-    The row names the input as ``Item.shown`` does: a URL's credentials never reach a report.
+    The row names the input as ``Item.redacted`` does: a URL's credentials never reach a report.
     """
     if isinstance(data, FetchError):
-        return Prepared(item.shown, failed=Result.failed(item.shown, data.code, redact_credentials(data.message)))
+        return Prepared(item.redacted, failed=Result.failed(item.redacted, data.code, redact_credentials(data.message)))
     known = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     header = read_jpeg_header(data, max_pixels=max_pixels) if device_decode else None
     if header is None:
-        return decode_on_cpu(item.shown, data, known, preprocessing, max_pixels, tiles)
+        return decode_on_cpu(item.redacted, data, known, preprocessing, max_pixels, tiles)
     columns = described_columns(data, "JPEG", header.width, header.height, 1, header.exif)
-    return Prepared(item.shown, {**known, **columns}, jpeg=header, data=data)
+    return Prepared(item.redacted, {**known, **columns}, jpeg=header, data=data)
 
 
 def decode_on_cpu(input: str, data: bytes, known: dict, preprocessing: Preprocessing, max_pixels: int,

@@ -34,7 +34,9 @@ from .decode import decode
 from .fetch import read_item
 from .perturbations import Perturbation
 from .preprocess import Preprocessing, crop
-from .sources import Item, iter_items, walk_items, walk_tree
+from .item import Item
+from .sources import iter_items, walk_items
+from .walk import walk_tree
 
 LABELS = {"0_real": 0, "nature": 0, "1_fake": 1, "ai": 1}  # by name, never by sort order
 SPLITS = ("train", "val", "test")

@@ -1,39 +1,29 @@
 """Bytes -> RGB uint8 pixels and metadata, for the formats a scan accepts.
 
-Every failure is a ``DecodeError`` whose ``code`` is one of ``ERROR_CODES``; nothing here prints.
+Every failure is a ``DecodeError`` whose ``code`` is one of ``formats.ERROR_CODES``; nothing here prints.
 The pixel limit is checked from the header, before any pixels are decoded, and never touches
 Pillow's global settings, so decoding is safe in any process or thread.
 """
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from dataclasses import dataclass
 
-import exifread
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError, features
-from pillow_heif import register_heif_opener
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .sources import HEIF_BRANDS
+from .exif import EXIF_TAGS, exif_fields
+from .formats import signature_format
+from .image_plugins import AVIF, BMFF_FORMATS
 
-# Phone photos are HEIC: pillow-heif adds the HEIF plugin. AVIF comes from Pillow's own plugin (Pillow >= 11.3).
-register_heif_opener()
-_AVIF = ("AVIF",) if features.check("avif") else ()
-
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", *_AVIF)
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", *AVIF)
 # Pillow's plugins to try; MPO opens through JPEG's
-OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *_AVIF)
-EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *_AVIF)  # GIF and BMP cannot carry EXIF
-BMFF_FORMATS = ("HEIF", *_AVIF)  # their EXIF is an item of the file, found by the plugin
+OPENED_AS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", *AVIF)
+EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "PNG", "WEBP", "HEIF", *AVIF)  # GIF and BMP cannot carry EXIF
 # The PNG chunks that make up the pixels; every other chunk only describes them.
 PNG_PIXEL_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT")
-ERROR_CODES = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
-
-# exifread logs a warning for every file without EXIF, which is most of a scan.
-logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 ORIENTATION_TAG = 0x0112
 # The most pixels decoded by default: 50 megapixels, over any phone's default photo and most cameras'. Pillow
@@ -41,14 +31,6 @@ ORIENTATION_TAG = 0x0112
 # costs at most ~350 MB in each worker of a scan: benchmarks/bench_hostile.py measures it.
 MAX_PIXELS = 50_000_000
 STRIP_BYTES = 1 << 22  # Pillow pixels converted at a time
-
-EXIF_TAGS = {  # field -> exifread keys, the first non-empty one wins
-    "make": ("Image Make",),
-    "model": ("Image Model",),
-    "software": ("Image Software",),
-    "datetime": ("EXIF DateTimeOriginal", "Image DateTime"),
-}
-
 
 @dataclass
 class Decoded:
@@ -95,7 +77,7 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Decoded:
             decoded, embedded = _decode(bare, max_pixels)
         except DecodeError:
             raise exc from None  # broken pixels: the file's own error says so
-    decoded.exif = read_exif(data, embedded) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
+    decoded.exif = exif_fields(data, embedded) if decoded.format in EXIF_FORMATS else dict.fromkeys(EXIF_TAGS, "")
     return decoded
 
 
@@ -186,46 +168,7 @@ def read_jpeg_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> JpegHeader
         orientation = 1  # as _apply_orientation does: unusable EXIF leaves the pixels as stored
     if orientation >= 5:  # the transposing orientations swap the displayed sides
         width, height = height, width
-    return JpegHeader(width=width, height=height, orientation=orientation, exif=read_exif(data))
-
-
-def read_exif(data: bytes, embedded: bytes | None = None) -> dict[str, str]:
-    """Camera fields from the EXIF in an image file's bytes (or in ``embedded``, the EXIF block a Pillow plugin
-    found in them); empty strings where absent or unreadable. Never raises."""
-    source = io.BytesIO(embedded.removeprefix(b"Exif\x00\x00")) if embedded else _exif_source(data)
-    try:
-        # details=False skips MakerNotes, the slow part. (The thumbnail is still extracted, as exifread < 3.1
-        # has no switch for it; it is a slice of bytes already in memory.)
-        tags = exifread.process_file(source, details=False)
-    except Exception:  # malformed EXIF can make exifread raise almost anything
-        tags = {}
-    return {field: _first_text(tags, keys) for field, keys in EXIF_TAGS.items()}
-
-
-def _exif_source(data: bytes) -> io.BytesIO:
-    """What exifread should parse: the file itself, but a WebP's EXIF chunk on its own.
-
-    exifread expects that chunk to start with "Exif\\0\\0", as JPEG's APP1 does; the WebP spec, libwebp and
-    Pillow store bare TIFF data there, which exifread reads as TIFF when handed it directly.
-    """
-    if not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        return io.BytesIO(data)
-    position = 12
-    while position + 8 <= len(data):
-        size = int.from_bytes(data[position + 4:position + 8], "little")
-        if data[position:position + 4] == b"EXIF":
-            chunk = data[position + 8:position + 8 + size]
-            return io.BytesIO(chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk)
-        position += 8 + size + (size & 1)  # chunks are padded to even sizes
-    return io.BytesIO(b"")
-
-
-def _first_text(tags: dict, keys: tuple[str, ...]) -> str:
-    for key in keys:
-        text = str(tags.get(key, "")).strip(" \t\r\n\x00")
-        if text:
-            return text
-    return ""
+    return JpegHeader(width=width, height=height, orientation=orientation, exif=exif_fields(data))
 
 
 def _open(data: bytes) -> Image.Image:
@@ -234,33 +177,13 @@ def _open(data: bytes) -> Image.Image:
     except Image.DecompressionBombError as exc:  # Pillow's own hard ceiling, twice Image.MAX_IMAGE_PIXELS
         raise DecodeError("decompression_bomb", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        claimed = _signature_format(data)
+        claimed = signature_format(data)
         if claimed:
             raise DecodeError("decode_error", f"corrupt {claimed}: its header cannot be read") from exc
         raise DecodeError("unsupported_format",
                           f"not an image in a supported format ({', '.join(SUPPORTED_FORMATS)})") from exc
     except Exception as exc:
         raise DecodeError("decode_error", f"corrupt image header: {exc}") from exc
-
-
-def _signature_format(data: bytes) -> str:
-    """The supported format whose signature the bytes start with, or "": a broken image is not some other file."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:  # ISO BMFF: the brand says HEIF or AVIF
-        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
-    # "BM" alone starts plenty of text files; a BMP's info header size is one of a few known values.
-    if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124):
-        return "BMP"
-    return ""
 
 
 def _apply_orientation(im: Image.Image) -> None:

@@ -17,7 +17,7 @@ from .decode import decode
 from .fetch import read_item
 from .score import Detector
 from .score_colours import score_colours
-from .sources import Item
+from .item import Item
 from .text import threshold_text
 from .tiles import crops_of
 

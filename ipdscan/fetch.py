@@ -1,11 +1,9 @@
-"""Bytes for an Item: a local file read as a scan reads files (FIFOs and devices refused from stat, the size cap),
-or a URL through ``http_get`` (address checks, deadlines, caps, retries); ``fetch_many`` runs them in threads,
-in input order, a few at a time per host. Error codes: see ``http_get``.
+"""The fetch stage: bytes for an Item, a local file through ``local_files`` (FIFOs and devices refused from stat,
+the size cap) or a URL through ``http_get`` (address checks, deadlines, caps, retries); ``fetch_many`` runs them
+in threads, in input order, a few at a time per host. Failures are ``FetchError`` values.
 """
 from __future__ import annotations
 
-import os
-import stat
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -14,10 +12,9 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from .fetch_options import FetchError, FetchOptions
-from .http_get import blocked_reason, fetch_url, resolve
-from .sources import Item, open_regular, os_error_code
-
-__all__ = ["FetchError", "FetchOptions", "blocked_reason", "fetch_many", "read_item", "resolve"]
+from .http_get import fetch_url
+from .local_files import read_file
+from .item import Item
 
 
 def read_item(item: Item, options: FetchOptions = FetchOptions()) -> bytes:
@@ -26,7 +23,7 @@ def read_item(item: Item, options: FetchOptions = FetchOptions()) -> bytes:
         raise FetchError(item.error_code, item.error or item.error_code)
     if item.kind == "url":
         return fetch_url(item.input, options)
-    return _read_file(item.input, options.max_bytes)
+    return read_file(item.input, options.max_bytes)
 
 
 def fetch_many(items: Iterable[Item], options: FetchOptions, *, concurrency: int = 8,
@@ -51,22 +48,6 @@ def fetch_many(items: Iterable[Item], options: FetchOptions, *, concurrency: int
     finally:
         # Abandoned early: drop what has not started; running fetches end by their own deadlines.
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _read_file(path: str, max_bytes: int) -> bytes:
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):  # decided from stat: a FIFO or device is never opened
-            raise FetchError("not_a_file", f"{path}: not a regular file")
-        if info.st_size > max_bytes:
-            raise FetchError("too_large", f"{path}: {info.st_size} bytes, more than the limit of {max_bytes}")
-        with os.fdopen(open_regular(path), "rb") as file:
-            data = file.read(max_bytes + 1)
-    except OSError as exc:
-        raise FetchError(os_error_code(exc), f"{path}: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:  # it grew after the stat
-        raise FetchError("too_large", f"{path}: more than the limit of {max_bytes} bytes")
-    return data
 
 
 class _HostSlots:

@@ -3,12 +3,9 @@ fails (``FetchError``, with the row's error code): shared by local reads (``fetc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from . import __version__
 
-try:
-    USER_AGENT = f"ipdscan/{version('ipdscan')}"
-except PackageNotFoundError:  # a source tree that is not installed
-    USER_AGENT = "ipdscan"
+USER_AGENT = f"ipdscan/{__version__}"
 
 
 @dataclass(frozen=True)

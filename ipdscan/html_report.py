@@ -28,13 +28,15 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader
 from PIL import Image, ImageOps
 
-from . import decode  # noqa: F401 - registers the HEIF/AVIF openers with Pillow, as a scan has them
+from . import image_plugins  # noqa: F401 - the HEIF/AVIF openers a scan has
 from .decode import MAX_PIXELS
-from .fetch import FetchError, read_item
+from .fetch import read_item
+from .fetch_options import FetchError
 from .publish import publish
 from .result import Result
 from .score_colours import score_colour_hex
-from .sources import ARGUMENT_URL, Item
+from .item import Item
+from .urls import ARGUMENT_URL
 from .text import clean_strings, report_text, threshold_text
 
 REPORT_CAP = 48 << 20  # the page's size limit, thumbnails included: browsers open larger ones slowly

@@ -22,10 +22,7 @@ Built on the standard library's http.client, with the socket supplied by this mo
 address, the per-read deadline and the streaming cap need control of the socket, which urllib3 would
 only give through its private connection classes, and the stdlib adds no dependency.
 
-Error codes (FetchError.code): the listing codes of ``sources`` (not_found, permission_denied,
-not_a_file, symlink_loop, read_error, invalid_url, unsupported_scheme, bad_url_list), plus
-too_large, blocked_address, too_many_redirects, timeout, connection_error, tls_error,
-http_error (a malformed HTTP response) and http_<status> (http_404, http_500, ...).
+Failures are FetchError values, their codes those of ``formats.ERROR_CODES``.
 """
 from __future__ import annotations
 
@@ -43,7 +40,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .fetch_options import FetchError, FetchOptions
-from .sources import redact_credentials, url_problem
+from .urls import redact_credentials, url_problem
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

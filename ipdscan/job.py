@@ -34,7 +34,9 @@ from .report import check_report_path, completed_inputs, header_path, open_repor
 from .report_lock import ReportLock
 from .result import Result
 from .score import Detector, resolve_threshold
-from .sources import ARGUMENT_URL, Item, redact_credentials, selected_items
+from .item import Item
+from .sources import selected_items
+from .urls import ARGUMENT_URL, redact_credentials
 from .suppress import Suppressions
 
 

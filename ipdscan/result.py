@@ -17,7 +17,7 @@ from .evidence import codes_indicate_ai
 class Result:
     input: str  # the path or URL as given / found
     status: str = "ok"  # ok | error
-    error_code: str = ""  # not_found, decode_error, decompression_bomb, too_large, http_404, timeout, ... (README)
+    error_code: str = ""  # one of formats.ERROR_CODES
     error: str = ""  # a human-readable message
     score: float | None = None  # P(AI-generated), 0..1
     label: str = ""  # ai | real (by the threshold); empty on error

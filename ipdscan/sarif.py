@@ -33,7 +33,7 @@ from PIL import Image
 from . import HOMEPAGE
 from .publish import Spool, publish_spooled
 from .result import Result
-from .sources import OPAQUE_SCHEMES
+from .urls import OPAQUE_SCHEMES
 from .text import clean_strings, displayable_text, threshold_text
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

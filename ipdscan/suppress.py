@@ -27,7 +27,7 @@ from pathlib import Path, PurePath
 
 from .output_format import FormatError, suffix_format
 from .result import Result, row_problem
-from .sources import ARGUMENT_URL
+from .urls import ARGUMENT_URL
 
 IGNORE_FILE = ".ipdscanignore"
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")

@@ -21,7 +21,7 @@ from PIL import ExifTags, Image
 
 WIDTH, HEIGHT = 64, 48
 
-# The EXIF written into the "jpeg" kind, and what read_exif must find there (DateTimeOriginal beats DateTime).
+# The EXIF written into the "jpeg" kind, and what exif_fields must find there (DateTimeOriginal beats DateTime).
 CAMERA = {"make": "Canon", "model": "Canon EOS R5", "software": "ipdscan tests 1.0",
           "datetime": "2023:05:06 07:08:09"}
 CAMERA_DATETIME = "2024:01:02 03:04:05"  # IFD0 DateTime: the fallback, the only date in the "webp" kind
@@ -213,7 +213,7 @@ def _bmp():
 
 
 def _heic():
-    import ipdscan.decode  # noqa: F401  (registers pillow-heif's HEIF plugin, which can also encode)
+    import ipdscan.image_plugins  # noqa: F401  (registers pillow-heif's HEIF plugin, which can also encode)
     return encoded(natural(), "HEIF", quality=90)
 
 

@@ -1,6 +1,8 @@
 import io
 import logging
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +10,9 @@ import torch
 from PIL import Image, ImageFile
 
 import ipdscan.decode as decode_module
-from ipdscan.decode import ERROR_CODES, SUPPORTED_FORMATS, DecodeError, decode, read_exif
+from ipdscan.decode import SUPPORTED_FORMATS, DecodeError, decode
+from ipdscan.exif import exif_fields
+from ipdscan.formats import ERROR_CODES
 
 from images import (CAMERA, CAMERA_DATETIME, HOSTILE_KINDS, KINDS, camera_exif, encoded, expected, float_gray, gray16,
                     make_hostile_corpus, natural, natural_rgb, png_bytes, rgb16, with_png_text_bomb)
@@ -43,16 +47,19 @@ def test_every_kind_decodes_as_expected(kind):
     assert set(decoded.exif) == set(NO_EXIF)
 
 
+DECODE_ERRORS = ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
+
+
 def test_error_codes_and_formats_are_the_documented_ones():
-    assert ERROR_CODES == ("empty_file", "unsupported_format", "decode_error", "decompression_bomb")
-    assert {e.code for e in map(expected, KINDS)} == {"ok", *ERROR_CODES}
+    assert set(DECODE_ERRORS) <= set(ERROR_CODES)
+    assert {e.code for e in map(expected, KINDS)} == {"ok", *DECODE_ERRORS}
     assert {e.format for e in map(expected, KINDS)} - {""} == set(SUPPORTED_FORMATS)
 
 
 def test_hostile_corpus_files_decode_to_their_expected_codes(tmp_path):
     corpus = make_hostile_corpus(tmp_path)
     assert len(corpus) == len(HOSTILE_KINDS) and sorted(p.name for p in tmp_path.iterdir()) == sorted(corpus)
-    assert "ok" in corpus.values() and set(ERROR_CODES) <= set(corpus.values())
+    assert "ok" in corpus.values() and set(DECODE_ERRORS) <= set(corpus.values())
     for name, code in corpus.items():
         try:
             decode((tmp_path / name).read_bytes())
@@ -139,7 +146,7 @@ def test_exif_fields_are_read():
     assert decode(image_bytes("jpeg")).exif == CAMERA  # DateTimeOriginal preferred over DateTime
     # WebP keeps bare TIFF data in its EXIF chunk; only DateTime is there, so it is the fallback.
     assert decode(image_bytes("webp")).exif == {**NO_EXIF, "make": CAMERA["make"], "datetime": CAMERA_DATETIME}
-    assert read_exif(encoded(natural(), "PNG", exif=camera_exif())) == CAMERA  # an eXIf chunk
+    assert exif_fields(encoded(natural(), "PNG", exif=camera_exif())) == CAMERA  # an eXIf chunk
 
 
 def webp_with_exif_chunk(payload: bytes) -> bytes:
@@ -159,7 +166,7 @@ def test_webp_exif_is_read_with_and_without_the_jpeg_style_prefix():
     for payload in (tiff, b"Exif\x00\x00" + tiff):
         data = webp_with_exif_chunk(payload)
         assert decode(data).format == "WEBP"
-        assert read_exif(data) == CAMERA
+        assert exif_fields(data) == CAMERA
 
 
 @pytest.mark.parametrize("format", ["HEIF", "AVIF"])
@@ -196,22 +203,22 @@ def test_metadata_that_pillow_refuses_never_stops_the_pixels():
 
 @pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM", b"II*\x00" + b"\xff" * 20,
                                   b"RIFF\x10\x00\x00\x00WEBPEXIF\xff\xff\xff\xff", b"not an image"])
-def test_read_exif_never_raises_and_stays_quiet(data, caplog):
+def test_exif_fields_never_raises_and_stays_quiet(data, caplog):
     caplog.set_level(logging.DEBUG)
-    assert read_exif(data) == NO_EXIF
+    assert exif_fields(data) == NO_EXIF
     assert not [r for r in caplog.records if r.name.startswith("exifread")]
 
 
-def test_read_exif_survives_exifread_raising(monkeypatch):
+def test_exif_fields_survives_exifread_raising(monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError
-    monkeypatch.setattr(decode_module.exifread, "process_file", broken)
-    assert read_exif(image_bytes("jpeg")) == NO_EXIF
+    monkeypatch.setattr("ipdscan.exif.exifread.process_file", broken)
+    assert exif_fields(image_bytes("jpeg")) == NO_EXIF
 
 
 def test_exif_is_not_parsed_for_formats_that_cannot_carry_it(monkeypatch):
     calls = []
-    monkeypatch.setattr(decode_module, "read_exif", lambda data: calls.append(data) or NO_EXIF)
+    monkeypatch.setattr(decode_module, "exif_fields", lambda data: calls.append(data) or NO_EXIF)
     assert decode(image_bytes("gif_animated")).exif == NO_EXIF and decode(image_bytes("bmp")).exif == NO_EXIF
     assert calls == []
 
@@ -283,3 +290,12 @@ def test_default_pixel_limit_refuses_a_60_megapixel_image_before_decoding():
         decode(png_bytes(8000, 7500, 8, 2, b"\x00" * 64))
     assert refused.value.code == "decompression_bomb"
     assert decode_module.MAX_PIXELS <= 50_000_000
+
+
+def test_the_readme_lists_exactly_the_error_codes_of_the_table():
+    """formats.ERROR_CODES is the one table of row error codes: the README's list must name each, and no other."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paragraph = readme[readme.index("\nError codes: "):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    listed = [code for code in re.findall(r"`([a-z_<>]+)`", paragraph) if code != "http_404"]  # http_404: an example
+    assert sorted(listed) == sorted(ERROR_CODES) and len(listed) == len(set(listed))

@@ -391,7 +391,7 @@ def test_heif_and_avif_exif_and_xmp_are_read_from_the_bytes_alone(format):
 def test_heif_evidence_reaches_the_scan_report(tmp_path):
     from ipdscan.cpu_stage import prepare
     from ipdscan.preprocess import Preprocessing
-    from ipdscan.sources import Item
+    from ipdscan.item import Item
 
     data = encoded(picture(), "HEIF", exif=exif(software="DALL-E 3").tobytes())
     sample = prepare(Item("phone.heic", "file"), data, Preprocessing(), max_pixels=10**6)

@@ -15,8 +15,10 @@ import pytest
 
 import ipdscan.http_get as http_get
 from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
-from ipdscan.fetch import FetchError, FetchOptions, blocked_reason, fetch_many, read_item, resolve
-from ipdscan.sources import Item
+from ipdscan.fetch import fetch_many, read_item
+from ipdscan.fetch_options import FetchError, FetchOptions
+from ipdscan.http_get import blocked_reason, resolve
+from ipdscan.item import Item
 from test_sources import finishes, opened_paths, posix, run_unprivileged, shared_tmp, unblock_fifo  # noqa: F401
 
 # Short timeouts keep the failure cases fast; retries only where a test asks for them.

@@ -9,8 +9,9 @@ import pytest
 
 import ipdscan.http_get as http_get
 from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
-from ipdscan.fetch import FetchError, FetchOptions, read_item
-from ipdscan.sources import Item
+from ipdscan.fetch import read_item
+from ipdscan.fetch_options import FetchError, FetchOptions
+from ipdscan.item import Item
 from test_fetch import IMAGE, certificate, tls_contexts  # noqa: F401  (the fixtures)
 
 PUBLIC = FetchOptions(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeout=20.0)

@@ -11,8 +11,13 @@ import tracemalloc
 import pytest
 from PIL import Image
 
-from ipdscan.sources import (Item, SortedNames, iter_items, open_regular, os_error_code, shard_filter, sniff_image,
-                             url_item, url_problem)
+from ipdscan.formats import signature_format
+from ipdscan.local_files import open_regular, os_error_code
+from ipdscan.shards import shard_filter
+from ipdscan.item import Item
+from ipdscan.sources import iter_items, url_item
+from ipdscan.urls import url_problem
+from ipdscan.walk import SortedNames
 
 
 posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs, fork and permission bits are POSIX")
@@ -149,13 +154,13 @@ def test_explicitly_named_files_are_items_whatever_they_hold(tree):
 
 def test_sniffing_recognises_formats_and_rejects_lookalikes():
     for format in ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"):
-        assert sniff_image(image_bytes(format)[:32]), format
-    assert sniff_image(b"\x00\x00\x00\x1cftypheic" + bytes(20))
-    assert sniff_image(b"\x00\x00\x00\x1cftypavif" + bytes(20))
-    assert not sniff_image(b"\x00\x00\x00\x1cftypisom" + bytes(20))  # an MP4
-    assert not sniff_image(b"BMW 320i service history, 2019 to 2024")  # starts "BM", no DIB header
-    assert not sniff_image(b"")
-    assert not sniff_image(b"%PDF-1.7\n")
+        assert signature_format(image_bytes(format)[:32]), format
+    assert signature_format(b"\x00\x00\x00\x1cftypheic" + bytes(20))
+    assert signature_format(b"\x00\x00\x00\x1cftypavif" + bytes(20))
+    assert not signature_format(b"\x00\x00\x00\x1cftypisom" + bytes(20))  # an MP4
+    assert not signature_format(b"BMW 320i service history, 2019 to 2024")  # starts "BM", no DIB header
+    assert not signature_format(b"")
+    assert not signature_format(b"%PDF-1.7\n")
 
 
 @posix
@@ -425,9 +430,9 @@ def test_unreadable_directory_and_url_list_are_permission_denied(shared_tmp):
 
 
 def test_credentials_are_redacted_from_urls_and_messages():
-    from ipdscan.sources import redact_credentials
+    from ipdscan.urls import redact_credentials
     assert redact_credentials("https://user:p@ss@host.example/a@b.png?x=@") == "https://***@host.example/a@b.png?x=@"
     assert redact_credentials("invalid URL 'HTTP://u:p@h/x' and ftp://t@h/y") == "invalid URL 'HTTP://***@h/x' and ftp://***@h/y"
     assert redact_credentials("https://host/a@b.png") == "https://host/a@b.png"  # an @ in the path is no credential
-    assert url_item("https://u:p@h/x.png").shown == "https://***@h/x.png"
-    assert Item("photos/u:p@h.png", "file").shown == "photos/u:p@h.png"
+    assert url_item("https://u:p@h/x.png").redacted == "https://***@h/x.png"
+    assert Item("photos/u:p@h.png", "file").redacted == "photos/u:p@h.png"

@@ -6,9 +6,10 @@ import io
 import json
 import zlib
 
-from PIL import Image, features
-from pillow_heif import register_heif_opener
+from PIL import Image
 
+from ..formats import AVIF_BRANDS
+from ..image_plugins import BMFF_FORMATS
 from .vocabulary import MAX_ERRORS, MAX_FIELD, MAX_RECORDS, Evidence, clip
 
 # PNG text keywords worth reading; other chunks are skipped without being inflated.
@@ -20,11 +21,7 @@ PNG_XMP_KEY = "XML:com.adobe.xmp"
 JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 # The usertype of the ISO BMFF 'uuid' box that holds a C2PA manifest store in HEIF and AVIF files (C2PA 2.x, A.5).
 C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
-AVIF_BRANDS = (b"avif", b"avis")
 BMFF_CONTAINERS = ("heif", "avif")
-# Pillow's plugins: HEIF from pillow-heif, AVIF Pillow's own where it was built with it (>= 11.3)
-BMFF_FORMATS = ("HEIF", *(("AVIF",) if features.check("avif") else ()))
-register_heif_opener()  # idempotent; ipdscan.decode registers it too, but evidence may be used on its own
 
 
 class Collector:
