@@ -320,12 +320,13 @@ def report(
     stderr.print(f"wrote {stats.rows} rows from {shown(source)} to {shown(out)}", highlight=False)
 
 
-@app.command(epilog="\b\nExample:\n  ipdscan explain suspect.jpg --out suspect-heat.png --tiles 24")
+@app.command(epilog="\b\nExample:\n  ipdscan explain suspect.jpg --out suspect-heat.png --crops 24")
 @failures_exit_2
 def explain(
     image: Path = typer.Argument(..., metavar="IMAGE", help="One image file."),
     out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Heatmap PNG: the image with tile scores blended in."),
-    tiles: int = typer.Option(16, min=1, max=256, metavar="N", help="About how many tiles to score."),
+    crops: int = typer.Option(16, min=1, max=256, metavar="N", help="About how many tiles to score."),
+    tiles: Optional[int] = typer.Option(None, min=1, max=256, hidden=True),  # --crops' name before scan's was shared
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", metavar="FILE", help="Checkpoint instead of the shipped default."),
     device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N."),
 ):
@@ -339,7 +340,7 @@ def explain(
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
         check_output_folder(out)
-        tile_map = explain_image(load_detector(weights, device), read_image_file(image), tiles)
+        tile_map = explain_image(load_detector(weights, device), read_image_file(image), crops if tiles is None else tiles)
         heatmap(tile_map).save(out)
     except FetchError as exc:
         raise fail(exc.message)

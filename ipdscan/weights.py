@@ -71,7 +71,7 @@ class Checkpoint:
         return float(self.calibration.get("threshold", UNCALIBRATED_THRESHOLD))
 
 
-def file_sha256(data: bytes) -> str:
+def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -113,7 +113,7 @@ def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessin
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    digest = file_sha256(data)
+    digest = bytes_sha256(data)
     write_atomically(path, lambda f: f.write(data), binary=True)
     write_atomically(sidecar(path), lambda f: f.write(f"{digest}  {path.name}\n"))
     return digest
@@ -151,7 +151,7 @@ def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
     except OSError as exc:  # /proc/self/mem, a file that vanished or cannot be read
         raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
-    digest = file_sha256(data)
+    digest = bytes_sha256(data)
     expected = expected_sha256 or recorded_sha256(path)
     if expected is not None and digest != expected.lower():
         raise WeightsError(f"weights file {path} does not match its recorded sha256 "

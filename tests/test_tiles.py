@@ -79,7 +79,7 @@ def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp
     Image.fromarray(noisy(3, 300, 900)).save(image)
     out = tmp_path / "heat.png"
     result = CliRunner().invoke(app, ["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
-                                      "--tiles", "6", "--device", "cpu"])
+                                      "--crops", "6", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = Image.open(out)
     assert heat.width == 900 and 300 < heat.height < 360  # the image as it is, the legend band below it
@@ -103,8 +103,9 @@ def test_crops_columns_in_reports(tmp_path, checkpoint):
 
 
 def test_explain_leaves_pixels_no_tile_covers_as_the_image(tmp_path, checkpoint):
-    """A flat grey 1024x768 PNG with --tiles 4: the four corner tiles leave a cross between them, which stays grey
-    (it used to be painted as score 0), the tiles take the map's colours, and a legend marks the threshold."""
+    """A flat grey 1024x768 PNG with --tiles 4 (--crops' old name, kept hidden): the four corner tiles leave a cross
+    between them, which stays grey (it used to be painted as score 0), the tiles take the map's colours, and a
+    legend marks the threshold."""
     image = tmp_path / "grey.png"
     Image.new("RGB", (1024, 768), (128, 128, 128)).save(image)
     out = tmp_path / "heat.png"
@@ -128,6 +129,11 @@ def test_colour_map_is_blue_to_orange_through_grey_at_the_threshold():
     assert max(at) - min(at) == 0  # neutral grey at the threshold
 
 
+def test_explain_takes_crops_as_scan_does_and_hides_the_old_tiles_name():
+    shown = CliRunner().invoke(app, ["explain", "--help"]).output
+    assert "--crops" in shown and "--tiles" not in shown
+
+
 def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoint):
     assert distinct_count(256, 224) == 1 and distinct_count(1024, 224) == 8
     assert tile_offsets(256, 256, 16, 224, distinct=True) == [(16, 16)]
@@ -135,7 +141,7 @@ def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoi
     image = tmp_path / "small.png"
     Image.fromarray(noisy(5, 256, 256)).save(image)
     result = CliRunner().invoke(app, ["explain", str(image), "--out", str(tmp_path / "heat.png"), "--weights",
-                                      str(checkpoint), "--tiles", "16", "--device", "cpu"])
+                                      str(checkpoint), "--crops", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "image too small for 16 distinct tiles of 224px: scored 1" in result.stderr
     assert result.stdout.count("tile x=") == 1
