@@ -287,9 +287,9 @@ def merge(
     allow_duplicates: bool = typer.Option(False, help="Keep the first row of an input found twice instead of failing."),
 ):
     """Combine sharded scan reports into one, checking for duplicates and gaps."""
-    from .job import utc_now
     from .merge import MergeError, merge_reports
     from .options import ScanOptions
+    from .report_header import utc_now
     from .sources import selected_items
     try:
         check_rewrite(parts, out, "one of the parts")
@@ -309,9 +309,9 @@ def report(
 ):
     """Write an existing report again in another format, e.g. as the HTML page; model and threshold come from
     its header file. Thumbnails are made from the files the rows name, relative to the current directory."""
-    from .job import utc_now
     from .merge import MergeError, merge_reports
     from .report import read_header
+    from .report_header import utc_now
     try:
         check_rewrite([source], out, "the report being read")
         stats = merge_reports([source], out, {**(read_header(source) or {}), "rendered_at": utc_now()})

@@ -17,7 +17,7 @@ from .result import Result
 from .text import report_text, threshold_text
 
 if TYPE_CHECKING:
-    from .job import ScanStats
+    from .verdict import ScanStats
 
 # Piped or redirected, the table is read by tools and people with wide windows: don't fold paths at 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)

@@ -7,133 +7,36 @@ row through one loop (a batch's rows whole, even on Ctrl-C), keeps the counts (`
 ranks' parts on rank 0, and returns a ``JobOutcome``: the counts, why the scan stopped early if it did, the
 warnings and the exit ``Verdict``.
 
-Exit codes: 0 the scan finished; 1 flagged (--fail-on, --fail-on-evidence); 2 an error (a model_error row is one,
-whatever the flags: a detector that outputs NaN judges nothing). Errors win over flags,
-as in grep: a run that could not look at everything it was asked to has no clean verdict.
+The counts and the exit verdict are ``verdict``'s; the header the report records, ``report_header``'s.
 """
 from __future__ import annotations
 
-import heapq
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__
-from .choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
 from .distributed import ScanGroup
 from .interrupt import interrupts_deferred
+from .item import Item
 from .merge import MergeError, merge_reports
-from .output_format import STDOUT, TABLE, format_of, report_target
 from .options import ScanOptions
+from .output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
 from .pipeline import scan_batches
 from .report import check_report_path, completed_inputs, header_path, open_report
+from .report_header import ReportHeader, utc_now
 from .report_lock import ReportLock
 from .result import Result
-from .score import Detector, resolve_threshold
-from .item import Item
+from .score import Detector
 from .sources import selected_items
-from .urls import ARGUMENT_URL, redact_credentials
 from .suppress import Suppressions
-
+from .urls import ARGUMENT_URL
+from .verdict import ScanStats, Verdict, is_finding, run_warnings, verdict
 
 
 class JobError(ValueError):
     """A scan that cannot run as asked: one line for the user, exit 2."""
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class ReportHeader:
-    """What a report says about the scan that made it: every writer's header, and what --resume and merge check."""
-
-    model: str
-    variant: str
-    weights_sha256: str
-    threshold: float
-    threshold_source: str  # "weights" (the checkpoint's calibrated threshold) or "--threshold"
-    device: str
-    precision: str  # the resolved model arithmetic: fp32, mixed or bf16
-    decode: str  # where JPEGs were decoded: "device" (nvjpeg) or "workers" (Pillow)
-    inputs: list[str]  # as given, credentials redacted
-    start_time: str = field(default_factory=utc_now)
-    tool: str = "ipdscan"
-    version: str = __version__
-
-    @classmethod
-    def for_scan(cls, detector: Detector, options: ScanOptions, inputs: Iterable[str],
-                 threshold_source: str) -> "ReportHeader":
-        return cls(model=detector.name, variant=detector.variant, weights_sha256=detector.sha256,
-                   threshold=resolve_threshold(detector, options.threshold),
-                   threshold_source=threshold_source, device=str(detector.device), precision=detector.precision,
-                   decode="device" if options.decodes_on_device(detector.device) else "workers",
-                   inputs=[redact_credentials(argument) for argument in inputs])
-
-    def to_dict(self) -> dict:
-        """The header as the reports write it; tool and version first, as a reader looks for them."""
-        fields_ = asdict(self)
-        return {"tool": fields_.pop("tool"), "version": fields_.pop("version"), **fields_}
-
-
-class ScanStats:
-    """Counts for the summary, the top-scoring files, and the exit code's verdict."""
-
-    def __init__(self, top: int = 5):
-        self.started = time.monotonic()
-        self.scanned = self.ok = self.errors = self.flagged = self.declared_ai = self.suppressed = 0
-        self.model_errors = 0
-        self.max_score: float | None = None
-        self.declared: list[str] = []  # the first few inputs that declare AI generation, for the summary
-        self._top: list[tuple[float, int, str]] = []
-        self._keep = top
-
-    def add(self, result: Result) -> None:
-        """Count ``result``; a suppressed finding counts as scanned (and ok or an error), never towards a flag."""
-        self.scanned += 1
-        self.suppressed += bool(result.suppressed)
-        declares_ai = result.declares_ai and not result.suppressed
-        self.declared_ai += declares_ai
-        if declares_ai and len(self.declared) < self._keep:
-            self.declared.append(result.input)
-        if not result.ok:
-            self.errors += 1
-            self.model_errors += result.error_code == "model_error"
-            return
-        self.ok += 1
-        if result.suppressed:
-            return
-        self.flagged += result.label == "ai"
-        self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
-        entry = (result.score, -self.scanned, result.input)
-        (heapq.heappush if len(self._top) < self._keep else heapq.heappushpop)(self._top, entry)
-
-    @property
-    def wall_s(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def rate(self) -> float:
-        return self.scanned / self.wall_s if self.wall_s > 0 else 0.0
-
-    def top(self) -> list[tuple[str, float]]:
-        return [(name, score) for score, _, name in sorted(self._top, reverse=True)]
-
-    def to_dict(self) -> dict:
-        return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,
-                "declared_ai": self.declared_ai, "suppressed": self.suppressed,
-                "wall_s": round(self.wall_s, 3), "images_per_s": round(self.rate, 2)}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    code: int  # EXIT_OK, EXIT_FLAGGED or EXIT_ERROR
-    reason: str = ""  # for EXIT_ERROR: the one-line error
 
 
 @dataclass
@@ -170,37 +73,6 @@ def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
             except (OSError, ValueError):
                 continue
     return None
-
-
-def run_warnings(stats: ScanStats) -> list[str]:
-    if stats.scanned == 0:
-        return ["nothing was scanned: the inputs hold no image files or URLs (or --shard/--resume left none)"]
-    if stats.ok == 0:
-        return [f"every input failed ({stats.errors} of {stats.scanned}): nothing was scored"]
-    return []
-
-
-def is_finding(result: Result, fail_on: float | None = None) -> bool:
-    """A row a reviewer has to look at: declaring AI generation (an error row too), or scored ai or at or over
-    --fail-on."""
-    return result.declares_ai or (result.ok and (result.label == "ai" or (
-        fail_on is not None and result.score is not None and result.score >= fail_on)))
-
-
-def verdict(stats: ScanStats, *, missing: list[str], fail_on: float | None = None, fail_on_evidence: bool = False,
-            fail_on_error: bool = False) -> Verdict:
-    if missing:
-        return Verdict(EXIT_ERROR, "no such file or directory: " + ", ".join(missing))
-    if stats.model_errors:  # not the inputs' fault: the detector itself is broken, so no verdict holds
-        return Verdict(EXIT_ERROR, f"the model gave no score for {stats.model_errors} of {stats.scanned} inputs "
-                                   "(model_error): the weights or the device are faulty")
-    if fail_on_error and stats.errors:
-        return Verdict(EXIT_ERROR, f"{stats.errors} of {stats.scanned} inputs could not be scanned (--fail-on-error)")
-    if fail_on is not None and stats.max_score is not None and stats.max_score >= fail_on:
-        return Verdict(EXIT_FLAGGED)
-    if fail_on_evidence and stats.declared_ai:
-        return Verdict(EXIT_FLAGGED)
-    return Verdict(EXIT_OK)
 
 
 @dataclass
@@ -247,8 +119,11 @@ class ScanJob:
                 raise JobError("a torchrun scan needs --out FILE and shards by rank itself (no --shard)")
             # The job's own options: the caller's stay as given.
             self.options, self.report_path = replace(self.options, shard=self.group.shard), self.group.part(self.out)
-        if self.resume and (not to_file or self.format != "jsonl"):
-            raise JobError("--resume needs --out FILE.jsonl")
+        if self.resume:
+            try:
+                check_resumable(self.out, self.format)
+            except FormatError as exc:
+                raise JobError(str(exc)) from None
         self.missing = missing_paths(self.inputs)
         self._lock = ReportLock(self.report_path) if to_file else None
 

@@ -62,3 +62,9 @@ def suffix_format(path: Path) -> str:
             return name
     raise FormatError(f"unsupported report format {suffix or Path(path).name!r}: "
                       f"use {', '.join(spec.suffix for spec in FORMATS.values())} or --format")
+
+
+def check_resumable(out: Path | None, format: str) -> None:
+    """--resume appends to the report it reads: only a .jsonl file can be (FormatError otherwise)."""
+    if format != "jsonl" or out is None or out == STDOUT:
+        raise FormatError("--resume needs --out FILE.jsonl")

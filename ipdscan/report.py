@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from .output_format import FORMATS, STDOUT, suffix_format
+from .output_format import FORMATS, STDOUT, check_resumable, suffix_format
 from .publish import ReportError, Spool, StdoutText, check_output_folder, publish, publish_spooled
 from .result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result, row_problem
 from .sarif import SarifWriter
@@ -59,8 +59,8 @@ def open_report(path: Path, header: dict, *, format: str | None = None, resume: 
     """
     path = Path(path)
     format = check_report_path(path, format)
-    if resume and (format != "jsonl" or path == STDOUT):
-        raise ValueError("--resume needs a .jsonl report file")
+    if resume:
+        check_resumable(path, format)
     try:
         if format == "jsonl":
             return JsonlReport(path, header, resume=resume, retry_errors=retry_errors)

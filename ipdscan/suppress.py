@@ -11,7 +11,7 @@ one rule a line, each with an optional ``# reason`` after a space:
 A baseline (``--baseline OLD_REPORT``: .jsonl, .json or .sarif) names the files an earlier scan already reported,
 by sha256: the rows of a .jsonl/.json report that were scored, the findings of a .sarif log.
 
-A finding (``job.is_finding``: a row labelled ai, over --fail-on, or declaring AI generation) that a rule or the
+A finding (``verdict.is_finding``: a row labelled ai, over --fail-on, or declaring AI generation) that a rule or the
 baseline covers stays in the report, marked (``suppressed`` = "ignore-file" or "baseline", ``suppression_reason``),
 and does not count towards --fail-on or --fail-on-evidence. A row that could not be scanned is still an error for
 --fail-on-error: suppression silences findings, not failures.

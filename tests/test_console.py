@@ -7,7 +7,7 @@ import evidence_files
 from ipdscan import console
 from ipdscan.cli import app
 from ipdscan.console import print_summary, result_table
-from ipdscan.job import ScanStats
+from ipdscan.verdict import ScanStats
 from ipdscan.result import Result
 from ipdscan.text import threshold_text
 

@@ -7,7 +7,10 @@ import pytest
 from images import make_corpus
 from ipdscan import ScanOptions, load_detector
 from ipdscan.distributed import ScanGroup
-from ipdscan.job import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK, JobError, ReportHeader, ScanJob, ScanStats, verdict
+from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
+from ipdscan.job import JobError, ScanJob
+from ipdscan.report_header import ReportHeader
+from ipdscan.verdict import ScanStats, verdict
 from ipdscan.report import header_path
 from ipdscan.result import Result
 

@@ -200,7 +200,7 @@ def test_unknown_extension_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", ["report.csv", "report.json"])
 def test_resume_needs_jsonl(tmp_path, name):
-    with pytest.raises(ValueError, match="--resume needs a .jsonl report"):
+    with pytest.raises(ValueError, match="--resume needs --out FILE.jsonl"):
         open_report(tmp_path / name, HEADER, resume=True)
 
 
