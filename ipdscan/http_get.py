@@ -1,11 +1,11 @@
 """An HTTP(S) GET that is safe to point at the open internet.
 
-A URL's host is resolved once and every address checked (no loopback, private, link-local, CGNAT,
+A URL's host is resolved once and every address checked (``addresses``: no loopback, private, link-local, CGNAT,
 multicast, reserved, nor IPv6 forms that embed such an IPv4 address) unless ``allow_private``;
 the connection then goes to the checked address itself, so a second DNS answer cannot rebind it,
 with the original Host header and, for https, TLS verified against the host name. Redirects are
 followed by hand and each hop is checked again. Sizes are capped while streaming, and every
-send and receive is bounded by both the read timeout and the URL's total deadline, one deadline for
+send and receive is bounded by both the read timeout and the URL's total deadline (``deadline_socket``), one deadline for
 every lookup, connection, redirect and retry. Credentials in the URL (user:password@) are sent as
 HTTP Basic authorization to that URL's host, and never appear in an error message.
 
@@ -27,18 +27,16 @@ Failures are FetchError values, their codes those of ``formats.ERROR_CODES``.
 from __future__ import annotations
 
 import base64
-import functools
 import http.client
-import io
-import ipaddress
 import socket
 import ssl
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from .addresses import resolve
+from .deadline_socket import DeadlineReader, DeadlineSocket, connect, time_left, tls_context
 from .fetch_options import FetchError, FetchOptions
 from .urls import redact_credentials, url_problem
 
@@ -47,64 +45,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK = 64 * 1024
 MAX_BACKOFF = 8.0
 URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))  # quote only spaces and non-ASCII; keep existing %XX escapes
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def blocked_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a scan must not connect to ``address`` unless private URLs are allowed, or None if it may."""
-    ip = ipaddress.ip_address(address)
-    if ip.version == 6:
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and ip in NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and (reason := blocked_reason(embedded)):
-            return f"embeds {embedded}, {reason}"
-    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved", "site_local"):
-        if getattr(ip, f"is_{kind}", False):
-            return kind.replace("_", "-")
-    if not ip.is_global:  # e.g. 100.64.0.0/10, carrier-grade NAT
-        return "not globally routable"
-    return None
-
-
-def resolve(host: str, port: int, allow_private: bool = False, timeout: float | None = None) -> list[tuple[int, tuple]]:
-    """(family, sockaddr) for every address of ``host``; FetchError blocked_address if any is not public,
-    timeout if the resolver has not answered within ``timeout`` seconds (None: wait as long as it takes)."""
-    try:
-        infos = _lookup(host, port, timeout)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("connection_error", f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys((family, sockaddr) for family, _, _, _, sockaddr in infos))
-    if not allow_private:
-        for _, sockaddr in addresses:
-            if reason := blocked_reason(sockaddr[0]):
-                raise FetchError("blocked_address", f"{host} resolves to {sockaddr[0]} ({reason}); "
-                                                    "--allow-private-urls permits it")
-    return addresses
-
-
-def _lookup(host: str, port: int, timeout: float | None) -> list:
-    """socket.getaddrinfo with a time limit. getaddrinfo itself has none (a dead DNS server holds it for the
-    resolver's own retries, 10-30 s or more), and cannot be cancelled: it runs in a daemon thread, which is
-    left to finish on its own if the limit passes, and never holds up the scan or its exit."""
-    if timeout is None:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    outcome: list = []
-
-    def ask():
-        try:
-            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except BaseException as exc:  # noqa: BLE001 - raised below, in the asking thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=ask, name="ipdscan-dns", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        raise FetchError("timeout", f"cannot resolve {host}: no answer from DNS within {timeout:g} s")
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
 
 
 def fetch_url(url: str, options: FetchOptions) -> bytes:
@@ -201,7 +141,7 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
     target = _target(url)
     proxy = proxy_for(target)
     try:
-        lookup_limit = _time_left(options.connect_timeout, deadline)
+        lookup_limit = time_left(options.connect_timeout, deadline)
     except TimeoutError as exc:
         raise failure(exc, options) from None
     if proxy is None or not options.allow_private:  # the target's check, proxy or not
@@ -216,10 +156,10 @@ def _get(url: str, options: FetchOptions, deadline: float) -> bytes | str:
         if proxy is not None and target.scheme == "https":
             _tunnel(sock, target, proxy, options, deadline)
         if target.scheme == "https":
-            sock.settimeout(_time_left(options.connect_timeout, deadline))
+            sock.settimeout(time_left(options.connect_timeout, deadline))
             sock = tls_context().wrap_socket(sock, server_hostname=target.host)
         connection = http.client.HTTPConnection(target.host, target.port)  # framing only: the socket is ours
-        connection.sock = _DeadlineSocket(sock, options.read_timeout, deadline)
+        connection.sock = DeadlineSocket(sock, options.read_timeout, deadline)
         headers = {"Host": target.host_header, "User-Agent": options.user_agent,
                    "Accept": "image/*, */*;q=0.5", "Connection": "close"}
         if target.authorization:
@@ -259,10 +199,10 @@ def _tunnel(sock: socket.socket, target: _Target, proxy: _Proxy, options: FetchO
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {options.user_agent}"]
     if proxy.authorization:
         lines.append(f"Proxy-Authorization: {proxy.authorization}")
-    channel = _DeadlineSocket(sock, options.read_timeout, deadline)
+    channel = DeadlineSocket(sock, options.read_timeout, deadline)
     channel.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
     # Unbuffered: the proxy sends nothing after its answer until TLS starts, and nothing of that may be read here.
-    reader = _DeadlineReader(channel)
+    reader = DeadlineReader(channel)
     status = _line(reader)
     while _line(reader) not in (b"", b"\r\n", b"\n"):
         pass
@@ -273,7 +213,7 @@ def _tunnel(sock: socket.socket, target: _Target, proxy: _Proxy, options: FetchO
                                              f"{shown}")
 
 
-def _line(reader: "_DeadlineReader", limit: int = 8192) -> bytes:
+def _line(reader: DeadlineReader, limit: int = 8192) -> bytes:
     """One line of the proxy's answer, read a byte at a time (never past its end); at most ``limit`` bytes."""
     line = bytearray()
     byte = bytearray(1)
@@ -304,66 +244,6 @@ def _read_body(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
     if response.length:  # http.client returns short bodies silently
         raise FetchError("connection_error", f"connection closed after {size} of {size + response.length} bytes")
     return b"".join(chunks)
-
-
-def connect(addresses: list[tuple[int, tuple]], timeout: float, deadline: float) -> socket.socket:
-    """A TCP connection to the first of the checked addresses that answers."""
-    error: OSError = OSError("no address")
-    for family, sockaddr in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(_time_left(timeout, deadline))
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    raise error
-
-
-def _time_left(limit: float, deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the total timeout passed")
-    return min(limit, left)
-
-
-class _DeadlineSocket:
-    """The socket as http.client sees it: each send and receive waits at most the read timeout
-    and never past the total deadline, so a server that drips bytes cannot hold a fetch for longer."""
-
-    def __init__(self, sock: socket.socket, read_timeout: float, deadline: float):
-        self.sock, self.read_timeout, self.deadline = sock, read_timeout, deadline
-
-    def arm(self) -> None:
-        self.sock.settimeout(_time_left(self.read_timeout, self.deadline))
-
-    def sendall(self, data: bytes) -> None:
-        self.arm()
-        self.sock.sendall(data)
-
-    def makefile(self, mode: str = "rb") -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self))
-
-    def close(self) -> None:
-        pass  # http.client closes "the connection" once headers say Connection: close; _get closes the socket
-
-
-class _DeadlineReader(io.RawIOBase):
-    def __init__(self, owner: _DeadlineSocket):
-        self.owner = owner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        self.owner.arm()
-        return self.owner.sock.recv_into(buffer)
-
-
-@functools.lru_cache(maxsize=1)
-def tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
 
 
 def failure(exc: BaseException, options: FetchOptions) -> FetchError:

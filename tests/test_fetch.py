@@ -17,7 +17,7 @@ import ipdscan.http_get as http_get
 from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
 from ipdscan.fetch import fetch_many, read_item
 from ipdscan.fetch_options import FetchError, FetchOptions
-from ipdscan.http_get import blocked_reason, resolve
+from ipdscan.addresses import blocked_reason, resolve
 from ipdscan.item import Item
 from test_sources import finishes, opened_paths, posix, run_unprivileged, shared_tmp, unblock_fifo  # noqa: F401
 
