@@ -310,7 +310,7 @@ def report(
     """Write an existing report again in another format, e.g. as the HTML page; model and threshold come from
     its header file. Thumbnails are made from the files the rows name, relative to the current directory."""
     from .merge import MergeError, merge_reports
-    from .report import read_header
+    from .header_file import read_header
     from .report_header import utc_now
     try:
         check_rewrite([source], out, "the report being read")

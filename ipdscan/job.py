@@ -24,7 +24,9 @@ from .merge import MergeError, merge_reports
 from .options import ScanOptions
 from .output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
 from .pipeline import scan_batches
-from .report import check_report_path, completed_inputs, header_path, open_report
+from .header_file import header_path
+from .report import check_report_path, open_report
+from .report_json import completed_inputs
 from .report_header import ReportHeader, utc_now
 from .report_lock import ReportLock
 from .result import Result

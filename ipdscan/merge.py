@@ -1,7 +1,7 @@
 """Combine the .jsonl (or .csv) reports of a sharded scan into one report, checking for duplicates and gaps.
 
 Every line of every part must be a report row (see ``Result``); the parts must come from one scan (the same
-model, variant, weights and threshold: ``report.SCAN_IDENTITY``, read from each part's header file), which the
+model, variant, weights and threshold: ``header_file.SCAN_IDENTITY``, read from each part's header file), which the
 merged report's header then records. With the scan's inputs given as ``expected``, rows come in their order.
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import (CSV_SCORE_DECIMALS, HEADER_SUFFIX, SCAN_IDENTITY, csv_records, header_path, identity_mismatch, open_report,
-                     read_header)
+from .header_file import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, read_header
+from .report import open_report
+from .report_csv import CSV_SCORE_DECIMALS, csv_records
 from .result import Result, row_problem
 from .text import clean_strings, report_bytes
 

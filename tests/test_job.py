@@ -11,7 +11,7 @@ from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
 from ipdscan.job import JobError, ScanJob
 from ipdscan.report_header import ReportHeader
 from ipdscan.verdict import ScanStats, verdict
-from ipdscan.report import header_path
+from ipdscan.header_file import header_path
 from ipdscan.result import Result
 
 

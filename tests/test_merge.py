@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from ipdscan.cli import app
 from ipdscan.merge import MergeError, merge_reports
-from ipdscan.report import header_path, open_report
+from ipdscan.header_file import header_path
+from ipdscan.report import open_report
 from ipdscan.result import Result
 
 runner = CliRunner()

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from ipdscan.report import REPORT_FORMATS, completed_inputs, open_report, report_text
+from ipdscan.report import REPORT_FORMATS, open_report
+from ipdscan.report_json import completed_inputs
+from ipdscan.text import report_text
 from ipdscan.result import FIELDS, Result
 
 HEADER = {"tool": "ipdscan", "model": "test", "threshold": 0.5, "inputs": ["photos", "caf\udce9"]}
@@ -280,7 +282,8 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
 
 
 def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path):
-    from ipdscan.report import csv_records, header_path, read_header
+    from ipdscan.header_file import header_path, read_header
+    from ipdscan.report_csv import csv_records
     formula = Result(input="=HYPERLINK(\"x\").png", score=0.5, label="ai", exif_software="+1", width=3, height=4)
     path = write_report(tmp_path / "report.csv", results() + [formula])
     header = read_header(path)
