@@ -129,7 +129,7 @@ def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracket
     monkeypatch.chdir(bracketed)
     result = scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
     assert result.exit_code == 2 and "no[/such]/r.csv" in result.stderr, result.output
-    monkeypatch.setattr("ipdscan.cli.print_summary", lambda *args: 1 / 0)
+    monkeypatch.setattr("ipdscan.cli_scan.print_summary", lambda *args: 1 / 0)
     result = scan(".", "--weights", checkpoint, "--out", "r.csv")
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == "error: ZeroDivisionError: division by zero"
