@@ -5,6 +5,11 @@ one finished ``Result`` per input, in input order, batch by batch.
 With ``ScanOptions.decode`` resolved to "device" (the default on CUDA), workers only parse plain JPEGs' headers,
 and the scoring process decodes and crops each batch's JPEGs on the GPU in a reader thread that runs one batch
 ahead of the scoring. Prints nothing: the CLI, ``job.ScanJob`` and the Python API all consume ``scan_batches``.
+
+Another way to run a scan (another executor than the DataLoader) is built from the same three pieces:
+``cpu_stage.prepare`` (an Item and its fetched bytes or FetchError -> a ``Prepared`` sample),
+``cpu_stage.collate_prepared`` (samples -> a ``ScanBatch``) and ``score.score_batch`` (a batch -> its finished
+Results, in order), labelling by ``score.resolve_threshold``.
 """
 from __future__ import annotations
 
