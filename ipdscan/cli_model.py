@@ -35,7 +35,8 @@ def evaluate_command(
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
     from .datasets import DatasetError
-    from .score import DeviceError, load_detector
+    from .runtime import DeviceError
+    from .score import load_detector
     from .weights import WeightsError
     from .eval_report import plot_robustness, to_markdown, write_report
     from .evaluate import evaluate
@@ -78,7 +79,8 @@ def explain(
     from .decode import DecodeError
     from .explain import explain as explain_image, heatmap, read_image_file
     from .fetch_options import FetchError
-    from .score import DeviceError, load_detector
+    from .runtime import DeviceError
+    from .score import load_detector
     from .weights import WeightsError
     try:
         if out.suffix.lower() != ".png":

@@ -88,7 +88,8 @@ def scan(
     from .options import ScanOptions
     from .publish import ReportError
     from .report_lock import ReportBusy
-    from .score import DeviceError, load_detector
+    from .runtime import DeviceError
+    from .score import load_detector
     from .weights import WeightsError
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,

@@ -18,8 +18,8 @@ from torch.fx.experimental.optimization import fuse as fold_batchnorm
 
 from .preprocess import to_model_input
 from .result import Result
-from .runtime import DeviceError, resolve_device, resolve_precision
-from .weights import Checkpoint, WeightsError, default_weights_path, load_checkpoint
+from .runtime import resolve_device, resolve_precision
+from .weights import Checkpoint, default_weights_path, load_checkpoint
 
 if TYPE_CHECKING:
     from .cpu_stage import Prepared, ScanBatch
@@ -136,5 +136,3 @@ def load_detector(weights: str | Path | None = None, device: str | torch.device 
     path = Path(weights) if weights is not None else default_weights_path()
     return Detector(load_checkpoint(path), target, precision)
 
-
-__all__ = ["Detector", "DeviceError", "WeightsError", "load_detector", "resolve_threshold", "score_batch"]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ipdscan.datasets import DatasetError
 from ipdscan.evaluate import evaluate, to_markdown
-from ipdscan.score import DeviceError, load_detector
+from ipdscan.runtime import DeviceError
+from ipdscan.score import load_detector
 
 from ipdscan.train import __main__ as train_cli
 from ipdscan.train.loop import TrainError, train

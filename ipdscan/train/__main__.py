@@ -11,7 +11,7 @@ import sys
 
 from ipdscan.datasets import DatasetError
 from ipdscan.interrupt import sigterm_as_interrupt
-from ipdscan.score import DeviceError
+from ipdscan.runtime import DeviceError
 
 from .config import TrainConfig, TrainError
 from .loop import train
