@@ -169,7 +169,7 @@ def scan(
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
     except (UsageError, FormatError, SuppressionError) as exc:
         raise fail(str(exc))
-    from .distributed import ScanGroup
+    from .scan_group import ScanGroup
     from .fetch import FetchOptions
     from .job import JobError, ScanJob
     from .pipeline import ScanOptions
@@ -246,7 +246,7 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
-    from .datasets import DatasetError
+    from .labelled import DatasetError
     from .score import DeviceError, load_detector
     from .weights import WeightsError
     from .eval_report import plot_robustness, to_markdown, write_report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Unreadable
+from .labelled import Unreadable
 from .metrics import Row, mean_row, metrics
 from .perturbations import STRENGTH_LABELS, parse_perturbations
 from .text import csv_text

@@ -1,8 +1,8 @@
 """Evaluation on labelled folders: per-generator AP / accuracy exactly as CNNDetection's validate.py.
 
-Every image goes through the scan's path (``datasets.read_pixels``, centre crop, ``Detector.score``), a
+Every image goes through the scan's path (``labelled.read_pixels``, centre crop, ``Detector.score``), a
 perturbation (JPEG, blur, resize) applied to the decoded image before the crop; a file that cannot
-be decoded is counted per generator and left out of its metrics. The pieces: ``datasets`` (layouts, files,
+be decoded is counted per generator and left out of its metrics. The pieces: ``labelled`` (layouts, files,
 pixels), ``perturbations``, ``metrics``, ``eval_report`` (tables, files, plots).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from .datasets import EvalImages, collate_indexed, find_generators, image_files
+from .labelled import EvalImages, collate_indexed, find_generators, image_files
 from .eval_report import EvalReport, to_markdown
 from .metrics import Row, metrics
 from .perturbations import Perturbation, parse_perturbations

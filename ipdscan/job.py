@@ -24,7 +24,7 @@ from typing import TextIO
 
 from . import __version__
 from .choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
-from .distributed import ScanGroup
+from .scan_group import ScanGroup
 from .interrupt import interrupts_deferred
 from .merge import MergeError, merge_reports
 from .output_format import STDOUT, TABLE, format_of, report_target

@@ -6,7 +6,7 @@ import pytest
 
 from images import make_corpus
 from ipdscan import ScanOptions, load_detector
-from ipdscan.distributed import ScanGroup
+from ipdscan.scan_group import ScanGroup
 from ipdscan.job import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK, JobError, ReportHeader, ScanJob, ScanStats, verdict
 from ipdscan.report import header_path
 from ipdscan.result import Result

@@ -15,10 +15,10 @@ from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from ipdscan.train import TrainConfig, TrainError, train
-from ipdscan.datasets import read_pixels
-from ipdscan.train.datasets import split_roots
+from ipdscan.labelled import read_pixels
+from ipdscan.train.data import split_roots
 from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.train.distributed import Topology
+from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Logits, Run
 from ipdscan.train.schedule import Progress
 
@@ -221,3 +221,4 @@ def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_p
         err = capsys.readouterr().err
         assert err.startswith(f"error: {said}; the run keeps")  # issue 21: it said "error: ; the run keeps"
         assert f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err
+

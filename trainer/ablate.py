@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ipdscan.datasets import DatasetError
+from ipdscan.labelled import DatasetError
 from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 

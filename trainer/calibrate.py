@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.datasets import image_files
+from ipdscan.labelled import image_files
 from ipdscan.pipeline import ScanOptions, scan
 from ipdscan.score import load_detector
 from ipdscan.text import threshold_text

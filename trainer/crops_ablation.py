@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.datasets import DatasetError, find_generators
+from ipdscan.labelled import DatasetError, find_generators
 from ipdscan.metrics import metrics
 from ipdscan.weights import WeightsError
 

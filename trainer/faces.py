@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipdscan.datasets import image_files
+from ipdscan.labelled import image_files
 from ipdscan.publish import write_atomically
 
 from .corpus_plan import source_rng

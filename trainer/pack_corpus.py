@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.datasets import labelled_images
-from ipdscan.train.datasets import Sample
+from ipdscan.labelled import labelled_images
+from ipdscan.train.data import Sample
 from ipdscan.train.pairs import pair_up
 
 from .corpus_store import folder_family

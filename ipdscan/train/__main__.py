@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from ipdscan.datasets import DatasetError
+from ipdscan.labelled import DatasetError
 from ipdscan.interrupt import sigterm_as_interrupt
 from ipdscan.score import DeviceError
 

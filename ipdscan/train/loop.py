@@ -44,23 +44,22 @@ from ipdscan.model import IPDNet
 from ipdscan.preprocess import to_model_input
 from ipdscan.runtime import default_workers
 
-from . import distributed
 from .checkpoints import load_run, load_weights, save_run
 from .config import TrainConfig, TrainError
-from .datasets import Batch, EpochSampler, LabelledImages, collate, split_roots
+from .data import Batch, EpochSampler, LabelledImages, collate, split_roots
 from .pairs import PairedImages, collate_pairs, pair_up
-from .distributed import Topology
+from .topology import Topology, any_rank, from_main, leave_group, this_process
 from .plots import plot_training
 from .schedule import LR_BELOW_MIN, LR_DROPPED, Progress, step_schedule
 
 
 def train(config: TrainConfig) -> dict:
     """Train (or resume) a run; returns its summary. Under torchrun, call it in every process."""
-    topology = distributed.setup(config.device)
+    topology = this_process(config.device)
     try:
         return Run(config, topology).fit()
     finally:
-        distributed.teardown(topology)
+        leave_group(topology)
 
 
 class Logits(nn.Module):
@@ -168,7 +167,7 @@ class Run:
             for batch in bar:
                 self.note_unreadable(batch)
                 # All processes skip an all-unreadable batch together, or DDP's collectives would hang.
-                trained = not distributed.any_rank(len(batch.labels) == 0, self.topology)
+                trained = not any_rank(len(batch.labels) == 0, self.topology)
                 if trained:
                     self.train_step(batch)
                     bar.set_postfix(step=p.step, lr=f"{p.lr:.0e}", refresh=False)
@@ -241,7 +240,7 @@ class Run:
             self.log("val", **val)
             self.say(f"step {p.step}: val AP {fmt(val['ap'])}, acc {fmt(val['acc'])}, loss {val['loss']:.4f}")
             stop = self.plateau(val)
-        lr, stopping = distributed.from_main([p.lr, float(bool(stop))], self.topology)
+        lr, stopping = from_main([p.lr, float(bool(stop))], self.topology)
         p.lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -252,7 +251,7 @@ class Run:
 
     def save_due(self) -> bool:
         every = self.config.save_every_minutes
-        return bool(every) and distributed.any_rank((time.monotonic() - self.saved_at) / 60 >= every, self.topology)
+        return bool(every) and any_rank((time.monotonic() - self.saved_at) / 60 >= every, self.topology)
 
     def save_between_rounds(self) -> None:
         """last.pt and its state without validating: a run killed between validations resumes from here
@@ -307,7 +306,7 @@ class Run:
     def budget_spent(self) -> str:
         if self.config.max_steps is not None and self.progress.step >= self.config.max_steps:
             return "max_steps"
-        return "max_minutes" if distributed.any_rank(self.time_up(), self.topology) else ""
+        return "max_minutes" if any_rank(self.time_up(), self.topology) else ""
 
     def note_unreadable(self, batch: Batch) -> None:
         for bad in batch.unreadable:

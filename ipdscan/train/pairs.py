@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ipdscan.datasets import Unreadable, guarded, read_pixels
+from ipdscan.labelled import Unreadable, guarded, read_pixels
 from ipdscan.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view
-from .datasets import Batch, Sample, collate
+from .data import Batch, Sample, collate
 
 
 def pair_up(samples: list[Sample], seed: int) -> list[tuple[Sample, ...]]:
