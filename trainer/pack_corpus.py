@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.labelled import labelled_images
-from ipdscan.train.data import Sample
+from ipdscan.train.data import labelled_samples
 from ipdscan.train.pairs import pair_up
 
 from .corpus_store import folder_family
@@ -27,12 +26,11 @@ from .corpus_store import folder_family
 
 def pairs_in(corpus: Path, split: str, seed: int) -> dict[str, list[tuple[Path, ...]]]:
     """family -> the (real, fake) pairs of ``split``, as ``--pair-sync`` pairs them."""
-    samples = [Sample(path, folder.label, folder.generator) for folder, paths in labelled_images(corpus)
-               if folder.split == split for path in paths]
+    samples = [sample for folder_split, sample in labelled_samples(corpus) if folder_split == split]
     out: dict[str, list[tuple[Path, ...]]] = {}
     for pair in pair_up(samples, seed):
         if len(pair) == 2:
-            out.setdefault(folder_family(pair[0].generator), []).append(tuple(Path(s.path) for s in pair))
+            out.setdefault(folder_family(pair[0].generator), []).append(tuple(Path(sample.path) for sample in pair))
     return out
 
 
