@@ -22,7 +22,7 @@ from ipdscan.evaluate import evaluate, to_markdown
 from ipdscan.score import DeviceError, load_detector
 
 from ipdscan.train import __main__ as train_cli
-from ipdscan.train.loop import TrainError, train
+from ipdscan.train import TrainError, train
 
 from .corpus_store import folder_family
 

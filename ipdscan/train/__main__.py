@@ -75,27 +75,30 @@ def command():
     return typer.main.get_command(app)
 
 
-def parse_args(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -> TrainConfig | int:
-    """The command line as a ``TrainConfig``, or the exit status when there is nothing to train: 0 after --help,
-    2 after a one-line error (an unknown option, a bad value, values TrainConfig refuses)."""
+def parse_args(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -> TrainConfig:
+    """The command line as a ``TrainConfig``. As argparse does: SystemExit(0) after --help, SystemExit(2) after a
+    one-line error (an unknown option, a bad value, values TrainConfig refuses)."""
     try:
         parsed = command().main(args=sys.argv[1:] if argv is None else list(argv), prog_name=prog,
                                 standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors, as typer raises them
-        print(f"error: {exc.format_message() if hasattr(exc, 'format_message') else exc} (see {prog} --help)",
-              file=sys.stderr)
-        return 2
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"error: {message} (see {prog} --help)", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValueError as exc:  # TrainConfig's own checks
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return parsed if isinstance(parsed, TrainConfig) else int(parsed or 0)
+        raise SystemExit(2) from None
+    if not isinstance(parsed, TrainConfig):  # --help
+        raise SystemExit(parsed or 0)
+    return parsed
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m ipdscan.train") -> int:
     """Parse, train, print the summary (rank 0). Exit status: 0 done, 2 bad options, unusable data or interrupted."""
-    config = parse_args(argv, prog)
-    if isinstance(config, int):
-        return config
+    try:
+        config = parse_args(argv, prog)
+    except SystemExit as exc:
+        return exc.code
     try:
         with sigterm_as_interrupt():  # a CI cancel stops training as Ctrl-C does
             summary = train(config)
