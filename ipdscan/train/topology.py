@@ -61,3 +61,12 @@ def any_rank(flag: bool, topology: Topology) -> bool:
     reduced = torch.tensor([float(flag)], device=topology.device)
     dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
     return bool(reduced.item())
+
+
+def union_over_ranks(paths: set[str], topology: Topology) -> set[str]:
+    """Every rank's ``paths`` together, on every rank."""
+    if topology.world == 1:
+        return paths
+    gathered = [None] * topology.world
+    dist.all_gather_object(gathered, sorted(paths))
+    return {path for rank_paths in gathered for path in rank_paths}
