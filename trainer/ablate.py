@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from ipdscan.labelled import DatasetError
-from ipdscan.evaluate import evaluate, to_markdown
+from ipdscan.eval_report import to_markdown
+from ipdscan.evaluate import evaluate
 from ipdscan.score import DeviceError, load_detector
 
 from ipdscan.train import __main__ as train_cli

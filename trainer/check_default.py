@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.evaluate import evaluate, parse_perturbations, to_markdown
+from ipdscan.eval_report import to_markdown
+from ipdscan.evaluate import evaluate
+from ipdscan.perturbations import parse_perturbations
 from ipdscan.sources import iter_items
 from ipdscan.text import threshold_text
 

@@ -52,7 +52,7 @@ def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progres
         save_checkpoint(out / "best.pt", model, config.preprocessing, name=config.checkpoint_name(), provenance=provenance)
     state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(progress),
              "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
-    write_atomically(out / "last.state.pt", lambda f: torch.save(state, f), binary=True)
+    write_atomically(out / "last.state.pt", lambda state_file: torch.save(state, state_file), binary=True)
 
 
 def start_from(model: IPDNet, init_from: str, preprocessing: Preprocessing) -> dict:
