@@ -77,11 +77,11 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], log=p
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ours, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    ap = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
-    ap.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
-    ap.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")
-    args = ap.parse_args(ours)
+    parser = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
+    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
+    parser.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")
+    args = parser.parse_args(ours)
     try:
         print(ablate(args.corpus, args.dev, args.out, train_args))
     except (DatasetError, DeviceError, TrainError) as exc:

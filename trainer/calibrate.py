@@ -98,19 +98,19 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("weights", type=Path, help="checkpoint to calibrate")
-    ap.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
-    ap.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
-    ap.add_argument("--exclude", type=Path, nargs="+", default=[],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("weights", type=Path, help="checkpoint to calibrate")
+    parser.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
+    parser.add_argument("--exclude", type=Path, nargs="+", default=[],
                     help="files listing photos (one path per line) to leave out: those a model this one was "
                          "fine-tuned from trained on (build_corpus --list-sources prints such a list)")
-    ap.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="auto")
-    args = ap.parse_args(argv)
+    parser.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args(argv)
     if not 0 <= args.max_flagged < 1:
-        ap.error("--max-flagged must be in [0, 1)")
+        parser.error("--max-flagged must be in [0, 1)")
     try:
         record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision,
                            args.exclude)

@@ -138,8 +138,8 @@ def held_out_hashes(folders: list[Path]) -> set[str]:
 
 def decoded_rgb(path: Path) -> Image.Image:
     """The source's pixels as a scan sees them (EXIF orientation applied), in RGB."""
-    with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
+    with Image.open(path) as opened:
+        return ImageOps.exif_transpose(opened).convert("RGB")
 
 
 def cut(image: Image.Image, plan: Plan) -> np.ndarray:

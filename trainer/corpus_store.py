@@ -50,7 +50,7 @@ def store(pixels: np.ndarray, path: Path, plan: Plan) -> None:
     """The image in the plan's storage format; whole or not at all (a rerun keeps only whole pairs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     params = {"format": "PNG"} if plan.format == "png" else {"format": "JPEG", "quality": plan.quality}
-    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, **params), binary=True)
+    write_atomically(path, lambda file: Image.fromarray(pixels).save(file, **params), binary=True)
 
 
 def write_pair(out: Path, plan: Plan, generator: str, real: np.ndarray, fake: np.ndarray,

@@ -59,7 +59,7 @@ def copy_faces(faces: Path, out: Path, seed: int, test_fraction: float = 0.15, v
                   else out / split / GENERATOR / CLASSES[label] / name)
         if not target.is_file():  # files are written whole or not at all, so a rerun copies only what is missing
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, lambda f: f.write(path.read_bytes()), binary=True)
+            write_atomically(target, lambda file: file.write(path.read_bytes()), binary=True)
         counts.setdefault(split, {}).setdefault(label, 0)
         counts[split][label] += 1
     return counts

@@ -63,16 +63,16 @@ def pack(corpus: Path, out: Path, max_mb: float, seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.pack_corpus", description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", type=Path, help="a build_corpus output")
-    ap.add_argument("--out", type=Path, required=True, help="the packed folder (git-ignored device/ for a GPU run)")
-    ap.add_argument("--max-mb", type=float, default=60.0)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m trainer.pack_corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path, help="a build_corpus output")
+    parser.add_argument("--out", type=Path, required=True, help="the packed folder (git-ignored device/ for a GPU run)")
+    parser.add_argument("--max-mb", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
     if not args.corpus.is_dir():
-        ap.error(f"{args.corpus} is not a folder")
+        parser.error(f"{args.corpus} is not a folder")
     if args.out.exists() and any(args.out.iterdir()):
-        ap.error(f"{args.out} is not empty: pack into a new folder")
+        parser.error(f"{args.out} is not empty: pack into a new folder")
     summary = pack(args.corpus, args.out, args.max_mb, args.seed)
     print(json.dumps(summary, indent=2))
     return 0
