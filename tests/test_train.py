@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,11 @@ def test_train_help_lists_every_config_field_as_a_flag(capsys):
     for spec in fields(TrainConfig):
         if spec.name not in ("roots", "preprocessing"):
             assert flags.get(spec.name, "--" + spec.name.replace("_", "-")) in shown
+    # the flags argparse had (README and trainer/README.md name them): none renamed or lost
+    shown_flags = set(re.findall(r"(?<![\w-])--[a-z0-9-]+", shown))
+    assert shown_flags == {
+        "--batch-size", "--betas", "--blur-prob", "--blur-sigma", "--cpu-bf16", "--device", "--downscale-prob",
+        "--downscale-range", "--epochs", "--flip-prob", "--init-from", "--jpeg-prob", "--jpeg-quality", "--log-every",
+        "--lr", "--max-minutes", "--max-steps", "--min-delta", "--min-lr", "--name", "--no-channels-last",
+        "--no-progress", "--npr", "--out", "--pair-sync", "--patience", "--plateau-metric", "--resume",
+        "--save-every-minutes", "--seed", "--threads", "--val-every", "--val-split", "--variant", "--workers", "--help"}

@@ -41,7 +41,7 @@ def option_parameters() -> tuple[list[inspect.Parameter], dict[str, str]]:
             continue
         name, kind, help_text = spec.name, types[spec.name], spec.metadata["help"]
         if spec.default is dataclasses.MISSING:
-            declared = typer.Argument(..., metavar=spec.name[:-1].upper(), help=help_text, show_default=False)
+            declared = typer.Argument(..., metavar=spec.metadata["metavar"], help=help_text, show_default=False)
         elif kind is bool:  # one flag: --pair-sync turns pair_sync on, --no-progress turns progress off
             flag = spec.metadata["flag"] or flag_of(spec.name)
             if spec.default:

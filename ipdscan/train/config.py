@@ -15,7 +15,7 @@ from .augment import Augmentation
 def option(default=MISSING, *, help: str, flag: str | None = None, metavar: str | None = None):
     """A ``TrainConfig`` field that is also a command-line option (``__main__.py`` builds them from these): its
     ``help``; ``flag``: a bool's one flag when it is not ``--field-name`` (``--no-progress`` sets progress off);
-    ``metavar`` for a pair. No default: a positional argument."""
+    ``metavar`` (a pair's, or the positional one's). No default: a positional argument."""
     return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar})
 
 
@@ -24,7 +24,7 @@ class TrainConfig:
     """Everything a run depends on; stored whole in every checkpoint's provenance. Each field but
     ``preprocessing`` is an option of ``ipdscan train``, its help text beside it."""
 
-    roots: list[str] = option(help="dataset folders: CNNSpot, GenImage or flat 0_real/1_fake layouts")
+    roots: list[str] = option(help="dataset folders: CNNSpot, GenImage or flat 0_real/1_fake layouts", metavar="ROOT")
     out: str = option("runs/ipdnet", help="run directory: checkpoints, metrics.jsonl, curves.png")
     variant: Literal["layer2", "layer3", "layer4"] = option("layer2", help="where the ResNet-50 trunk is cut")
     npr: bool = option(False, help="beyond the paper: NPR residuals (x - up(down(x))) beside the SRM ones as the "
