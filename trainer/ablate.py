@@ -32,7 +32,8 @@ SPLITS = ("train", "val")
 
 def corpus_families(corpus: Path) -> dict[str, list[str]]:
     """Family -> the corpus's generator folders in it (families with no folder here are dropped)."""
-    present = sorted({p.name for split in SPLITS if (corpus / split).is_dir() for p in (corpus / split).iterdir() if p.is_dir()})
+    present = sorted({folder.name for split in SPLITS if (corpus / split).is_dir()
+                      for folder in (corpus / split).iterdir() if folder.is_dir()})
     if not present:
         raise DatasetError(f"{corpus}: no train/<generator> or val/<generator> folders (a build_corpus output?)")
     out: dict[str, list[str]] = {}
@@ -54,11 +55,12 @@ def make_view(corpus: Path, view: Path, generators: list[str]) -> None:
 
 def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], log=print) -> str:
     families = corpus_families(corpus)
-    runs = {"all": [g for members in families.values() for g in members]}
-    runs.update({f"without {family}": [g for f, members in families.items() if f != family for g in members]
+    runs = {"all": [generator for members in families.values() for generator in members]}
+    runs.update({f"without {family}": [generator for other, members in families.items() if other != family
+                                       for generator in members]
                  for family in families})
     lines = ["# Leave-one-family-out ablation", "", f"corpus `{corpus}`; families: "
-             + "; ".join(f"{f} ({', '.join(m)})" for f, m in families.items()),
+             + "; ".join(f"{family} ({', '.join(members)})" for family, members in families.items()),
              f"training options for every run: `{' '.join(train_args) or '(defaults)'}`", ""]
     for run, generators in runs.items():
         folder = out / run.replace(" ", "-")

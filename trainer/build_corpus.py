@@ -190,23 +190,25 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
                               time.perf_counter() - began)
     rows = manifest.rows
 
-    folders = sorted({r["generator"] for r in rows})
-    counts = Counter((r["split"], r["generator"]) for r in rows)
+    folders = sorted({row["generator"] for row in rows})
+    counts = Counter((row["split"], row["generator"]) for row in rows)
     stats = {
         "pairs": len(rows),
-        "counts": {split: {n: counts[split, n] for n in folders} for split in ("train", "val")},
-        "families": {f: sum(v for (_, g), v in counts.items() if g.removeprefix(local_fakes.PREFIX) in members)
-                     for f, members in {**families, **({SD15: [SD15]} if sd15_dir else {})}.items()},
-        "local_fakes": sum(v for (_, g), v in counts.items() if g.startswith(local_fakes.PREFIX)),
-        "downscaled_pairs": sum(float(r["scale"] or 1) != 1.0 for r in rows),
-        "portrait_pairs": sum(int(r["window_height"] or WINDOW) != WINDOW for r in rows),
+        "counts": {split: {folder: counts[split, folder] for folder in folders} for split in ("train", "val")},
+        "families": {family: sum(count for (_, folder), count in counts.items()
+                                 if folder.removeprefix(local_fakes.PREFIX) in members)
+                     for family, members in {**families, **({SD15: [SD15]} if sd15_dir else {})}.items()},
+        "local_fakes": sum(count for (_, folder), count in counts.items() if folder.startswith(local_fakes.PREFIX)),
+        "downscaled_pairs": sum(float(row["scale"] or 1) != 1.0 for row in rows),
+        "portrait_pairs": sum(int(row["window_height"] or WINDOW) != WINDOW for row in rows),
         "faces": face_counts,
         "calibration_photos": len(calibration) + sum(count.get("real", 0) for split, count in face_counts.items()
                                                      if split == "calibration"),
-        "formats": dict(Counter(r["format"] for r in rows)),
+        "formats": dict(Counter(row["format"] for row in rows)),
         "skipped": skipped,
-        "generators": {n: {**prepared.get(n.removeprefix(local_fakes.PREFIX), {}), "images": sum(counts[s, n] for s in ("train", "val")),
-                           "generate_s": round(gen_seconds[n], 1)} for n in folders},
+        "generators": {folder: {**prepared.get(folder.removeprefix(local_fakes.PREFIX), {}),
+                                "images": sum(counts[split, folder] for split in ("train", "val")),
+                                "generate_s": round(gen_seconds[folder], 1)} for folder in folders},
         "sharpness": sharpness_summary(rows, folders),
         "wall_s": round(time.perf_counter() - start, 1),
         "args": args,
