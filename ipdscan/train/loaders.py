@@ -23,6 +23,18 @@ class Loaders:
     val: DataLoader | None  # rank 0's only, and only when there are validation images
 
 
+def per_rank_batch(config: TrainConfig, topology: Topology) -> int:
+    """Images per step on each rank; TrainError when the batch does not split over the processes (into pairs too,
+    with pair_sync). Checked before any data is read."""
+    if config.batch_size % topology.world:
+        raise TrainError(f"batch_size {config.batch_size} does not split over {topology.world} processes")
+    per_rank = config.batch_size // topology.world
+    if config.pair_sync and per_rank < 2:
+        raise TrainError(f"--pair-sync needs at least 2 images per process; batch_size {config.batch_size} over "
+                         f"{topology.world} processes gives {per_rank}")
+    return per_rank
+
+
 def make_loaders(data: Split, config: TrainConfig, topology: Topology, per_rank: int) -> Loaders:
     """TrainError when the training images give no full batch of ``config.batch_size``."""
     workers = default_workers(config.workers, topology.device)

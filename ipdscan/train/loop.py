@@ -36,7 +36,7 @@ from ipdscan.preprocess import to_model_input
 from .checkpoints import resume_into, run_record, save_run, start_from
 from .config import TrainConfig, TrainError
 from .data import Batch, split_roots
-from .loaders import make_loaders
+from .loaders import make_loaders, per_rank_batch
 from .plots import plot_training
 from .run_log import RunLog, metric_text
 from .schedule import LR_BELOW_MIN, LR_DROPPED, Progress, step_schedule
@@ -70,12 +70,7 @@ class Run:
         self.config, self.topology, self.device = config, topology, topology.device
         self.out = Path(config.out)
         self.run_log = RunLog(self.out / "metrics.jsonl", topology)
-        if config.batch_size % topology.world:
-            raise TrainError(f"batch_size {config.batch_size} does not split over {topology.world} processes")
-        self.per_rank = config.batch_size // topology.world
-        if config.pair_sync and self.per_rank < 2:
-            raise TrainError(f"--pair-sync needs at least 2 images per process; batch_size {config.batch_size} over "
-                             f"{topology.world} processes gives {self.per_rank}")
+        self.per_rank = per_rank_batch(config, topology)
         if not config.resume and (self.out / "last.pt").exists():
             raise TrainError(f"{self.out} already holds a run: pass resume={config.out!r} (--resume) to continue it, "
                              "or choose another out directory")
@@ -114,9 +109,10 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             if not config.resume:  # a fresh run's curves start clean, even over a run that died before saving
                 self.run_log.path.unlink(missing_ok=True)
-            train, val = self.data.summary["train"], self.data.summary["val"]
-            self.say(f"train: {train['real']} real + {train['fake']} fake; val: {val['real']} real + {val['fake']} "
-                     f"fake; {self.topology.world} process(es) on {self.device}, batch {config.batch_size}"
+            counts = self.data.summary
+            self.say(f"train: {counts['train']['real']} real + {counts['train']['fake']} fake; "
+                     f"val: {counts['val']['real']} real + {counts['val']['fake']} fake; "
+                     f"{self.topology.world} process(es) on {self.device}, batch {config.batch_size}"
                      + (f"; resuming at step {progress.step}" if config.resume else ""))
         stop = self.budget_spent()
         while not stop:
