@@ -69,9 +69,9 @@ def sd15_pairs(sd15_dir: Path, plans: list[Plan], paths: dict[str, Path], seed: 
     SD tile of the same split; tiles split by their preview grid, so no grid is in both splits."""
     tiles = sd15.list_tiles(sd15_dir)
     for split in ("train", "val"):
-        pool = [t for t in tiles if split_of(seed, t.grid, val_fraction) == split]
+        pool = [tile for tile in tiles if split_of(seed, tile.grid, val_fraction) == split]
         pool = [pool[i] for i in np.random.default_rng([seed, 1515, split == "val"]).permutation(len(pool))]
-        sources = sorted(p.source for p in plans if p.split == split)
+        sources = sorted(plan.source for plan in plans if plan.split == split)
         for source, tile in zip(sources, pool):
             image = decoded_rgb(paths[source])
             plan = plan_for(seed, source, image.size, val_fraction, purpose=SD15, split=split,
@@ -110,21 +110,22 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
           sd15_dir: Path | None = None, shares: dict[str, int] | None = None, webp_sample: int = 24,
           framing: Framing = Framing(), faces_dir: Path | None = None) -> dict:
     start = time.perf_counter()
-    roots = [Path(r) for r in (reals if isinstance(reals, (list, tuple)) else [reals])]
+    roots = [Path(root) for root in (reals if isinstance(reals, (list, tuple)) else [reals])]
     families = resolve_families(list(names or generators.DEFAULT_FAMILIES))
-    names = [n for members in families.values() for n in members]
+    names = [name for members in families.values() for name in members]
     shares = DEFAULT_SHARES if shares is None else shares
-    args = {"reals": [str(r) for r in roots], "seed": seed, "limit": limit, "generators": names,
+    args = {"reals": [str(root) for root in roots], "seed": seed, "limit": limit, "generators": names,
             "val_fraction": val_fraction, "calibration_fraction": calibration_fraction,
-            "holdout": [str(h) for h in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
+            "holdout": [str(folder) for folder in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
             "sd15": str(sd15_dir) if sd15_dir else None, "shares": shares, "autogan_steps": autogan_steps,
             "autogan_width": autogan_width, "window": WINDOW, "grid": GRID, "camera_quality": list(CAMERA_QUALITY),
             "storage_quality": list(STORAGE_QUALITY), "png_probability": PNG_PROBABILITY,
             "families": families, "framing": {**asdict(framing), "downscale_range": list(framing.downscale_range)},
             "faces": str(faces_dir) if faces_dir else None}
     claim_output(out, args)
-    gens = {n: generators.make(n, autogan_steps=autogan_steps, autogan_width=autogan_width, taef2_weights=taef2_weights)
-            for n in names}
+    gens = {name: generators.make(name, autogan_steps=autogan_steps, autogan_width=autogan_width,
+                                  taef2_weights=taef2_weights)
+            for name in names}
     paths = list_sources(roots)
     sources = choose_sources(paths, seed, limit)
     log(f"{len(sources)} sources, families: {', '.join(families)}" + (f" + {SD15}" if sd15_dir else "")
@@ -141,7 +142,7 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
     log(f"decoded {len(plans)} windows, {len(calibration)} calibration photos, skipped {len(skipped)} "
         f"({time.perf_counter() - start:.0f}s)")
 
-    train_windows = [windows[p.source] for p in plans if p.split == "train"]
+    train_windows = [windows[plan.source] for plan in plans if plan.split == "train"]
     prepared = {}
     for name, generator in gens.items():
         began = time.perf_counter()
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                                       args.val_fraction, args.calibration_fraction, args.holdout, framing)
         seen = [str(paths[plan.source]) for plan in plans]
         if args.faces:
-            seen += [str(p) for p in faces.trained_files(args.faces, args.seed, args.val_fraction, args.calibration_fraction)]
+            seen += [str(path) for path in faces.trained_files(args.faces, args.seed, args.val_fraction, args.calibration_fraction)]
         print("\n".join(seen))
         return 0
     if args.out is None:

@@ -38,7 +38,7 @@ AP_TARGET = 0.75  # other dev folders with at least 40 images; 0.5 for smaller o
 def real_photos(roots: list[str], limit: int, seed: int) -> list[str]:
     """Real photos below ``roots``: files in 0_real/nature folders when there are any, else every image."""
     paths = [item.input for item in iter_items(roots) if not item.error_code]
-    labelled = [p for p in paths if {"0_real", "nature"} & set(Path(p).parts)]
+    labelled = [path for path in paths if {"0_real", "nature"} & set(Path(path).parts)]
     chosen = labelled or paths
     random.Random(seed).shuffle(chosen)
     return sorted(chosen[:limit])

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, nargs="+", default=[4, 9], help="tile counts to compare (default: 4 9)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    if any(n < 2 for n in args.crops):
+    if any(tiles < 2 for tiles in args.crops):
         parser.error("--crops takes tile counts of at least 2 (1 is the centre crop, always compared)")
     try:
         print(ablate(args.roots, args.weights, args.crops, args.device))

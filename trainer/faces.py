@@ -35,7 +35,7 @@ def faces_files(faces: Path) -> list[tuple[str, str, Path]]:
     """(label, name, file) for every face image, reals then fakes."""
     out = []
     for label in CLASSES:
-        files = [Path(p) for p in image_files(faces / label)]
+        files = [Path(path) for path in image_files(faces / label)]
         if not files:
             raise RuntimeError(f"{faces / label}: no images (expected train-faces/real and train-faces/fake)")
         out += [(label, path.relative_to(faces / label).as_posix().replace("/", "_"), path) for path in files]

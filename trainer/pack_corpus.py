@@ -40,7 +40,7 @@ def pack(corpus: Path, out: Path, max_mb: float, seed: int = 0) -> dict:
     for split in ("val", "train"):
         by_family = pairs_in(corpus, split, seed)
         rng = np.random.default_rng(seed)
-        queues = {f: [pairs[i] for i in rng.permutation(len(pairs))] for f, pairs in sorted(by_family.items())}
+        queues = {family: [pairs[i] for i in rng.permutation(len(pairs))] for family, pairs in sorted(by_family.items())}
         while any(queues.values()):  # round-robin over families: each keeps its share of the budget
             for family, queue in queues.items():
                 if not queue:
