@@ -34,7 +34,7 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
-    from .datasets import DatasetError
+    from .labelled import DatasetError
     from .runtime import DeviceError
     from .score import load_detector
     from .weights import WeightsError

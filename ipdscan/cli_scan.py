@@ -82,7 +82,7 @@ def scan(
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
-    from .distributed import ScanGroup
+    from .scan_group import ScanGroup
     from .fetch_options import FetchOptions
     from .job import JobError, ScanJob
     from .options import ScanOptions

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Unreadable
+from .labelled import Unreadable
 from .metrics import Row, mean_row, metrics
 from .perturbations import STRENGTH_LABELS, parse_perturbations
 from .text import csv_text
@@ -26,18 +26,18 @@ class EvalReport:
         """The same scores with accuracies at ``threshold`` instead (AP does not depend on it); no rescoring."""
         if len(self.samples) != len(self.rows):
             raise ValueError("this report does not hold its scores (made by evaluate?)")
-        rows = [replace(row, **metrics(y, s, threshold)) for row, (y, s) in zip(self.rows, self.samples)]
+        rows = [replace(row, **metrics(truth, scores, threshold)) for row, (truth, scores) in zip(self.rows, self.samples)]
         return EvalReport(rows, self.detector, self.unreadable, self.samples)
 
     def table(self, group: bool = False) -> list[Row]:
         """Per perturbation: the generator rows, then (group=True) each group's mean, then the mean."""
         out = []
-        for perturbation in dict.fromkeys(r.perturbation for r in self.rows):
-            rows = [r for r in self.rows if r.perturbation == perturbation]
+        for perturbation in dict.fromkeys(row.perturbation for row in self.rows):
+            rows = [row for row in self.rows if row.perturbation == perturbation]
             out += rows
             if group:
-                out += [mean_row(perturbation, g, [r for r in rows if r.group == g])
-                        for g in dict.fromkeys(r.group for r in rows)]
+                out += [mean_row(perturbation, name, [row for row in rows if row.group == name])
+                        for name in dict.fromkeys(row.group for row in rows)]
             out.append(mean_row(perturbation, "", rows))
         return out
 
@@ -52,14 +52,15 @@ def percent(value: float | None) -> str:
 def to_markdown(report: EvalReport, group: bool = False) -> str:
     """A Table III-style table, metrics in percent; '-' where a metric is undefined."""
     rows = report.table(group)
-    perturbed = any(r.perturbation != "none" for r in rows)
+    perturbed = any(row.perturbation != "none" for row in rows)
     head = (["perturbation"] if perturbed else []) + ["generator"] + (["group"] if group else []) + \
            ["AP", "acc", "real acc", "fake acc", "real", "fake", "unreadable"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(head) - 7 else "---:" for i in range(len(head))) + "|"]
-    for r in rows:
-        name = f"**{r.generator}**" if r.generator == "mean" else r.generator
-        cells = ([r.perturbation] if perturbed else []) + [name] + ([r.group] if group else []) + \
-                [percent(r.ap), percent(r.acc), percent(r.r_acc), percent(r.f_acc), str(r.n_real), str(r.n_fake), str(r.n_unreadable)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if column < len(head) - 7 else "---:" for column in range(len(head))) + "|"]
+    for row in rows:
+        name = f"**{row.generator}**" if row.generator == "mean" else row.generator
+        cells = ([row.perturbation] if perturbed else []) + [name] + ([row.group] if group else []) + \
+                [percent(row.ap), percent(row.acc), percent(row.r_acc), percent(row.f_acc), str(row.n_real),
+                 str(row.n_fake), str(row.n_unreadable)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -71,13 +72,14 @@ def write_report(report: EvalReport, path: str | Path, group: bool = False) -> N
     if path.suffix == ".md":
         path.write_text(to_markdown(report, group), encoding="utf-8")
     elif path.suffix == ".csv":
-        with path.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        with path.open("w", encoding="utf-8", newline="") as table_file:
+            writer = csv.DictWriter(table_file, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows({k: "" if v is None else csv_text(v) for k, v in asdict(r).items()} for r in rows)
+            writer.writerows({key: "" if value is None else csv_text(value) for key, value in asdict(row).items()}
+                             for row in rows)
     elif path.suffix == ".json":
-        payload = {"detector": report.detector, "rows": [asdict(r) for r in rows],
-                   "unreadable": [u._asdict() for u in report.unreadable]}
+        payload = {"detector": report.detector, "rows": [asdict(row) for row in rows],
+                   "unreadable": [unreadable._asdict() for unreadable in report.unreadable]}
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     else:
         raise ValueError(f"{path}: report format from the extension must be .md, .csv or .json")
@@ -87,16 +89,17 @@ def plot_robustness(report: EvalReport, png_path: str | Path) -> None:
     """AP against strength, one panel per perturbation kind: a line per generator, the mean in bold."""
     from matplotlib.figure import Figure
 
-    perturbed = [(r, parse_perturbations([r.perturbation])[0]) for r in report.table() if r.perturbation != "none"]
-    kinds = list(dict.fromkeys(p.kind for _, p in perturbed))
+    perturbed = [(row, parse_perturbations([row.perturbation])[0]) for row in report.table()
+                 if row.perturbation != "none"]
+    kinds = list(dict.fromkeys(perturbation.kind for _, perturbation in perturbed))
     if not kinds:
         raise ValueError("the report has no perturbed runs to plot (pass perturbations to evaluate)")
-    clean = {r.generator: r.ap for r in report.table() if r.perturbation == "none"}
+    clean = {row.generator: row.ap for row in report.table() if row.perturbation == "none"}
     fig = Figure(figsize=(5 * len(kinds), 4), layout="constrained")
     for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False)[0], kinds):
-        for generator in dict.fromkeys(r.generator for r, _ in perturbed):
-            points = sorted((p.strength, r.ap) for r, p in perturbed
-                            if p.kind == kind and r.generator == generator and r.ap is not None)
+        for generator in dict.fromkeys(row.generator for row, _ in perturbed):
+            points = sorted((perturbation.strength, row.ap) for row, perturbation in perturbed
+                            if perturbation.kind == kind and row.generator == generator and row.ap is not None)
             if points:
                 bold = generator == "mean"
                 ax.plot(*zip(*points), marker="o", label=generator, linewidth=2.5 if bold else 1,

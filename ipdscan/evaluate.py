@@ -1,8 +1,8 @@
 """Evaluation on labelled folders: per-generator AP / accuracy exactly as CNNDetection's validate.py.
 
-Every image goes through the scan's path (``datasets.read_pixels``, centre crop, ``Detector.score``), a
+Every image goes through the scan's path (``labelled.read_pixels``, centre crop, ``Detector.score``), a
 perturbation (JPEG, blur, resize) applied to the decoded image before the crop; a file that cannot
-be decoded is counted per generator and left out of its metrics. The pieces: ``datasets`` (layouts, files,
+be decoded is counted per generator and left out of its metrics. The pieces: ``labelled`` (layouts, files,
 pixels), ``perturbations``, ``metrics``, ``eval_report`` (tables, files, plots).
 """
 from __future__ import annotations
@@ -15,16 +15,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from .datasets import EvalImages, collate_indexed, find_generators, image_files
-from .eval_report import EvalReport, to_markdown
+from .eval_report import EvalReport
+from .labelled import EvalImages, collate_indexed, find_generators
 from .metrics import Row, metrics
-from .perturbations import Perturbation, parse_perturbations
+from .perturbations import Perturbation
 from .runtime import default_workers
 from .score import Detector
 from .text import csv_text
-
-# Also imported from here by trainer/check_default.py, calibrate.py and build_corpus.py.
-__all__ = ["evaluate", "image_files", "parse_perturbations", "to_markdown"]
 
 
 def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int = 32, workers: int | None = None,
@@ -39,11 +36,11 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
 
     sets = find_generators(roots)
     paths, labels, owner = [], [], []
-    for k, s in enumerate(sets):
-        for label, files in ((0, s.real_paths), (1, s.fake_paths)):
+    for set_index, generator_set in enumerate(sets):
+        for label, files in ((0, generator_set.real_paths), (1, generator_set.fake_paths)):
             paths += files
             labels += [label] * len(files)
-            owner += [k] * len(files)
+            owner += [set_index] * len(files)
     labels_np, owner_np = np.array(labels, dtype=int), np.array(owner, dtype=int)
     workers = default_workers(workers, detector.device)
     scores_file = open(scores_out, "w", encoding="utf-8", newline="") if scores_out else None
@@ -61,23 +58,24 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             errors = {}
             for indices, crops, bad in tqdm(loader, desc=f"eval {tag}", unit="batch", disable=not progress):
                 scores[indices] = detector.score(crops).numpy()
-                errors.update({i: u for i, u in bad})
+                errors.update(dict(bad))
             if first_unreadable is None:
-                first_unreadable = [errors[i] for i in sorted(errors)]
-            for k, s in enumerate(sets):
-                mine = owner_np == k
-                ok = mine & ~np.isnan(scores)
-                samples.append((labels_np[ok], scores[ok]))
-                m = metrics(*samples[-1], threshold)
-                rows.append(Row(s.name, s.group, tag, **m, n_unreadable=int((mine & np.isnan(scores)).sum())))
+                first_unreadable = [errors[index] for index in sorted(errors)]
+            for set_index, generator_set in enumerate(sets):
+                mine = owner_np == set_index
+                scored = mine & ~np.isnan(scores)
+                samples.append((labels_np[scored], scores[scored]))
+                rows.append(Row(generator_set.name, generator_set.group, tag, **metrics(*samples[-1], threshold),
+                                n_unreadable=int((mine & np.isnan(scores)).sum())))
             if writer:
                 for i, path in enumerate(paths):
-                    s = sets[owner[i]]
+                    generator_set = sets[owner[i]]
                     # 9 significant digits give back the float32 score exactly: AP recomputed from this file
                     # matches the table even where scores differ only in the 7th decimal.
                     score = "" if math.isnan(scores[i]) else f"{scores[i]:.9g}"
-                    cells = [path, s.name, s.group, labels[i], tag, score, errors[i].reason if i in errors else ""]
-                    writer.writerow([csv_text(c) for c in cells])
+                    cells = [path, generator_set.name, generator_set.group, labels[i], tag, score,
+                             errors[i].reason if i in errors else ""]
+                    writer.writerow([csv_text(cell) for cell in cells])
     finally:
         if scores_file:
             scores_file.close()

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from .distributed import ScanGroup
 from .interrupt import interrupts_deferred
 from .item import Item
 from .merge import MergeError, merge_reports
@@ -30,6 +29,7 @@ from .report_json import completed_inputs
 from .report_header import ReportHeader, utc_now
 from .report_lock import ReportLock
 from .result import Result
+from .scan_group import ScanGroup
 from .score import Detector
 from .sources import selected_items
 from .suppress import Suppressions

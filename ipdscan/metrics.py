@@ -14,14 +14,14 @@ def metrics(y_true: Sequence[int], scores: Sequence[float], threshold: float = 0
     AP needs both classes: with no reals or no fakes it is None, and so are r_acc / f_acc for the
     missing class (and acc for an empty set).
     """
-    y = np.asarray(y_true, dtype=int)
-    s = np.asarray(scores, dtype=float)
-    real, fake = y == 0, y == 1
+    truth = np.asarray(y_true, dtype=int)
+    score = np.asarray(scores, dtype=float)
+    real, fake = truth == 0, truth == 1
     return {
-        "ap": float(average_precision_score(y, s)) if real.any() and fake.any() else None,
-        "acc": float(accuracy_score(y, s > threshold)) if len(y) else None,
-        "r_acc": float(accuracy_score(y[real], s[real] > threshold)) if real.any() else None,
-        "f_acc": float(accuracy_score(y[fake], s[fake] > threshold)) if fake.any() else None,
+        "ap": float(average_precision_score(truth, score)) if real.any() and fake.any() else None,
+        "acc": float(accuracy_score(truth, score > threshold)) if len(truth) else None,
+        "r_acc": float(accuracy_score(truth[real], score[real] > threshold)) if real.any() else None,
+        "f_acc": float(accuracy_score(truth[fake], score[fake] > threshold)) if fake.any() else None,
         "n_real": int(real.sum()),
         "n_fake": int(fake.sum()),
     }
@@ -44,9 +44,9 @@ class Row:
 def mean_row(perturbation: str, group: str, rows: list[Row]) -> Row:
     """Unweighted mean over generators (as papers report it), of the values each defines; counts are summed."""
     def mean(key):
-        values = [getattr(r, key) for r in rows if getattr(r, key) is not None]
+        values = [getattr(row, key) for row in rows if getattr(row, key) is not None]
         return float(np.mean(values)) if values else None
     return Row("mean", group, perturbation, mean("ap"), mean("acc"), mean("r_acc"), mean("f_acc"),
-               sum(r.n_real for r in rows), sum(r.n_fake for r in rows), sum(r.n_unreadable for r in rows))
+               sum(row.n_real for row in rows), sum(row.n_fake for row in rows), sum(row.n_unreadable for row in rows))
 
 

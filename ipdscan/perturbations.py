@@ -22,8 +22,8 @@ def gaussian_blur(image: Image.Image, sigma: float) -> Image.Image:
 
 def rescale(image: Image.Image, factor: float) -> Image.Image:
     """Bilinear resize by ``factor``; PIL widens the filter when shrinking, so downscaling is antialiased."""
-    w, h = image.size
-    return image.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR)
+    width, height = image.size
+    return image.resize((max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR)
 
 
 PERTURBATIONS = {"jpeg": jpeg_reencode, "blur": gaussian_blur, "resize": rescale}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ipdscan.datasets import DatasetError
+from ipdscan.labelled import DatasetError
 from ipdscan.weights import load_checkpoint
 from trainer import ablate
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from trainer import build_corpus as bc
 from trainer import corpus_plan
-from ipdscan.train.datasets import split_roots
+from ipdscan.train.data import split_roots
 
 from test_corpus import photo
 

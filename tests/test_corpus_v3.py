@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ipdscan.train.datasets import split_roots
+from ipdscan.train.data import split_roots
 from trainer import build_corpus as bc
 from trainer import corpus_plan, faces, generators, local_fakes
 from trainer.generators.down_up import down_up, psnr

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ipdscan.datasets import DatasetError, Unreadable
+from ipdscan.labelled import DatasetError, Unreadable
 from ipdscan.preprocess import Preprocessing
 from ipdscan.train.augment import Augmentation
-from ipdscan.train.datasets import EpochSampler, LabelledImages, collate, split_roots
+from ipdscan.train.data import EpochSampler, LabelledImages, collate, split_roots
 
 SMALL = Preprocessing(pad=8, crop=8, size=8)
 
@@ -173,7 +173,7 @@ def test_symlink_loops_do_not_repeat_training_images(tmp_path):
 def test_links_inside_labelled_folders_never_count_a_file_twice(tmp_path):
     """Issue 21, item 9: with 0_real/up -> .., each fake was counted as real and as fake (9 real + 5 fake from 4 + 5
     images), and training leaked those duplicates into val."""
-    from ipdscan.datasets import find_generators
+    from ipdscan.labelled import find_generators
     gen = tmp_path / "data" / "gen"
     put(gen / "0_real", "r1", "r2", "r3", "r4")
     put(gen / "1_fake", "f1", "f2", "f3", "f4", "f5", value=200)

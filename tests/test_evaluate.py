@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ipdscan.cli import app
 from ipdscan.decode import decode
-from ipdscan.datasets import DatasetError, find_generators
+from ipdscan.labelled import DatasetError, find_generators
 from ipdscan.eval_report import EvalReport, plot_robustness, to_markdown, write_report
 from ipdscan.evaluate import evaluate
 from ipdscan.metrics import Row, metrics

@@ -6,7 +6,7 @@ import pytest
 
 from images import make_corpus
 from ipdscan import ScanOptions, load_detector
-from ipdscan.distributed import ScanGroup
+from ipdscan.scan_group import ScanGroup
 from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
 from ipdscan.job import JobError, ScanJob
 from ipdscan.report_header import ReportHeader

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,10 @@ from ipdscan.preprocess import Preprocessing, crop
 from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from ipdscan.train import TrainConfig, TrainError, train
-from ipdscan.datasets import read_pixels
-from ipdscan.train.datasets import split_roots
+from ipdscan.labelled import read_pixels
+from ipdscan.train.data import split_roots
 from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.train.distributed import Topology
+from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Logits, Run
 from ipdscan.train.schedule import Progress
 
@@ -221,3 +222,61 @@ def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_p
         err = capsys.readouterr().err
         assert err.startswith(f"error: {said}; the run keeps")  # issue 21: it said "error: ; the run keeps"
         assert f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err
+
+
+def test_the_command_line_parses_to_the_train_config_its_flags_name():
+    """The options are built from TrainConfig's fields (issue 22): a long-running run's command line must parse as
+    it always did, to the same TrainConfig."""
+    from ipdscan.train.__main__ import parse_args
+    line = ("/work/data/corpus-v3 --out /work/runs/v3 --resume /work/runs/v3 --pair-sync --blur-prob 0.3 "
+            "--jpeg-prob 0.3 --downscale-prob 0.2 --threads 2 --workers 1 --val-every 200 --plateau-metric ap "
+            "--max-minutes 120 --name ipdnet-layer2-corpus-v3 --no-progress")
+    assert parse_args(line.split()) == TrainConfig(
+        roots=["/work/data/corpus-v3"], out="/work/runs/v3", resume="/work/runs/v3", pair_sync=True, blur_prob=0.3,
+        jpeg_prob=0.3, downscale_prob=0.2, threads=2, workers=1, val_every=200, plateau_metric="ap", max_minutes=120,
+        name="ipdnet-layer2-corpus-v3", progress=False)
+    assert parse_args(["r"]) == TrainConfig(roots=["r"])  # the defaults are the dataclass's
+    config = parse_args("r1 r2 --variant layer3 --npr --epochs 7 --max-steps 9 --batch-size 8 --lr 0.01 --betas 0.5 0.9 "
+                        "--seed 4 --device cpu --cpu-bf16 --no-channels-last --val-split 0.2 --patience 2 "
+                        "--min-lr 0.001 --min-delta 0.01 --blur-sigma 1 2 --jpeg-quality 40 90 --flip-prob 0 "
+                        "--downscale-range 0.6 0.9 --save-every-minutes 0 --log-every 3 --init-from w.pt".split())
+    assert config == TrainConfig(
+        roots=["r1", "r2"], variant="layer3", npr=True, epochs=7, max_steps=9, batch_size=8, lr=0.01, betas=(0.5, 0.9),
+        seed=4, device="cpu", cpu_bf16=True, channels_last=False, val_split=0.2, patience=2, min_lr=0.001,
+        min_delta=0.01, blur_sigma=(1.0, 2.0), jpeg_quality=(40, 90), flip_prob=0.0, downscale_range=(0.6, 0.9),
+        save_every_minutes=0.0, log_every=3, init_from="w.pt")
+    assert type(config.jpeg_quality[0]) is int and type(config.betas[0]) is float
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["r", "--bogus"], "No such option: --bogus"),
+    (["r", "--variant", "layer9"], "'layer9' is not one of"),
+    (["r", "--epochs", "0"], "epochs must be at least 1"),  # TrainConfig's own check
+    ([], "Missing argument 'ROOT'"),
+])
+def test_bad_train_options_are_one_line_and_exit_2(argv, said, capsys):
+    from ipdscan.train.__main__ import main
+    assert main(argv, prog="ipdscan train") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and err.count("\n") == 1
+
+
+def test_train_help_lists_every_config_field_as_a_flag(capsys):
+    from dataclasses import fields
+
+    from ipdscan.train.__main__ import main
+    assert main(["--help"], prog="ipdscan train") == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("Usage: ipdscan train")
+    flags = {"channels_last": "--no-channels-last", "progress": "--no-progress"}
+    for spec in fields(TrainConfig):
+        if spec.name not in ("roots", "preprocessing"):
+            assert flags.get(spec.name, "--" + spec.name.replace("_", "-")) in shown
+    # the flags argparse had (README and trainer/README.md name them): none renamed or lost
+    shown_flags = set(re.findall(r"(?<![\w-])--[a-z0-9-]+", shown))
+    assert shown_flags == {
+        "--batch-size", "--betas", "--blur-prob", "--blur-sigma", "--cpu-bf16", "--device", "--downscale-prob",
+        "--downscale-range", "--epochs", "--flip-prob", "--init-from", "--jpeg-prob", "--jpeg-quality", "--log-every",
+        "--lr", "--max-minutes", "--max-steps", "--min-delta", "--min-lr", "--name", "--no-channels-last",
+        "--no-progress", "--npr", "--out", "--pair-sync", "--patience", "--plateau-metric", "--resume",
+        "--save-every-minutes", "--seed", "--threads", "--val-every", "--val-split", "--variant", "--workers", "--help"}

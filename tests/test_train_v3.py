@@ -11,8 +11,8 @@ from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
 from ipdscan.train import TrainConfig, TrainError, train
 from ipdscan.train.augment import Augmentation, sample_params, train_view
-from ipdscan.train.datasets import Sample, split_roots
-from ipdscan.train.distributed import Topology
+from ipdscan.train.data import Sample, split_roots
+from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Run
 from ipdscan.train.pairs import PairedImages, collate_pairs, pair_up
 from ipdscan.weights import load_checkpoint, save_checkpoint

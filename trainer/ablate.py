@@ -17,13 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ipdscan.datasets import DatasetError
-from ipdscan.evaluate import evaluate, to_markdown
+from ipdscan.eval_report import to_markdown
+from ipdscan.evaluate import evaluate
+from ipdscan.labelled import DatasetError
 from ipdscan.runtime import DeviceError
 from ipdscan.score import load_detector
 
 from ipdscan.train import __main__ as train_cli
-from ipdscan.train.loop import TrainError, train
+from ipdscan.train import TrainError, train
 
 from .corpus_store import folder_family
 
@@ -32,7 +33,8 @@ SPLITS = ("train", "val")
 
 def corpus_families(corpus: Path) -> dict[str, list[str]]:
     """Family -> the corpus's generator folders in it (families with no folder here are dropped)."""
-    present = sorted({p.name for split in SPLITS if (corpus / split).is_dir() for p in (corpus / split).iterdir() if p.is_dir()})
+    present = sorted({folder.name for split in SPLITS if (corpus / split).is_dir()
+                      for folder in (corpus / split).iterdir() if folder.is_dir()})
     if not present:
         raise DatasetError(f"{corpus}: no train/<generator> or val/<generator> folders (a build_corpus output?)")
     out: dict[str, list[str]] = {}
@@ -54,11 +56,12 @@ def make_view(corpus: Path, view: Path, generators: list[str]) -> None:
 
 def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], log=print) -> str:
     families = corpus_families(corpus)
-    runs = {"all": [g for members in families.values() for g in members]}
-    runs.update({f"without {family}": [g for f, members in families.items() if f != family for g in members]
+    runs = {"all": [generator for members in families.values() for generator in members]}
+    runs.update({f"without {family}": [generator for other, members in families.items() if other != family
+                                       for generator in members]
                  for family in families})
     lines = ["# Leave-one-family-out ablation", "", f"corpus `{corpus}`; families: "
-             + "; ".join(f"{f} ({', '.join(m)})" for f, m in families.items()),
+             + "; ".join(f"{family} ({', '.join(members)})" for family, members in families.items()),
              f"training options for every run: `{' '.join(train_args) or '(defaults)'}`", ""]
     for run, generators in runs.items():
         folder = out / run.replace(" ", "-")
@@ -77,11 +80,11 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], log=p
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ours, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    ap = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
-    ap.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
-    ap.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")
-    args = ap.parse_args(ours)
+    parser = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
+    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
+    parser.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")
+    args = parser.parse_args(ours)
     try:
         print(ablate(args.corpus, args.dev, args.out, train_args))
     except (DatasetError, DeviceError, TrainError) as exc:

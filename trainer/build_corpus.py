@@ -69,9 +69,9 @@ def sd15_pairs(sd15_dir: Path, plans: list[Plan], paths: dict[str, Path], seed: 
     SD tile of the same split; tiles split by their preview grid, so no grid is in both splits."""
     tiles = sd15.list_tiles(sd15_dir)
     for split in ("train", "val"):
-        pool = [t for t in tiles if split_of(seed, t.grid, val_fraction) == split]
+        pool = [tile for tile in tiles if split_of(seed, tile.grid, val_fraction) == split]
         pool = [pool[i] for i in np.random.default_rng([seed, 1515, split == "val"]).permutation(len(pool))]
-        sources = sorted(p.source for p in plans if p.split == split)
+        sources = sorted(plan.source for plan in plans if plan.split == split)
         for source, tile in zip(sources, pool):
             image = decoded_rgb(paths[source])
             plan = plan_for(seed, source, image.size, val_fraction, purpose=SD15, split=split,
@@ -88,19 +88,19 @@ def take_sources(paths: dict[str, Path], sources: list[str], seed: int, val_frac
     why a source was skipped, and the sources kept whole for calibration."""
     windows, plans, skipped, calibration = {}, [], {}, []
     excluded = held_out_hashes(list(holdout))
-    for s in sources:
-        if excluded and file_sha256(paths[s]) in excluded:
-            skipped[s] = "held out: the same file is in --holdout"
+    for source in sources:
+        if excluded and file_sha256(paths[source]) in excluded:
+            skipped[source] = "held out: the same file is in --holdout"
             continue
-        split = split_of(seed, s, val_fraction, calibration_fraction)
+        split = split_of(seed, source, val_fraction, calibration_fraction)
         if split == "calibration":
-            calibration.append(s)
+            calibration.append(source)
             continue
         try:
-            windows[s], plan = load_window(paths[s], seed, s, split, framing)
+            windows[source], plan = load_window(paths[source], seed, source, split, framing)
             plans.append(plan)
-        except (OSError, ValueError) as e:  # one bad photo never stops the build
-            skipped[s] = f"{type(e).__name__}: {e}"
+        except (OSError, ValueError) as exc:  # one bad photo never stops the build
+            skipped[source] = f"{type(exc).__name__}: {exc}"
     return windows, plans, skipped, calibration
 
 
@@ -110,21 +110,22 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
           sd15_dir: Path | None = None, shares: dict[str, int] | None = None, webp_sample: int = 24,
           framing: Framing = Framing(), faces_dir: Path | None = None) -> dict:
     start = time.perf_counter()
-    roots = [Path(r) for r in (reals if isinstance(reals, (list, tuple)) else [reals])]
+    roots = [Path(root) for root in (reals if isinstance(reals, (list, tuple)) else [reals])]
     families = resolve_families(list(names or generators.DEFAULT_FAMILIES))
-    names = [n for members in families.values() for n in members]
+    names = [name for members in families.values() for name in members]
     shares = DEFAULT_SHARES if shares is None else shares
-    args = {"reals": [str(r) for r in roots], "seed": seed, "limit": limit, "generators": names,
+    args = {"reals": [str(root) for root in roots], "seed": seed, "limit": limit, "generators": names,
             "val_fraction": val_fraction, "calibration_fraction": calibration_fraction,
-            "holdout": [str(h) for h in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
+            "holdout": [str(folder) for folder in holdout], "taef2_weights": str(taef2_weights) if taef2_weights else None,
             "sd15": str(sd15_dir) if sd15_dir else None, "shares": shares, "autogan_steps": autogan_steps,
             "autogan_width": autogan_width, "window": WINDOW, "grid": GRID, "camera_quality": list(CAMERA_QUALITY),
             "storage_quality": list(STORAGE_QUALITY), "png_probability": PNG_PROBABILITY,
             "families": families, "framing": {**asdict(framing), "downscale_range": list(framing.downscale_range)},
             "faces": str(faces_dir) if faces_dir else None}
     claim_output(out, args)
-    gens = {n: generators.make(n, autogan_steps=autogan_steps, autogan_width=autogan_width, taef2_weights=taef2_weights)
-            for n in names}
+    gens = {name: generators.make(name, autogan_steps=autogan_steps, autogan_width=autogan_width,
+                                  taef2_weights=taef2_weights)
+            for name in names}
     paths = list_sources(roots)
     sources = choose_sources(paths, seed, limit)
     log(f"{len(sources)} sources, families: {', '.join(families)}" + (f" + {SD15}" if sd15_dir else "")
@@ -134,25 +135,25 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
 
     windows, plans, skipped, calibration = take_sources(paths, sources, seed, val_fraction, calibration_fraction,
                                                         holdout, framing)
-    for s in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
-        target = out / "calibration" / s.replace("/", "_")
+    for source in calibration:  # whole files, untouched: the threshold is chosen on photos as users have them
+        target = out / "calibration" / source.replace("/", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, lambda f: f.write(paths[s].read_bytes()), binary=True)
+        write_atomically(target, lambda file: file.write(paths[source].read_bytes()), binary=True)
     log(f"decoded {len(plans)} windows, {len(calibration)} calibration photos, skipped {len(skipped)} "
         f"({time.perf_counter() - start:.0f}s)")
 
-    train_windows = [windows[p.source] for p in plans if p.split == "train"]
+    train_windows = [windows[plan.source] for plan in plans if plan.split == "train"]
     prepared = {}
-    for n, g in gens.items():
-        t = time.perf_counter()
-        prepared[n] = g.prepare(train_windows, out / "generators", seed)
-        prepared[n]["prepare_s"] = round(time.perf_counter() - t, 1)
-        log(f"prepared {n}: {prepared[n]}")
+    for name, generator in gens.items():
+        began = time.perf_counter()
+        prepared[name] = generator.prepare(train_windows, out / "generators", seed)
+        prepared[name]["prepare_s"] = round(time.perf_counter() - began, 1)
+        log(f"prepared {name}: {prepared[name]}")
     qualities = []
     if sd15_dir:
-        t = time.perf_counter()
+        began = time.perf_counter()
         qualities = sd15.estimate_webp_qualities(sd15_dir, webp_sample, seed)
-        prepared[SD15] = {"webp_qualities": qualities, "prepare_s": round(time.perf_counter() - t, 1)}
+        prepared[SD15] = {"webp_qualities": qualities, "prepare_s": round(time.perf_counter() - began, 1)}
         log(f"prepared {SD15}: estimated WebP qualities {qualities}")
 
     assignment = assign_generators(plans, families, seed, shares)
@@ -166,13 +167,13 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
             if manifest.kept(plan.source, folder):
                 continue
             real = windows[plan.source]
-            t = time.perf_counter()
+            began = time.perf_counter()
             try:
                 fake = gens[name](real)
-            except Exception as e:  # one failed generation never stops the build
-                skipped[plan.source] = f"{name} failed: {type(e).__name__}: {e}"
+            except Exception as exc:  # one failed generation never stops the build
+                skipped[plan.source] = f"{name} failed: {type(exc).__name__}: {exc}"
                 continue
-            gen_seconds[folder] += time.perf_counter() - t
+            gen_seconds[folder] += time.perf_counter() - began
             if fake.shape != real.shape:
                 skipped[plan.source] = f"{name} returned {fake.shape}, expected {real.shape}"
                 continue
@@ -180,32 +181,35 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
             if plan.local:
                 fake, local_area = local_fakes.paste(real, fake, source_rng(seed, plan.source, "local"))
             manifest.land({**write_pair(out, plan, folder, real, fake), "local_area": local_area},
-                          time.perf_counter() - t)
+                          time.perf_counter() - began)
         if sd15_dir:
             for plan, real, fake, quality, tile in sd15_pairs(sd15_dir, plans, paths, seed, val_fraction, qualities):
                 if manifest.kept(plan.source, SD15):
                     continue
-                t = time.perf_counter()
+                began = time.perf_counter()
                 manifest.land({**write_pair(out, plan, SD15, real, fake, quality), "fake_source": tile},
-                              time.perf_counter() - t)
+                              time.perf_counter() - began)
     rows = manifest.rows
 
-    folders = sorted({r["generator"] for r in rows})
-    counts = Counter((r["split"], r["generator"]) for r in rows)
+    folders = sorted({row["generator"] for row in rows})
+    counts = Counter((row["split"], row["generator"]) for row in rows)
     stats = {
         "pairs": len(rows),
-        "counts": {split: {n: counts[split, n] for n in folders} for split in ("train", "val")},
-        "families": {f: sum(v for (_, g), v in counts.items() if g.removeprefix(local_fakes.PREFIX) in members)
-                     for f, members in {**families, **({SD15: [SD15]} if sd15_dir else {})}.items()},
-        "local_fakes": sum(v for (_, g), v in counts.items() if g.startswith(local_fakes.PREFIX)),
-        "downscaled_pairs": sum(float(r["scale"] or 1) != 1.0 for r in rows),
-        "portrait_pairs": sum(int(r["window_height"] or WINDOW) != WINDOW for r in rows),
+        "counts": {split: {folder: counts[split, folder] for folder in folders} for split in ("train", "val")},
+        "families": {family: sum(count for (_, folder), count in counts.items()
+                                 if folder.removeprefix(local_fakes.PREFIX) in members)
+                     for family, members in {**families, **({SD15: [SD15]} if sd15_dir else {})}.items()},
+        "local_fakes": sum(count for (_, folder), count in counts.items() if folder.startswith(local_fakes.PREFIX)),
+        "downscaled_pairs": sum(float(row["scale"] or 1) != 1.0 for row in rows),
+        "portrait_pairs": sum(int(row["window_height"] or WINDOW) != WINDOW for row in rows),
         "faces": face_counts,
-        "calibration_photos": len(calibration) + sum(c.get("real", 0) for s, c in face_counts.items() if s == "calibration"),
-        "formats": dict(Counter(r["format"] for r in rows)),
+        "calibration_photos": len(calibration) + sum(count.get("real", 0) for split, count in face_counts.items()
+                                                     if split == "calibration"),
+        "formats": dict(Counter(row["format"] for row in rows)),
         "skipped": skipped,
-        "generators": {n: {**prepared.get(n.removeprefix(local_fakes.PREFIX), {}), "images": sum(counts[s, n] for s in ("train", "val")),
-                           "generate_s": round(gen_seconds[n], 1)} for n in folders},
+        "generators": {folder: {**prepared.get(folder.removeprefix(local_fakes.PREFIX), {}),
+                                "images": sum(counts[split, folder] for split in ("train", "val")),
+                                "generate_s": round(gen_seconds[folder], 1)} for folder in folders},
         "sharpness": sharpness_summary(rows, folders),
         "wall_s": round(time.perf_counter() - start, 1),
         "args": args,
@@ -217,56 +221,56 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of real photos (searched recursively)")
-    ap.add_argument("--out", type=Path, help="the corpus folder (required unless --list-sources)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int, default=None, help="use a seeded random subset of N sources")
-    ap.add_argument("--generators", nargs="+", default=list(generators.DEFAULT_FAMILIES),
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of real photos (searched recursively)")
+    parser.add_argument("--out", type=Path, help="the corpus folder (required unless --list-sources)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="use a seeded random subset of N sources")
+    parser.add_argument("--generators", nargs="+", default=list(generators.DEFAULT_FAMILIES),
                     choices=[*generators.FAMILIES, *generators.NAMES], metavar="NAME",
                     help="families (each photo draws one member) or single generators (default: %(default)s)")
-    ap.add_argument("--val-fraction", type=float, default=0.1)
-    ap.add_argument("--calibration-fraction", type=float, default=0.0,
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--calibration-fraction", type=float, default=0.0,
                     help="share of sources kept whole in calibration/ for choosing the threshold")
-    ap.add_argument("--holdout", type=Path, nargs="*", default=[],
+    parser.add_argument("--holdout", type=Path, nargs="*", default=[],
                     help="folders whose images must never enter the corpus (e.g. an evaluation set)")
-    ap.add_argument("--taef2-weights", type=Path, help="folder with taef2_encoder.pth and taef2_decoder.pth")
-    ap.add_argument("--sd15", type=Path, help="folder of Stable Diffusion 1.5 WebP previews: adds the sd15 family")
-    ap.add_argument("--faces", type=Path, help="train-faces folder (real/, fake/): adds the StyleGAN2 faces family")
-    ap.add_argument("--downscale-fraction", type=float, default=0.0,
+    parser.add_argument("--taef2-weights", type=Path, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--sd15", type=Path, help="folder of Stable Diffusion 1.5 WebP previews: adds the sd15 family")
+    parser.add_argument("--faces", type=Path, help="train-faces folder (real/, fake/): adds the StyleGAN2 faces family")
+    parser.add_argument("--downscale-fraction", type=float, default=0.0,
                     help="share of photos resized by U[0.5, 0.9] before their window is cut (web photos are)")
-    ap.add_argument("--portrait-fraction", type=float, default=0.0,
+    parser.add_argument("--portrait-fraction", type=float, default=0.0,
                     help="share of portrait photos given a 256x320 portrait window")
-    ap.add_argument("--local-fraction", type=float, default=0.0,
+    parser.add_argument("--local-fraction", type=float, default=0.0,
                     help="share of fakes made local: only a masked 10-50%% region comes from the generator")
-    ap.add_argument("--autogan-steps", type=int, default=300, help="training steps per AutoGAN simulator")
-    ap.add_argument("--autogan-width", type=int, default=32)
-    ap.add_argument("--list-sources", action="store_true",
+    parser.add_argument("--autogan-steps", type=int, default=300, help="training steps per AutoGAN simulator")
+    parser.add_argument("--autogan-width", type=int, default=32)
+    parser.add_argument("--list-sources", action="store_true",
                     help="only print, one per line, the source files whose windows a build with these arguments pairs: "
                          "what a model trained on it saw (for trainer.calibrate --exclude); builds nothing")
-    args = ap.parse_args(argv)
+    args = parser.parse_args(argv)
     framing = Framing(downscale_fraction=args.downscale_fraction, portrait_fraction=args.portrait_fraction,
                       local_fraction=args.local_fraction)
     for folder in [*args.reals, *args.holdout, *filter(None, [args.sd15, args.taef2_weights, args.faces])]:
         if not folder.is_dir():
-            ap.error(f"{folder} is not a folder")
+            parser.error(f"{folder} is not a folder")
     if args.list_sources:
         paths = list_sources(args.reals)
         _, plans, _, _ = take_sources(paths, choose_sources(paths, args.seed, args.limit), args.seed,
                                       args.val_fraction, args.calibration_fraction, args.holdout, framing)
         seen = [str(paths[plan.source]) for plan in plans]
         if args.faces:
-            seen += [str(p) for p in faces.trained_files(args.faces, args.seed, args.val_fraction, args.calibration_fraction)]
+            seen += [str(path) for path in faces.trained_files(args.faces, args.seed, args.val_fraction, args.calibration_fraction)]
         print("\n".join(seen))
         return 0
     if args.out is None:
-        ap.error("--out is required")
+        parser.error("--out is required")
     if generators.TAEF2.name in args.generators and args.taef2_weights is None:
-        ap.error("the taef2 generator needs --taef2-weights DIR (or leave it out of --generators)")
+        parser.error("the taef2 generator needs --taef2-weights DIR (or leave it out of --generators)")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         build(args.reals, args.out, args.seed, args.limit, args.generators, args.val_fraction,
-              args.autogan_steps, args.autogan_width, log=lambda m: print(m, flush=True),
+              args.autogan_steps, args.autogan_width, log=lambda message: print(message, flush=True),
               calibration_fraction=args.calibration_fraction, holdout=args.holdout,
               taef2_weights=args.taef2_weights, sd15_dir=args.sd15, framing=framing, faces_dir=args.faces)
     except RuntimeError as e:  # a generator that cannot run here

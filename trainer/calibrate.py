@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.datasets import image_files
+from ipdscan.labelled import image_files
 from ipdscan.options import ScanOptions
 from ipdscan.pipeline import scan
 from ipdscan.score import load_detector
@@ -43,12 +43,12 @@ def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
 def photos_to_score(folders: list[Path], exclude: list[Path] = ()) -> tuple[list[str], int]:
     """The photos below ``folders``, less any whose bytes equal a file named in the ``exclude`` lists; and how many
     were left out. OSError if a listed file cannot be read (a list that does not match this machine)."""
-    paths = [p for folder in folders for p in image_files(folder)]
+    paths = [path for folder in folders for path in image_files(folder)]
     if not exclude:
         return paths, 0
     listed = [line.strip() for listing in exclude for line in Path(listing).read_text().splitlines() if line.strip()]
-    seen = {file_sha256(p) for p in listed}
-    kept = [p for p in paths if file_sha256(p) not in seen]
+    seen = {file_sha256(path) for path in listed}
+    kept = [path for path in paths if file_sha256(path) not in seen]
     return kept, len(paths) - len(kept)
 
 
@@ -56,8 +56,9 @@ def score_photos(weights: Path, paths: list[str], device: str, precision: str) -
     """Scores of the readable photos, their paths, and the paths that could not be scored."""
     detector = load_detector(weights, device, precision)
     results = list(scan(paths, detector, options=ScanOptions(threshold=1.0)))
-    scored = [r for r in results if r.score is not None]
-    return np.array([r.score for r in scored], np.float32), [r.input for r in scored], [r.input for r in results if r.score is None]
+    scored = [result for result in results if result.score is not None]
+    return (np.array([result.score for result in scored], np.float32), [result.input for result in scored],
+            [result.input for result in results if result.score is None])
 
 
 def source_of(path: str) -> str:
@@ -74,7 +75,7 @@ def flagged_by_source(scores: np.ndarray, paths: list[str], threshold: float) ->
         row = out.setdefault(source_of(path), {"photos": 0, "flagged": 0})
         row["photos"] += 1
         row["flagged"] += int(score >= threshold)
-    return {k: {**v, "share": round(v["flagged"] / v["photos"], 4)} for k, v in sorted(out.items())}
+    return {source: {**row, "share": round(row["flagged"] / row["photos"], 4)} for source, row in sorted(out.items())}
 
 
 def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float = 0.05, device: str = "auto",
@@ -88,9 +89,10 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
     threshold = threshold_for(scores, max_flagged)
     record = {"threshold": threshold, "max_flagged": max_flagged, "photos": int(len(scores)),
               "flagged": int((scores >= threshold).sum()), "unreadable": len(failed),
-              "excluded": excluded, "exclude_lists": [Path(e).name for e in exclude],
-              "folders": [Path(f).name for f in folders], "precision": precision,
-              "score_quantiles": {q: round(float(np.quantile(scores, q / 100)), 4) for q in (50, 90, 95, 99)},
+              "excluded": excluded, "exclude_lists": [Path(listing).name for listing in exclude],
+              "folders": [Path(folder).name for folder in folders], "precision": precision,
+              "score_quantiles": {percent: round(float(np.quantile(scores, percent / 100)), 4)
+                                  for percent in (50, 90, 95, 99)},
               "by_source": flagged_by_source(scores, scored, threshold),
               "calibrated_from_sha256": checkpoint.sha256}
     digest = save_checkpoint(out, checkpoint.model, checkpoint.preprocessing, name=checkpoint.name,
@@ -99,19 +101,19 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("weights", type=Path, help="checkpoint to calibrate")
-    ap.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
-    ap.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
-    ap.add_argument("--exclude", type=Path, nargs="+", default=[],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("weights", type=Path, help="checkpoint to calibrate")
+    parser.add_argument("--reals", type=Path, nargs="+", required=True, help="folders of held-out real photos")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the calibrated checkpoint")
+    parser.add_argument("--exclude", type=Path, nargs="+", default=[],
                     help="files listing photos (one path per line) to leave out: those a model this one was "
                          "fine-tuned from trained on (build_corpus --list-sources prints such a list)")
-    ap.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="auto")
-    args = ap.parse_args(argv)
+    parser.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args(argv)
     if not 0 <= args.max_flagged < 1:
-        ap.error("--max-flagged must be in [0, 1)")
+        parser.error("--max-flagged must be in [0, 1)")
     try:
         record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision,
                            args.exclude)

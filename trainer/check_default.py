@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.evaluate import evaluate, parse_perturbations, to_markdown
+from ipdscan.eval_report import to_markdown
+from ipdscan.evaluate import evaluate
+from ipdscan.perturbations import parse_perturbations
 from ipdscan.sources import iter_items
 from ipdscan.text import threshold_text
 
@@ -36,7 +38,7 @@ AP_TARGET = 0.75  # other dev folders with at least 40 images; 0.5 for smaller o
 def real_photos(roots: list[str], limit: int, seed: int) -> list[str]:
     """Real photos below ``roots``: files in 0_real/nature folders when there are any, else every image."""
     paths = [item.input for item in iter_items(roots) if not item.error_code]
-    labelled = [p for p in paths if {"0_real", "nature"} & set(Path(p).parts)]
+    labelled = [path for path in paths if {"0_real", "nature"} & set(Path(path).parts)]
     chosen = labelled or paths
     random.Random(seed).shuffle(chosen)
     return sorted(chosen[:limit])
@@ -47,9 +49,9 @@ def variants(path: str, rng: random.Random) -> dict[str, bytes]:
     original = Path(path).read_bytes()
     pixels = Image.open(io.BytesIO(original)).convert("RGB")
 
-    def saved(fmt: str, **params) -> bytes:
+    def saved(image_format: str, **params) -> bytes:
         buffer = io.BytesIO()
-        pixels.save(buffer, fmt, **params)
+        pixels.save(buffer, image_format, **params)
         return buffer.getvalue()
 
     return {"original": original, "resaved_jpeg": saved("JPEG", quality=rng.randint(75, 95)),
@@ -68,25 +70,25 @@ def format_bias(detector, photos: list[str], workdir: Path, seed: int) -> tuple[
             files.setdefault(kind, []).append(str(target))
     means, originals = {}, []
     for kind, paths in files.items():
-        scores = [r.score for r in scan(paths, detector, options=ScanOptions(workers=1)) if r.ok]
+        scores = [result.score for result in scan(paths, detector, options=ScanOptions(workers=1)) if result.ok]
         means[kind] = float(np.mean(scores))
         originals = scores if kind == "original" else originals
     return means, originals
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.check_default", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m trainer.check_default", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", help="checkpoint (default: the shipped default)")
-    ap.add_argument("--reals", nargs="+", required=True, help="folders of real photos for the format-bias check")
-    ap.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
-    ap.add_argument("--examples", help="folder of example images to score")
-    ap.add_argument("--n-reals", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", help="write the results as markdown here")
-    ap.add_argument("--workdir", default="data/check_default")
-    args = ap.parse_args(argv)
+    parser.add_argument("--weights", help="checkpoint (default: the shipped default)")
+    parser.add_argument("--reals", nargs="+", required=True, help="folders of real photos for the format-bias check")
+    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
+    parser.add_argument("--examples", help="folder of example images to score")
+    parser.add_argument("--n-reals", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", help="write the results as markdown here")
+    parser.add_argument("--workdir", default="data/check_default")
+    args = parser.parse_args(argv)
 
     detector = load_detector(args.weights, args.device)
     lines = [f"# Acceptance checks: {detector.name}", "",
@@ -129,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.examples:
         lines += ["## Examples", "", f"real-* must score below the threshold {threshold_text(threshold)}, fake-* at or above it", "",
                   "| file | score | label | as expected |", "|---|---:|---|---|"]
-        for r in scan([args.examples], detector, options=ScanOptions(workers=0)):
-            score = f"{r.score:.3f}" if r.ok else r.error_code
-            expected = "ai" if Path(r.input).name.startswith("fake") else "real"
-            ok = r.ok and r.label == expected
+        for result in scan([args.examples], detector, options=ScanOptions(workers=0)):
+            score = f"{result.score:.3f}" if result.ok else result.error_code
+            expected = "ai" if Path(result.input).name.startswith("fake") else "real"
+            ok = result.ok and result.label == expected
             passed &= ok
-            lines.append(f"| {Path(r.input).name} | {score} | {r.label} | {'yes' if ok else 'NO'} |")
+            lines.append(f"| {Path(result.input).name} | {score} | {result.label} | {'yes' if ok else 'NO'} |")
         lines.append("")
     lines.append(f"**Overall: {'all targets met' if passed else 'some targets missed (see FAIL lines)'}**")
     text = "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ipdscan.datasets import image_files
+from ipdscan.labelled import image_files
 
 WINDOW = 256
 GRID = 16  # JPEG MCU with 4:2:0 chroma: keeps both luma (8) and chroma (16) block grids aligned
@@ -123,7 +123,7 @@ def choose_sources(paths: dict[str, Path], seed: int, limit: int | None) -> list
     if limit is None:
         return sources
     keep = set(np.random.default_rng(seed).permutation(len(sources))[:limit].tolist())
-    return [s for i, s in enumerate(sources) if i in keep]
+    return [source for i, source in enumerate(sources) if i in keep]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -133,13 +133,13 @@ def file_sha256(path: str | Path) -> str:
 
 def held_out_hashes(folders: list[Path]) -> set[str]:
     """sha256 of every image below ``folders``: sources with these bytes never enter the corpus."""
-    return {file_sha256(p) for folder in folders for p in image_files(folder)}
+    return {file_sha256(path) for folder in folders for path in image_files(folder)}
 
 
 def decoded_rgb(path: Path) -> Image.Image:
     """The source's pixels as a scan sees them (EXIF orientation applied), in RGB."""
-    with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
+    with Image.open(path) as opened:
+        return ImageOps.exif_transpose(opened).convert("RGB")
 
 
 def cut(image: Image.Image, plan: Plan) -> np.ndarray:
@@ -163,10 +163,10 @@ def assign_generators(plans: list[Plan], families: dict[str, list[str]], seed: i
     """Seeded shuffle, then one round-robin of families through train then val, each family ``shares[family]``
     times a turn (default 1): shares within one pair of their target overall and per split. Within a family
     each source draws its member generator from its own seed."""
-    turns = [f for f in families for _ in range((shares or {}).get(f, 1))]
+    turns = [family for family in families for _ in range((shares or {}).get(family, 1))]
     out, turn = {}, 0
     for split in ("train", "val"):
-        sources = sorted(p.source for p in plans if p.split == split)
+        sources = sorted(plan.source for plan in plans if plan.split == split)
         for j in np.random.default_rng([seed, split == "val"]).permutation(len(sources)):
             members = families[turns[turn % len(turns)]]
             pick = int(source_rng(seed, sources[j], "member").integers(len(members))) if len(members) > 1 else 0

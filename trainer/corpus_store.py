@@ -35,8 +35,8 @@ def folder_family(folder: str) -> str:
 
 def sharpness(pixels: np.ndarray) -> float:
     """Mean squared 4-neighbour Laplacian of the luma: high-frequency energy, to compare fakes with reals."""
-    y = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    laplacian = 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
+    luma = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    laplacian = 4 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1] - luma[1:-1, :-2] - luma[1:-1, 2:]
     return float(np.mean(laplacian ** 2))
 
 
@@ -50,7 +50,7 @@ def store(pixels: np.ndarray, path: Path, plan: Plan) -> None:
     """The image in the plan's storage format; whole or not at all (a rerun keeps only whole pairs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     params = {"format": "PNG"} if plan.format == "png" else {"format": "JPEG", "quality": plan.quality}
-    write_atomically(path, lambda f: Image.fromarray(pixels).save(f, **params), binary=True)
+    write_atomically(path, lambda file: Image.fromarray(pixels).save(file, **params), binary=True)
 
 
 def write_pair(out: Path, plan: Plan, generator: str, real: np.ndarray, fake: np.ndarray,
@@ -96,11 +96,11 @@ def landed_pairs(out: Path) -> dict[tuple[str, str], dict]:
     manifest = out / "manifest.csv"
     if not manifest.exists():
         return {}
-    with open(manifest, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {(r["source"], r["generator"]): {**r, "sharpness_real": float(r["sharpness_real"]),
-                                            "sharpness_fake": float(r["sharpness_fake"])}
-            for r in rows if (out / r["real_path"]).is_file() and (out / r["fake_path"]).is_file()}
+    with open(manifest, newline="") as manifest_file:
+        rows = list(csv.DictReader(manifest_file))
+    return {(row["source"], row["generator"]): {**row, "sharpness_real": float(row["sharpness_real"]),
+                                                "sharpness_fake": float(row["sharpness_fake"])}
+            for row in rows if (out / row["real_path"]).is_file() and (out / row["fake_path"]).is_file()}
 
 
 class Manifest:
@@ -140,7 +140,7 @@ def sharpness_summary(rows: list[dict], families: list[str]) -> dict:
     """Per generator: median real and fake sharpness and the median fake/real ratio (1.0: as sharp as the reals)."""
     summary = {}
     for name in families:
-        pairs = [(r["sharpness_real"], r["sharpness_fake"]) for r in rows if r["generator"] == name]
+        pairs = [(row["sharpness_real"], row["sharpness_fake"]) for row in rows if row["generator"] == name]
         if pairs:
             real, fake = np.array(pairs).T
             summary[name] = {"real": round(float(np.median(real)), 1), "fake": round(float(np.median(fake)), 1),

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.datasets import DatasetError, find_generators
+from ipdscan.labelled import DatasetError, find_generators
 from ipdscan.metrics import metrics
 from ipdscan.weights import WeightsError
 
@@ -26,37 +26,38 @@ def ablate(roots: list[str], weights: str | None, crops: list[int], device: str 
     detector = load_detector(weights, device)
     sets = find_generators(roots)
     lines = [f"`{detector.name}` (sha256 {detector.sha256[:12]}…): AP in % per generator and reading", "",
-             "| generator | real / fake | centre crop | " + " | ".join(f"max of {n} | mean of {n}" for n in crops) + " |",
+             "| generator | real / fake | centre crop | " + " | ".join(f"max of {tiles} | mean of {tiles}" for tiles in crops) + " |",
              "|---|---|---:|" + "---:|---:|" * len(crops)]
     means: dict[str, list[float]] = {}
-    for s in sets:
-        paths, labels = s.real_paths + s.fake_paths, [0] * len(s.real_paths) + [1] * len(s.fake_paths)
+    for generator_set in sets:
+        real_paths, fake_paths = generator_set.real_paths, generator_set.fake_paths
+        paths, labels = real_paths + fake_paths, [0] * len(real_paths) + [1] * len(fake_paths)
         cells = []
-        for n in crops:
-            rows = {r.input: r for r in scan(paths, detector, options=ScanOptions(crops=n, workers=1))}
-            ok = [i for i, p in enumerate(paths) if rows[p].ok]
-            y = [labels[i] for i in ok]
-            readings = READINGS if n == crops[0] else READINGS[1:]
+        for tiles in crops:
+            rows = {row.input: row for row in scan(paths, detector, options=ScanOptions(crops=tiles, workers=1))}
+            scored = [i for i, path in enumerate(paths) if rows[path].ok]
+            truth = [labels[i] for i in scored]
+            readings = READINGS if tiles == crops[0] else READINGS[1:]
             for reading in readings:
-                ap = metrics(y, np.array([getattr(rows[paths[i]], reading) for i in ok]))["ap"]
+                ap = metrics(truth, np.array([getattr(rows[paths[i]], reading) for i in scored]))["ap"]
                 cells.append(100 * ap)
-                means.setdefault(f"{n}:{reading}" if reading != "score" else "score", []).append(100 * ap)
-        lines.append(f"| {s.name} | {len(s.real_paths)} / {len(s.fake_paths)} | "
-                     + " | ".join(f"{c:.1f}" for c in cells) + " |")
-    order = ["score"] + [f"{n}:{r}" for n in crops for r in READINGS[1:]]
-    lines.append("| **mean** | | " + " | ".join(f"**{np.mean(means[k]):.1f}**" for k in order) + " |")
+                means.setdefault(f"{tiles}:{reading}" if reading != "score" else "score", []).append(100 * ap)
+        lines.append(f"| {generator_set.name} | {len(real_paths)} / {len(fake_paths)} | "
+                     + " | ".join(f"{cell:.1f}" for cell in cells) + " |")
+    order = ["score"] + [f"{tiles}:{reading}" for tiles in crops for reading in READINGS[1:]]
+    lines.append("| **mean** | | " + " | ".join(f"**{np.mean(means[key]):.1f}**" for key in order) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.crops_ablation", description=__doc__.split("\n\n")[0])
-    ap.add_argument("roots", nargs="+", help="labelled roots (CNNSpot layout)")
-    ap.add_argument("--weights", help="checkpoint (default: the shipped default)")
-    ap.add_argument("--crops", type=int, nargs="+", default=[4, 9], help="tile counts to compare (default: 4 9)")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    if any(n < 2 for n in args.crops):
-        ap.error("--crops takes tile counts of at least 2 (1 is the centre crop, always compared)")
+    parser = argparse.ArgumentParser(prog="python -m trainer.crops_ablation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("roots", nargs="+", help="labelled roots (CNNSpot layout)")
+    parser.add_argument("--weights", help="checkpoint (default: the shipped default)")
+    parser.add_argument("--crops", type=int, nargs="+", default=[4, 9], help="tile counts to compare (default: 4 9)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if any(tiles < 2 for tiles in args.crops):
+        parser.error("--crops takes tile counts of at least 2 (1 is the centre crop, always compared)")
     try:
         print(ablate(args.roots, args.weights, args.crops, args.device))
     except (DatasetError, WeightsError) as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipdscan.datasets import image_files
+from ipdscan.labelled import image_files
 from ipdscan.publish import write_atomically
 
 from .corpus_plan import source_rng
@@ -35,7 +35,7 @@ def faces_files(faces: Path) -> list[tuple[str, str, Path]]:
     """(label, name, file) for every face image, reals then fakes."""
     out = []
     for label in CLASSES:
-        files = [Path(p) for p in image_files(faces / label)]
+        files = [Path(path) for path in image_files(faces / label)]
         if not files:
             raise RuntimeError(f"{faces / label}: no images (expected train-faces/real and train-faces/fake)")
         out += [(label, path.relative_to(faces / label).as_posix().replace("/", "_"), path) for path in files]
@@ -59,7 +59,7 @@ def copy_faces(faces: Path, out: Path, seed: int, test_fraction: float = 0.15, v
                   else out / split / GENERATOR / CLASSES[label] / name)
         if not target.is_file():  # files are written whole or not at all, so a rerun copies only what is missing
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, lambda f: f.write(path.read_bytes()), binary=True)
+            write_atomically(target, lambda file: file.write(path.read_bytes()), binary=True)
         counts.setdefault(split, {}).setdefault(label, 0)
         counts[split][label] += 1
     return counts

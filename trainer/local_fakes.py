@@ -17,17 +17,17 @@ PREFIX = "local_"  # a local fake's generator folder: local_<generator>
 
 def mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """(H, W) float mask in [0, 1]: 1 where the fake shows. A fixed number of draws whatever the shape."""
-    h, w = shape
-    area, aspect, cy, cx = rng.uniform(*AREA), np.exp(rng.uniform(-0.7, 0.7)), rng.random(), rng.random()
+    height, width = shape
+    area, aspect, centre_y, centre_x = rng.uniform(*AREA), np.exp(rng.uniform(-0.7, 0.7)), rng.random(), rng.random()
     blob, softness = rng.random() < 0.5, rng.uniform(2, 8)
     if blob:  # an ellipse of that area (pi/4 of its bounding box), edges blurred
-        bh, bw = np.sqrt(area * h * w * 4 / np.pi / aspect), np.sqrt(area * h * w * 4 / np.pi * aspect)
+        box_height, box_width = np.sqrt(area * height * width * 4 / np.pi / aspect), np.sqrt(area * height * width * 4 / np.pi * aspect)
     else:
-        bh, bw = np.sqrt(area * h * w / aspect), np.sqrt(area * h * w * aspect)
-    bh, bw = min(bh, h), min(bw, w)
-    top, left = cy * (h - bh), cx * (w - bw)
-    canvas = Image.new("L", (w, h), 0)
-    box = (left, top, left + bw - 1, top + bh - 1)
+        box_height, box_width = np.sqrt(area * height * width / aspect), np.sqrt(area * height * width * aspect)
+    box_height, box_width = min(box_height, height), min(box_width, width)
+    top, left = centre_y * (height - box_height), centre_x * (width - box_width)
+    canvas = Image.new("L", (width, height), 0)
+    box = (left, top, left + box_width - 1, top + box_height - 1)
     if blob:
         ImageDraw.Draw(canvas).ellipse(box, fill=255)
         canvas = canvas.filter(ImageFilter.GaussianBlur(softness))
@@ -38,6 +38,6 @@ def mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def paste(real: np.ndarray, fake: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """The real with a masked region of the fake; and the share of the window the fake covers."""
-    m = mask(real.shape[:2], rng)[..., None]
-    out = np.round(real * (1 - m) + fake * m).astype(np.uint8)
-    return out, round(float(m.mean()), 3)
+    shown = mask(real.shape[:2], rng)[..., None]
+    out = np.round(real * (1 - shown) + fake * shown).astype(np.uint8)
+    return out, round(float(shown.mean()), 3)

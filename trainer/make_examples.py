@@ -25,19 +25,19 @@ PLAN = {"astronaut.png": "realesrgan_x4plus", "chelsea.png": "autogan_convt",
 
 def centre_window(path: Path, side: int = 256) -> np.ndarray:
     image = np.asarray(Image.open(path).convert("RGB"))
-    h, w, _ = image.shape
-    top, left = (h - side) // 2, (w - side) // 2
+    height, width, _ = image.shape
+    top, left = (height - side) // 2, (width - side) // 2
     return np.ascontiguousarray(image[top:top + side, left:left + side])
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.make_examples", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m trainer.make_examples", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=Path, required=True, help="folder holding scikit-image's sample photos")
-    ap.add_argument("--generators-dir", type=Path, required=True, help="trained AutoGAN weights (corpus builder)")
-    ap.add_argument("--out", type=Path, default=Path("examples"))
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    parser.add_argument("--photos", type=Path, required=True, help="folder holding scikit-image's sample photos")
+    parser.add_argument("--generators-dir", type=Path, required=True, help="trained AutoGAN weights (corpus builder)")
+    parser.add_argument("--out", type=Path, default=Path("examples"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     made = {}
     for photo, name in PLAN.items():

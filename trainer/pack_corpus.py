@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.datasets import labelled_images
-from ipdscan.train.datasets import Sample
+from ipdscan.train.data import labelled_samples
 from ipdscan.train.pairs import pair_up
 
 from .corpus_store import folder_family
@@ -27,12 +26,11 @@ from .corpus_store import folder_family
 
 def pairs_in(corpus: Path, split: str, seed: int) -> dict[str, list[tuple[Path, ...]]]:
     """family -> the (real, fake) pairs of ``split``, as ``--pair-sync`` pairs them."""
-    samples = [Sample(path, folder.label, folder.generator) for folder, paths in labelled_images(corpus)
-               if folder.split == split for path in paths]
+    samples = [sample for folder_split, sample in labelled_samples(corpus) if folder_split == split]
     out: dict[str, list[tuple[Path, ...]]] = {}
     for pair in pair_up(samples, seed):
         if len(pair) == 2:
-            out.setdefault(folder_family(pair[0].generator), []).append(tuple(Path(s.path) for s in pair))
+            out.setdefault(folder_family(pair[0].generator), []).append(tuple(Path(sample.path) for sample in pair))
     return out
 
 
@@ -42,7 +40,7 @@ def pack(corpus: Path, out: Path, max_mb: float, seed: int = 0) -> dict:
     for split in ("val", "train"):
         by_family = pairs_in(corpus, split, seed)
         rng = np.random.default_rng(seed)
-        queues = {f: [pairs[i] for i in rng.permutation(len(pairs))] for f, pairs in sorted(by_family.items())}
+        queues = {family: [pairs[i] for i in rng.permutation(len(pairs))] for family, pairs in sorted(by_family.items())}
         while any(queues.values()):  # round-robin over families: each keeps its share of the budget
             for family, queue in queues.items():
                 if not queue:
@@ -65,16 +63,16 @@ def pack(corpus: Path, out: Path, max_mb: float, seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.pack_corpus", description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", type=Path, help="a build_corpus output")
-    ap.add_argument("--out", type=Path, required=True, help="the packed folder (git-ignored device/ for a GPU run)")
-    ap.add_argument("--max-mb", type=float, default=60.0)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m trainer.pack_corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path, help="a build_corpus output")
+    parser.add_argument("--out", type=Path, required=True, help="the packed folder (git-ignored device/ for a GPU run)")
+    parser.add_argument("--max-mb", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
     if not args.corpus.is_dir():
-        ap.error(f"{args.corpus} is not a folder")
+        parser.error(f"{args.corpus} is not a folder")
     if args.out.exists() and any(args.out.iterdir()):
-        ap.error(f"{args.out} is not empty: pack into a new folder")
+        parser.error(f"{args.out} is not empty: pack into a new folder")
     summary = pack(args.corpus, args.out, args.max_mb, args.seed)
     print(json.dumps(summary, indent=2))
     return 0

@@ -32,8 +32,8 @@ def list_tiles(folder: Path) -> list[Tile]:
     """Every 512x512 tile of every preview (1024x1024 grids give four; other sizes >= 256 give one)."""
     tiles = []
     for path in sorted(Path(folder).glob("*.webp")):
-        with Image.open(path) as im:
-            width, height = im.size
+        with Image.open(path) as opened:
+            width, height = opened.size
         if (width, height) == (2 * TILE, 2 * TILE):
             tiles += [Tile(path.name, 2 * row + col, (col * TILE, row * TILE, (col + 1) * TILE, (row + 1) * TILE))
                       for row in range(2) for col in range(2)]
@@ -49,8 +49,8 @@ def window(folder: Path, tile: Tile, side: int, seed: int) -> tuple[np.ndarray, 
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     dy = GRID * int(rng.integers(0, (bottom - top - side) // GRID + 1))
     dx = GRID * int(rng.integers(0, (right - left - side) // GRID + 1))
-    with Image.open(Path(folder) / tile.grid) as im:
-        pixels = np.asarray(im.convert("RGB").crop((left + dx, top + dy, left + dx + side, top + dy + side)))
+    with Image.open(Path(folder) / tile.grid) as opened:
+        pixels = np.asarray(opened.convert("RGB").crop((left + dx, top + dy, left + dx + side, top + dy + side)))
     return pixels, dy, dx
 
 
@@ -63,8 +63,8 @@ def webp_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
 def estimate_webp_quality(path: Path) -> int:
     """The libwebp quality whose re-encoding of the decoded preview comes closest to its file size."""
     size = Path(path).stat().st_size
-    with Image.open(path) as im:
-        pixels = im.convert("RGB")
+    with Image.open(path) as opened:
+        pixels = opened.convert("RGB")
     best, best_gap = QUALITY_STEPS[0], float("inf")
     for quality in QUALITY_STEPS:
         buffer = io.BytesIO()

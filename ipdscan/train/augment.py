@@ -79,16 +79,17 @@ def degrade(image: Image.Image, params: ViewParams) -> Image.Image:
     return image
 
 
-def train_view(pixels: torch.Tensor, aug: Augmentation, p: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
+def train_view(pixels: torch.Tensor, aug: Augmentation, preprocessing: Preprocessing,
+               rng: np.random.Generator) -> torch.Tensor:
     """(3, H, W) uint8 decoded image -> (3, crop, crop) uint8: degrade, random crop of the padded image, maybe flip."""
     params = sample_params(aug, rng)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     if params.blur_sigma is not None or params.jpeg_quality is not None or params.downscale is not None:  # PIL only when needed
         pixels = pil_to_tensor(degrade(Image.fromarray(pixels.permute(1, 2, 0).numpy()), params))
-    view = random_crop(pixels, p, generator)
+    view = random_crop(pixels, preprocessing, generator)
     return view.flip(-1) if params.flip else view
 
 
-def val_view(pixels: torch.Tensor, p: Preprocessing) -> torch.Tensor:
+def val_view(pixels: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     """The scan's view of a decoded (3, H, W) uint8 image: the centre crop, nothing random."""
-    return crop(pixels, p)
+    return crop(pixels, preprocessing)

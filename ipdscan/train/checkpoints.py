@@ -1,13 +1,19 @@
 """A run directory's checkpoints: last.pt and best.pt (ipdscan checkpoints that ``scan --weights`` reads) and
 last.state.pt (optimizer, progress, RNG: what ``resume`` needs beside last.pt), written and read back with the
-checks that keep a resumed run from mixing files of different steps or models."""
+checks that keep a resumed run from mixing files of different steps or models; and the run record (provenance)
+every checkpoint carries."""
 from __future__ import annotations
 
+import json
+import platform
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torchvision
 
+import ipdscan
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
 from ipdscan.publish import write_atomically
@@ -19,6 +25,24 @@ from .schedule import Progress
 STATE_FORMAT = "ipdscan-train-state"
 
 
+def versions() -> dict:
+    """The software a run ran on, for its record."""
+    return {"ipdscan": ipdscan.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def run_record(config: TrainConfig, world_size: int, progress: Progress, val: dict | None, data_summary: dict,
+               initial_weights: dict | None) -> dict:
+    """The run record stored in every checkpoint: the whole config, where the run stands, its last validation,
+    its data, the software, the weights it started from. Plain data only, so the checkpoint loads with
+    weights_only."""
+    record = {"trainer": "ipdscan.train.loop, CNNDetection recipe", "config": asdict(config),
+              "world_size": world_size, "step": progress.step, "epoch": progress.epoch, "lr": progress.lr,
+              "metrics": {"val": val, "best_val_ap": progress.best_ap}, "data": data_summary, "versions": versions(),
+              "initial_weights": initial_weights, "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return json.loads(json.dumps(record))
+
+
 def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progress: Progress, config: TrainConfig,
              provenance: dict, improved: bool) -> None:
     """last.pt, best.pt when ``improved``, then last.state.pt naming the last.pt it belongs to."""
@@ -28,7 +52,26 @@ def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progres
         save_checkpoint(out / "best.pt", model, config.preprocessing, name=config.checkpoint_name(), provenance=provenance)
     state = {"format": STATE_FORMAT, "last_sha256": digest, "progress": asdict(progress),
              "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
-    write_atomically(out / "last.state.pt", lambda f: torch.save(state, f), binary=True)
+    write_atomically(out / "last.state.pt", lambda state_file: torch.save(state, state_file), binary=True)
+
+
+def start_from(model: IPDNet, init_from: str, preprocessing: Preprocessing) -> dict:
+    """Load another checkpoint's weights into ``model`` (same variant and preprocessing: fine-tuning); returns
+    the run record's ``initial_weights``."""
+    checkpoint = load_weights(init_from, model.config, preprocessing)
+    model.load_state_dict(checkpoint.model.state_dict())
+    return {"name": checkpoint.name, "sha256": checkpoint.sha256}
+
+
+def resume_into(model: IPDNet, optimizer: torch.optim.Optimizer, resume: str,
+                preprocessing: Preprocessing) -> tuple[Progress, dict | None]:
+    """Load a run's last.pt and state into ``model``, ``optimizer`` and torch's RNG; returns where the run stood
+    and the weights it first started from."""
+    checkpoint, state = load_run(resume, model.config, preprocessing)
+    model.load_state_dict(checkpoint.model.state_dict())
+    optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device
+    torch.set_rng_state(state["torch_rng"])
+    return Progress(**state["progress"]), checkpoint.provenance.get("initial_weights")
 
 
 def load_weights(path: str, model_config: IPDConfig, preprocessing: Preprocessing) -> Checkpoint:

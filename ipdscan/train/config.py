@@ -2,8 +2,9 @@
 checkpoint's provenance; ``TrainError``: a run that cannot start or resume."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ipdscan.model import IPDConfig
 from ipdscan.preprocess import Preprocessing
@@ -11,46 +12,62 @@ from ipdscan.preprocess import Preprocessing
 from .augment import Augmentation
 
 
+def option(default=MISSING, *, help: str, flag: str | None = None, metavar: str | None = None):
+    """A ``TrainConfig`` field that is also a command-line option (``__main__.py`` builds them from these): its
+    ``help``; ``flag``: a bool's one flag when it is not ``--field-name`` (``--no-progress`` sets progress off);
+    ``metavar`` (a pair's, or the positional one's). No default: a positional argument."""
+    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar})
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; stored whole in every checkpoint's provenance."""
+    """Everything a run depends on; stored whole in every checkpoint's provenance. Each field but
+    ``preprocessing`` is an option of ``ipdscan train``, its help text beside it."""
 
-    roots: list[str]  # dataset folders (CNNSpot / GenImage / flat 0_real,1_fake layouts)
-    out: str = "runs/ipdnet"  # run directory: checkpoints, metrics.jsonl, curves.png
-    variant: str = "layer2"  # where the ResNet-50 trunk is cut: layer2 | layer3 | layer4
-    npr: bool = False  # beyond the paper: NPR residuals beside the SRM ones (IPDConfig.npr)
-    epochs: int = 100  # upper bound; the lr schedule usually stops training first
-    max_steps: int | None = None  # stop after this many optimizer steps in all (counting resumed ones)
-    max_minutes: float | None = None  # stop after this much wall time in this invocation
-    batch_size: int = 32  # images per optimizer step, over all processes
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam
-    seed: int = 0  # fixes initialisation, data order, augmentation and the val split
-    workers: int | None = None  # decoding processes per training process (default: 1 on CPU, more on CUDA)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: each process takes cuda:LOCAL_RANK)
-    threads: int | None = None  # torch CPU threads per process (default: torch's, one per core)
-    cpu_bf16: bool = False  # the trunk in bfloat16 on the CPU (CUDA always); SRM and head stay float32
-    channels_last: bool = True  # NHWC: about twice as fast on CPU, faster on CUDA too
-    val_split: float = 0.1  # fraction held out for validation from roots that have no val/ folders
-    val_every: int = 0  # also validate every N steps (0: once per epoch only)
-    patience: int = 5  # validations without improvement before lr /= 10 (CNNDetection's earlystop_epoch)
-    min_lr: float = 1e-6  # stop once the lr falls below this
-    min_delta: float = 0.001  # the least gain in the plateau metric that counts as improvement
-    plateau_metric: str = "acc"  # acc (as CNNDetection) | ap
-    blur_prob: float = Augmentation.blur_prob
-    blur_sigma: tuple[float, float] = Augmentation.blur_sigma
-    jpeg_prob: float = Augmentation.jpeg_prob
-    jpeg_quality: tuple[int, int] = Augmentation.jpeg_quality
-    flip_prob: float = Augmentation.flip_prob
-    downscale_prob: float = Augmentation.downscale_prob  # beyond the paper (off): see augment.py
-    downscale_range: tuple[float, float] = Augmentation.downscale_range
-    pair_sync: bool = False  # beyond the paper: a real and its fake in one batch with one view draw (see pairs.py)
-    save_every_minutes: float = 10.0  # also save last.pt between validations, so a killed run loses at most this
-    log_every: int = 10  # steps between train lines in metrics.jsonl
-    resume: str | None = None  # a run directory or its last.pt: continue from its step and optimizer state
-    init_from: str | None = None  # a checkpoint whose weights start a fresh run (fine-tuning); optimizer starts anew
-    name: str | None = None  # checkpoint name (default: ipdnet-<variant>-<out folder name>)
-    progress: bool = True  # tqdm bars on stderr
+    roots: list[str] = option(help="dataset folders: CNNSpot, GenImage or flat 0_real/1_fake layouts", metavar="ROOT")
+    out: str = option("runs/ipdnet", help="run directory: checkpoints, metrics.jsonl, curves.png")
+    variant: Literal["layer2", "layer3", "layer4"] = option("layer2", help="where the ResNet-50 trunk is cut")
+    npr: bool = option(False, help="beyond the paper: NPR residuals (x - up(down(x))) beside the SRM ones as the "
+                                   "trunk's input (IPDConfig.npr)")
+    epochs: int = option(100, help="at most this many epochs (the lr schedule usually stops training first)")
+    max_steps: int | None = option(None, help="stop after this many optimizer steps in all, resumed ones included")
+    max_minutes: float | None = option(None, help="stop (validate, save) after this much wall time in this invocation")
+    batch_size: int = option(32, help="images per optimizer step over all processes")
+    lr: float = option(1e-4, help="Adam learning rate")
+    betas: tuple[float, float] = option((0.9, 0.999), help="Adam betas", metavar="BETA1 BETA2")
+    seed: int = option(0, help="fixes initialisation, data order, augmentation and the val split")
+    workers: int | None = option(None, help="decoding processes per training process (default: 1 on CPU, more on CUDA)")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N (torchrun: each process takes cuda:LOCAL_RANK)")
+    threads: int | None = option(None, help="torch CPU threads per process (default: torch's, one per core)")
+    cpu_bf16: bool = option(False, help="run the trunk in bfloat16 on the CPU (CUDA always does); SRM and head stay float32")
+    channels_last: bool = option(True, flag="--no-channels-last",
+                                 help="keep NCHW tensors (channels last, the default, is about twice as fast on CPU)")
+    val_split: float = option(0.1, help="fraction held out for validation from roots without val/ folders")
+    val_every: int = option(0, help="also validate and save every N steps; 0: once per epoch only")
+    patience: int = option(5, help="validations without gain before lr /= 10 (CNNDetection's earlystop_epoch)")
+    min_lr: float = option(1e-6, help="stop once the lr falls below this")
+    min_delta: float = option(0.001, help="the least gain in the plateau metric that counts as improvement")
+    plateau_metric: Literal["acc", "ap"] = option("acc", help="validation metric the lr schedule watches (acc: as CNNDetection)")
+    blur_prob: float = option(Augmentation.blur_prob, help="Gaussian blur probability")
+    blur_sigma: tuple[float, float] = option(Augmentation.blur_sigma, help="blur sigma range", metavar="LOW HIGH")
+    jpeg_prob: float = option(Augmentation.jpeg_prob, help="JPEG re-encoding probability")
+    jpeg_quality: tuple[int, int] = option(Augmentation.jpeg_quality, help="JPEG quality range, inclusive",
+                                           metavar="LOW HIGH")
+    flip_prob: float = option(Augmentation.flip_prob, help="horizontal flip probability")
+    downscale_prob: float = option(Augmentation.downscale_prob,
+                                   help="beyond the paper: probability of a down-scale before the JPEG step (augment.py)")
+    downscale_range: tuple[float, float] = option(Augmentation.downscale_range, help="down-scale factor range",
+                                                  metavar="LOW HIGH")
+    pair_sync: bool = option(False, help="beyond the paper: each real and its fake (same file name, same generator "
+                                         "folder) in one batch with the same crop, flip, blur, down-scale and JPEG (pairs.py)")
+    save_every_minutes: float = option(10.0, help="also save last.pt between validations this often, so a killed run "
+                                                  "resumes from there; 0: only at validations")
+    log_every: int = option(10, help="steps between train lines in metrics.jsonl")
+    resume: str | None = option(None, help="continue a run: its directory or its last.pt (step, optimizer state)")
+    init_from: str | None = option(None, help="start a new run from this checkpoint's weights (fine-tuning; same "
+                                              "variant); the optimizer starts anew")
+    name: str | None = option(None, help="checkpoint name (default: ipdnet-<variant>-<out folder name>)")
+    progress: bool = option(True, flag="--no-progress", help="no progress bars (tqdm bars on stderr are the default)")
     # The paper's pad 224 / crop 224 / resize 256; the model's input size follows preprocessing.size.
     # Not a command-line option: the tests train small models with a small one.
     preprocessing: Preprocessing = field(default_factory=Preprocessing)

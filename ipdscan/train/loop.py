@@ -15,52 +15,42 @@ A run directory holds:
 Under torchrun every process trains on its shard of each batch (DistributedDataParallel); rank 0
 alone validates, logs and writes files, and broadcasts its learning-rate decisions.
 
-The run's parts: ``config`` (TrainConfig), ``schedule`` (Progress and the learning-rate plateau),
-``checkpoints`` (the run directory's files, written and read back), and here the loop (``Run``).
+The run's parts: ``config`` (TrainConfig), ``data`` and ``loaders`` (samples, split, batches), ``schedule``
+(Progress and the learning-rate plateau), ``validation``, ``checkpoints`` (the run directory's files and the run
+record), ``run_log`` (metrics.jsonl, messages), ``topology`` (ranks), and here the loop (``Run``).
 """
 from __future__ import annotations
 
-import json
-import math
-import platform
-import sys
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import ipdscan
-from ipdscan.metrics import metrics
 from ipdscan.model import IPDNet
 from ipdscan.preprocess import to_model_input
-from ipdscan.runtime import default_workers
 
-from . import distributed
-from .checkpoints import load_run, load_weights, save_run
+from .checkpoints import resume_into, run_record, save_run, start_from
 from .config import TrainConfig, TrainError
-from .datasets import Batch, EpochSampler, LabelledImages, collate, split_roots
-from .pairs import PairedImages, collate_pairs, pair_up
-from .distributed import Topology
+from .data import Batch, split_roots
+from .loaders import make_loaders, per_rank_batch
 from .plots import plot_training
+from .run_log import RunLog, metric_text
 from .schedule import LR_BELOW_MIN, LR_DROPPED, Progress, step_schedule
+from .topology import Topology, any_rank, from_main, leave_group, this_process, union_over_ranks
+from .validation import validate
 
 
 def train(config: TrainConfig) -> dict:
     """Train (or resume) a run; returns its summary. Under torchrun, call it in every process."""
-    topology = distributed.setup(config.device)
+    topology = this_process(config.device)
     try:
         return Run(config, topology).fit()
     finally:
-        distributed.teardown(topology)
+        leave_group(topology)
 
 
 class Logits(nn.Module):
@@ -71,30 +61,16 @@ class Logits(nn.Module):
         super().__init__()
         self.model, self.bf16 = model, bf16
 
-    def forward(self, x):  # (B, 3, S, S) normalised -> (B,) float32 logits
-        return self.model.forward_pooled(x, bf16_from=0 if self.bf16 else None)
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def versions() -> dict:
-    return {"ipdscan": ipdscan.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}
+    def forward(self, images):  # (B, 3, S, S) normalised -> (B,) float32 logits
+        return self.model.forward_pooled(images, bf16_from=0 if self.bf16 else None)
 
 
 class Run:
     def __init__(self, config: TrainConfig, topology: Topology):
         self.config, self.topology, self.device = config, topology, topology.device
         self.out = Path(config.out)
-        if config.batch_size % topology.world:
-            raise TrainError(f"batch_size {config.batch_size} does not split over {topology.world} processes")
-        self.per_rank = config.batch_size // topology.world
-        if config.pair_sync and self.per_rank < 2:
-            raise TrainError(f"--pair-sync needs at least 2 images per process; batch_size {config.batch_size} over "
-                             f"{topology.world} processes gives {self.per_rank}")
+        self.run_log = RunLog(self.out / "metrics.jsonl", topology)
+        self.per_rank = per_rank_batch(config, topology)
         if not config.resume and (self.out / "last.pt").exists():
             raise TrainError(f"{self.out} already holds a run: pass resume={config.out!r} (--resume) to continue it, "
                              "or choose another out directory")
@@ -108,37 +84,18 @@ class Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
         self.progress = Progress(lr=config.lr)
         self.rounds_at = None  # the step of the last validation + checkpoint
-        self.initial_weights = None  # sha256 of the checkpoint a fine-tuning run started from
+        self.initial_weights = None  # name and sha256 of the checkpoint a fine-tuning run started from
         if config.resume:
-            self.restore(config.resume)
+            self.progress, self.initial_weights = resume_into(self.model, self.optimizer, config.resume,
+                                                              config.preprocessing)
+            self.rounds_at = self.progress.step
         elif config.init_from:
-            self.initialise(config.init_from)
+            self.initial_weights = start_from(self.model, config.init_from, config.preprocessing)
         self.logits = Logits(self.model, bf16=self.device.type == "cuda" or config.cpu_bf16)
         self.net = self.logits if topology.world == 1 else DistributedDataParallel(
             self.logits, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        workers = default_workers(config.workers, self.device)
-        if config.workers is None and workers:
-            workers = max(1, workers // topology.world)  # processes on one machine share its cores
-        if config.pair_sync:  # a loader item is a pair: half as many items make a batch
-            train_set = PairedImages(pair_up(self.data.train, config.seed), config.preprocessing, config.augmentation(),
-                                     config.seed)
-            self.items_per_batch, train_collate = self.per_rank // 2, collate_pairs
-        else:
-            train_set = LabelledImages(self.data.train, config.preprocessing, config.augmentation(), config.seed)
-            self.items_per_batch, train_collate = self.per_rank, collate
-        self.sampler = EpochSampler(train_set, topology.world, topology.rank, config.seed)
-        self.batches_per_epoch = self.sampler.num_samples // self.items_per_batch
-        if not self.batches_per_epoch:
-            raise TrainError(f"{len(train_set)} training images give no full batch of {config.batch_size}: "
-                             "lower batch_size or add images")
-        pin = self.device.type == "cuda"
-        self.train_loader = DataLoader(train_set, batch_size=self.items_per_batch, sampler=self.sampler, drop_last=True,
-                                       num_workers=workers, collate_fn=train_collate, pin_memory=pin)
-        self.val_loader = None
-        if topology.main and self.data.val:
-            self.val_loader = DataLoader(LabelledImages(self.data.val, config.preprocessing), batch_size=config.batch_size,
-                                         num_workers=workers, collate_fn=collate, pin_memory=pin)
+        self.loaders = make_loaders(self.data, config, topology, self.per_rank)
         self.unreadable: set[str] = set()
         self.last_val: dict | None = None
         self.started = self.saved_at = time.monotonic()
@@ -147,35 +104,36 @@ class Run:
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> dict:
-        c, p = self.config, self.progress
+        config, progress = self.config, self.progress
         if self.topology.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            if not c.resume:  # a fresh run's curves start clean, even over a run that died before saving
-                (self.out / "metrics.jsonl").unlink(missing_ok=True)
-            t, v = self.data.summary["train"], self.data.summary["val"]
-            self.say(f"train: {t['real']} real + {t['fake']} fake; val: {v['real']} real + {v['fake']} fake; "
-                     f"{self.topology.world} process(es) on {self.device}, batch {c.batch_size}"
-                     + (f"; resuming at step {p.step}" if c.resume else ""))
+            if not config.resume:  # a fresh run's curves start clean, even over a run that died before saving
+                self.run_log.path.unlink(missing_ok=True)
+            counts = self.data.summary
+            self.say(f"train: {counts['train']['real']} real + {counts['train']['fake']} fake; "
+                     f"val: {counts['val']['real']} real + {counts['val']['fake']} fake; "
+                     f"{self.topology.world} process(es) on {self.device}, batch {config.batch_size}"
+                     + (f"; resuming at step {progress.step}" if config.resume else ""))
         stop = self.budget_spent()
         while not stop:
-            if p.epoch >= c.epochs:
+            if progress.epoch >= config.epochs:
                 stop = "epochs"
                 break
-            self.sampler.set_epoch(p.epoch)
-            self.sampler.skip = p.batch_in_epoch * self.items_per_batch
-            bar = tqdm(self.train_loader, desc=f"epoch {p.epoch}", unit="batch", leave=False,
-                       disable=not (c.progress and self.topology.main))
+            self.loaders.sampler.set_epoch(progress.epoch)
+            self.loaders.sampler.skip = progress.batch_in_epoch * self.loaders.items_per_batch
+            bar = tqdm(self.loaders.train, desc=f"epoch {progress.epoch}", unit="batch", leave=False,
+                       disable=not (config.progress and self.topology.main))
             for batch in bar:
                 self.note_unreadable(batch)
                 # All processes skip an all-unreadable batch together, or DDP's collectives would hang.
-                trained = not distributed.any_rank(len(batch.labels) == 0, self.topology)
+                trained = not any_rank(len(batch.labels) == 0, self.topology)
                 if trained:
                     self.train_step(batch)
-                    bar.set_postfix(step=p.step, lr=f"{p.lr:.0e}", refresh=False)
-                p.batch_in_epoch += 1
-                if p.batch_in_epoch >= self.batches_per_epoch:
+                    bar.set_postfix(step=progress.step, lr=f"{progress.lr:.0e}", refresh=False)
+                progress.batch_in_epoch += 1
+                if progress.batch_in_epoch >= self.loaders.batches_per_epoch:
                     break  # the epoch's own validation follows
-                if c.val_every and trained and p.step % c.val_every == 0:
+                if config.val_every and trained and progress.step % config.val_every == 0:
                     stop = self.end_round()
                 elif self.save_due():
                     self.save_between_rounds()
@@ -183,121 +141,84 @@ class Run:
                 if stop:
                     break
             bar.close()
-            if p.batch_in_epoch >= self.batches_per_epoch:  # also when a changed dataset shortened the epoch
-                p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+            if progress.batch_in_epoch >= self.loaders.batches_per_epoch:  # also when a changed dataset shortened the epoch
+                progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
                 stop = self.end_round() or self.budget_spent()
-        if self.rounds_at != p.step:
+        if self.rounds_at != progress.step:
             self.end_round()  # stopped between validations: save where it stands
         return self.finish(stop)
 
     def train_step(self, batch: Batch) -> None:
-        c, p = self.config, self.progress
         logits = self.net(self.model_input(batch.crops))
         loss = F.binary_cross_entropy_with_logits(logits, batch.labels.to(self.device, non_blocking=True))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        p.step += 1
+        self.progress.step += 1
         self.loss_sum += loss.detach()
         self.loss_steps += 1
-        if self.topology.main and p.step % c.log_every == 0:
+        if self.topology.main and self.progress.step % self.config.log_every == 0:
             now = time.monotonic()
-            self.log("train", loss=self.loss_sum.item() / self.loss_steps, lr=p.lr,
-                     images_per_s=round(self.loss_steps * c.batch_size / (now - self.logged_at), 2))
+            self.log("train", loss=self.loss_sum.item() / self.loss_steps, lr=self.progress.lr,
+                     images_per_s=round(self.loss_steps * self.config.batch_size / (now - self.logged_at), 2))
             self.loss_sum.zero_()
             self.loss_steps, self.logged_at = 0, now
 
     def model_input(self, crops: torch.Tensor) -> torch.Tensor:
-        x = to_model_input(crops.to(self.device, non_blocking=True), self.config.preprocessing)
-        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+        images = to_model_input(crops.to(self.device, non_blocking=True), self.config.preprocessing)
+        return images.contiguous(memory_format=torch.channels_last) if self.config.channels_last else images
 
     # ------------------------------------------------------------------ validation, lr schedule, checkpoints
 
-    @torch.no_grad()
-    def validate(self) -> dict:
-        self.model.eval()
-        scores, labels, loss = [], [], 0.0
-        for batch in self.val_loader:
-            self.note_unreadable(batch)
-            if not len(batch.labels):
-                continue
-            logits = self.logits(self.model_input(batch.crops)).cpu()
-            loss += F.binary_cross_entropy_with_logits(logits, batch.labels, reduction="sum").item()
-            scores.append(torch.sigmoid(logits))
-            labels.append(batch.labels)
-        self.model.train()
-        y, s = (torch.cat(labels).numpy(), torch.cat(scores).numpy()) if labels else ([], [])
-        return {**metrics(y, s), "loss": loss / max(1, len(y))}
-
     def end_round(self) -> str:
         """Validate (rank 0), step the lr schedule, write checkpoints; returns a stop reason or ""."""
-        p = self.progress
+        progress = self.progress
         stop, improved, val = "", False, None
-        if self.val_loader is not None:
-            val = self.last_val = self.validate()
-            improved = val["ap"] is not None and (p.best_ap is None or val["ap"] > p.best_ap)
+        if self.loaders.val is not None:
+            val = self.last_val = validate(self.logits, self.loaders.val, self.model_input, self.note_unreadable)
+            improved = val["ap"] is not None and (progress.best_ap is None or val["ap"] > progress.best_ap)
             if improved:
-                p.best_ap = val["ap"]
+                progress.best_ap = val["ap"]
             self.log("val", **val)
-            self.say(f"step {p.step}: val AP {fmt(val['ap'])}, acc {fmt(val['acc'])}, loss {val['loss']:.4f}")
+            self.say(f"step {progress.step}: val AP {metric_text(val['ap'])}, acc {metric_text(val['acc'])}, "
+                     f"loss {val['loss']:.4f}")
             stop = self.plateau(val)
-        lr, stopping = distributed.from_main([p.lr, float(bool(stop))], self.topology)
-        p.lr = lr
+        lr, stopping = from_main([progress.lr, float(bool(stop))], self.topology)
+        progress.lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.topology.main:
             self.save(val, improved)
-        self.rounds_at, self.saved_at = p.step, time.monotonic()
+        self.rounds_at, self.saved_at = progress.step, time.monotonic()
         return "lr_below_min" if stopping else ""
 
     def save_due(self) -> bool:
         every = self.config.save_every_minutes
-        return bool(every) and distributed.any_rank((time.monotonic() - self.saved_at) / 60 >= every, self.topology)
+        return bool(every) and any_rank((time.monotonic() - self.saved_at) / 60 >= every, self.topology)
 
     def save_between_rounds(self) -> None:
         """last.pt and its state without validating: a run killed between validations resumes from here
         (same data order: the sampler skips the batches this epoch already trained on)."""
         if self.topology.main:
-            save_run(self.out, self.model, self.optimizer, self.progress, self.config, self.provenance(self.last_val),
-                     improved=False)
+            self.save(self.last_val, improved=False)
         self.saved_at = time.monotonic()
 
     def plateau(self, val: dict) -> str:
         """Step the lr schedule (``schedule.step_schedule``) and say what changed; returns a stop reason or ""."""
-        c, p = self.config, self.progress
-        change = step_schedule(p, val[c.plateau_metric], c)
+        config, progress = self.config, self.progress
+        change = step_schedule(progress, val[config.plateau_metric], config)
         if change:
-            self.log("lr", lr=p.lr)
+            self.log("lr", lr=progress.lr)
         if change == LR_DROPPED:
-            self.say(f"step {p.step}: no {c.plateau_metric} gain in {c.patience} validations, lr -> {p.lr:g}")
+            self.say(f"step {progress.step}: no {config.plateau_metric} gain in {config.patience} validations, "
+                     f"lr -> {progress.lr:g}")
         return "lr_below_min" if change == LR_BELOW_MIN else ""
 
     def provenance(self, val: dict | None) -> dict:
-        p = self.progress
-        provenance = {"trainer": "ipdscan.train.loop, CNNDetection recipe", "config": asdict(self.config),
-                      "world_size": self.topology.world, "step": p.step, "epoch": p.epoch, "lr": p.lr,
-                      "metrics": {"val": val, "best_val_ap": p.best_ap}, "data": self.data.summary, "versions": versions(),
-                      "initial_weights": self.initial_weights,
-                      "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        return json.loads(json.dumps(provenance))  # plain data only, so the checkpoint loads with weights_only
+        return run_record(self.config, self.topology.world, self.progress, val, self.data.summary, self.initial_weights)
 
     def save(self, val: dict | None, improved: bool) -> None:
         save_run(self.out, self.model, self.optimizer, self.progress, self.config, self.provenance(val), improved)
-
-    def initialise(self, init_from: str) -> None:
-        """Start from another checkpoint's weights (same variant and preprocessing); step, optimizer and lr start anew."""
-        checkpoint = load_weights(init_from, self.model.config, self.config.preprocessing)
-        self.model.load_state_dict(checkpoint.model.state_dict())
-        self.initial_weights = {"name": checkpoint.name, "sha256": checkpoint.sha256}
-
-    def restore(self, resume: str) -> None:
-        checkpoint, state = load_run(resume, self.model.config, self.config.preprocessing)
-        self.model.load_state_dict(checkpoint.model.state_dict())
-        self.initial_weights = checkpoint.provenance.get("initial_weights")
-        self.optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device
-        self.progress = Progress(**state["progress"])
-        torch.set_rng_state(state["torch_rng"])
-        self.rounds_at = self.progress.step
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -307,7 +228,7 @@ class Run:
     def budget_spent(self) -> str:
         if self.config.max_steps is not None and self.progress.step >= self.config.max_steps:
             return "max_steps"
-        return "max_minutes" if distributed.any_rank(self.time_up(), self.topology) else ""
+        return "max_minutes" if any_rank(self.time_up(), self.topology) else ""
 
     def note_unreadable(self, batch: Batch) -> None:
         for bad in batch.unreadable:
@@ -316,35 +237,23 @@ class Run:
                 self.say(f"skipping unreadable {bad.path}: {bad.reason}", every_rank=True)
 
     def log(self, event: str, **fields) -> None:
-        if self.topology.main:
-            p = self.progress
-            append_jsonl(self.out / "metrics.jsonl", {"event": event, "step": p.step, "epoch": p.epoch,
-                                                      "time": round(time.time(), 3), **fields})
+        self.run_log.record(event, self.progress, **fields)
 
     def say(self, message: str, every_rank: bool = False) -> None:
-        if self.topology.main or every_rank:
-            prefix = f"[rank {self.topology.rank}] " if self.topology.world > 1 else ""
-            tqdm.write(prefix + message, file=sys.stderr)
+        self.run_log.say(message, every_rank)
 
     def finish(self, stop: str) -> dict:
-        unreadable = self.unreadable
-        if self.topology.world > 1:
-            gathered = [None] * self.topology.world
-            dist.all_gather_object(gathered, sorted(unreadable))
-            unreadable = {path for paths in gathered for path in paths}
-        p = self.progress
+        unreadable = union_over_ranks(self.unreadable, self.topology)
+        progress = self.progress
         best = self.out / "best.pt"
-        summary = {"out": str(self.out), "stopped": stop, "steps": p.step, "epochs": p.epoch, "lr": p.lr,
-                   "best_val_ap": p.best_ap, "last_val": self.last_val,
+        summary = {"out": str(self.out), "stopped": stop, "steps": progress.step, "epochs": progress.epoch,
+                   "lr": progress.lr, "best_val_ap": progress.best_ap, "last_val": self.last_val,
                    "checkpoint": str(best if best.exists() else self.out / "last.pt"),
                    "train_images": len(self.data.train), "val_images": len(self.data.val),
                    "unreadable": len(unreadable), "minutes": round((time.monotonic() - self.started) / 60, 2)}
         if self.topology.main:
-            self.log("end", **{k: v for k, v in summary.items() if k not in ("last_val", "steps", "epochs")})
-            plot_training(self.out / "metrics.jsonl", self.out / "curves.png")
-            self.say(f"stopped ({stop}) at step {p.step}; best val AP {fmt(p.best_ap)}; {summary['checkpoint']}")
+            self.log("end", **{key: value for key, value in summary.items() if key not in ("last_val", "steps", "epochs")})
+            plot_training(self.run_log.path, self.out / "curves.png")
+            self.say(f"stopped ({stop}) at step {progress.step}; best val AP {metric_text(progress.best_ap)}; "
+                     f"{summary['checkpoint']}")
         return summary
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.4f}"

@@ -15,18 +15,19 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ipdscan.datasets import Unreadable, guarded, read_pixels
+from ipdscan.labelled import Unreadable, guarded, read_pixels
 from ipdscan.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view
-from .datasets import Batch, Sample, collate
+from .data import Batch, Sample, collate
 
 
 def pair_up(samples: list[Sample], seed: int) -> list[tuple[Sample, ...]]:
     """(real, fake) pairs by file stem within a generator folder, then seeded random pairs, then singles."""
     by_folder: dict[tuple[str, str], dict[int, dict[str, Sample]]] = defaultdict(lambda: {0: {}, 1: {}})
-    for s in samples:  # the folder holding 0_real/1_fake: pairs never cross generators or splits
-        by_folder[s.generator, str(Path(s.path).parent.parent)][s.label][Path(s.path).stem] = s
+    for sample in samples:  # the folder holding 0_real/1_fake: pairs never cross generators or splits
+        path = Path(sample.path)
+        by_folder[sample.generator, str(path.parent.parent)][sample.label][path.stem] = sample
     out: list[tuple[Sample, ...]] = []
     for key, classes in sorted(by_folder.items()):
         reals, fakes = classes[0], classes[1]
@@ -34,13 +35,13 @@ def pair_up(samples: list[Sample], seed: int) -> list[tuple[Sample, ...]]:
         out += [(reals[stem], fakes[stem]) for stem in stems]
         folder = "/".join(Path(key[1]).parts[-2:])  # split/generator: the same pairing on every machine
         rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(folder.encode()).digest()[:8], "little")])
-        lone_reals = [reals[s] for s in sorted(reals.keys() - fakes.keys())]
-        lone_fakes = [fakes[s] for s in sorted(fakes.keys() - reals.keys())]
+        lone_reals = [reals[stem] for stem in sorted(reals.keys() - fakes.keys())]
+        lone_fakes = [fakes[stem] for stem in sorted(fakes.keys() - reals.keys())]
         lone_reals = [lone_reals[i] for i in rng.permutation(len(lone_reals))]
         lone_fakes = [lone_fakes[i] for i in rng.permutation(len(lone_fakes))]
-        n = min(len(lone_reals), len(lone_fakes))
-        out += list(zip(lone_reals[:n], lone_fakes[:n]))
-        out += [(s,) for s in lone_reals[n:] + lone_fakes[n:]]
+        paired = min(len(lone_reals), len(lone_fakes))
+        out += list(zip(lone_reals[:paired], lone_fakes[:paired]))
+        out += [(single,) for single in lone_reals[paired:] + lone_fakes[paired:]]
     return out
 
 

@@ -13,15 +13,15 @@ def read_events(path: str | Path) -> list[dict]:
 
 def plot_training(metrics_jsonl: str | Path, png_path: str | Path) -> None:
     events = read_events(metrics_jsonl)
-    train = [e for e in events if e["event"] == "train"]
-    val = [e for e in events if e["event"] == "val"]
+    train = [event for event in events if event["event"] == "train"]
+    val = [event for event in events if event["event"] == "val"]
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, val_ax = fig.subplots(1, 2)
-    loss_ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="train")
+    loss_ax.plot([event["step"] for event in train], [event["loss"] for event in train], label="train")
     if val:
-        loss_ax.plot([e["step"] for e in val], [e["loss"] for e in val], marker="o", label="val")
+        loss_ax.plot([event["step"] for event in val], [event["loss"] for event in val], marker="o", label="val")
         for key, label in (("ap", "val AP"), ("acc", "val acc")):
-            points = [(e["step"], e[key]) for e in val if e[key] is not None]
+            points = [(event["step"], event[key]) for event in val if event[key] is not None]
             if points:
                 val_ax.plot(*zip(*points), marker="o", label=label)
         val_ax.legend()

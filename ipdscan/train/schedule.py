@@ -26,14 +26,13 @@ class Progress:
 def step_schedule(progress: Progress, metric: float | None, config: TrainConfig) -> str:
     """Count one validation's ``metric`` against the plateau: "" (no change), LR_DROPPED (lr / 10, and a fresh
     plateau) or LR_BELOW_MIN (dropped below ``min_lr``: stop)."""
-    p = progress
-    if metric is not None and (p.plateau_best is None or metric > p.plateau_best + config.min_delta):
-        p.plateau_best, p.bad_rounds = metric, 0
+    if metric is not None and (progress.plateau_best is None or metric > progress.plateau_best + config.min_delta):
+        progress.plateau_best, progress.bad_rounds = metric, 0
         return ""
-    p.bad_rounds += 1
-    if p.bad_rounds < config.patience:
+    progress.bad_rounds += 1
+    if progress.bad_rounds < config.patience:
         return ""
-    p.lr, p.plateau_best, p.bad_rounds = p.lr / 10, None, 0
-    if p.lr < config.min_lr * (1 - 1e-9):  # 1e-4 / 10 / 10 is 1.0000000000000002e-06: not below 1e-6
+    progress.lr, progress.plateau_best, progress.bad_rounds = progress.lr / 10, None, 0
+    if progress.lr < config.min_lr * (1 - 1e-9):  # 1e-4 / 10 / 10 is 1.0000000000000002e-06: not below 1e-6
         return LR_BELOW_MIN
     return LR_DROPPED

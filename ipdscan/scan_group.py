@@ -1,12 +1,14 @@
-"""Scans launched by torchrun: each process takes one shard and writes a part; rank 0 merges the parts."""
+"""Scans launched by torchrun: each process takes one shard and writes a part; rank 0 merges the parts.
+Who the process is and its process group come from ``torchrun.py``, which training shares."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import torch
+
+from .torchrun import Launch, join, leave
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,8 @@ class ScanGroup:
     @classmethod
     def from_env(cls) -> "ScanGroup | None":
         """The torchrun process group this scan runs in, or None for a plain single-process scan."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return None
-        return cls(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+        launch = Launch.from_env()
+        return cls(launch.rank, launch.world_size, launch.local_rank) if launch.launched else None
 
     @property
     def shard(self) -> tuple[int, int]:
@@ -42,11 +42,8 @@ class ScanGroup:
     def wait_for_all(self) -> None:
         """Barrier over gloo (CPU-only, always available): long scans need a long timeout."""
         import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("gloo", timeout=timedelta(days=7))
+        join("gloo", timedelta(days=7))
         dist.barrier()
 
     def finish(self) -> None:
-        import torch.distributed as dist
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave()

@@ -84,9 +84,12 @@ def labelled_images(root: str | Path) -> list[tuple[LabelledFolder, list[str]]]:
     counted twice: a label's walk never follows a link back into the layout (``0_real/up -> ..`` would count each
     fake as real too, a link to ``../1_fake`` every fake), and a file found in two folders (hard or symbolic links)
     is kept once, in the folder it really lies in, else in the first. Eval and train would otherwise score it
-    twice, under both labels, or train on what validates them.
+    twice, under both labels, or train on what validates them. DatasetError when there is no labelled folder.
     """
     folders, walked = labelled_folders(root)
+    if not folders:
+        raise DatasetError(f"{root}: no labelled folders below it; expected CNNSpot ({{0_real,1_fake}}) "
+                           "or GenImage ({nature,ai}) folders at any depth")
     found = []  # (folder, path, the file's (device, inode) or, gone since, its path)
     for folder in folders:
         for path in image_files(folder.path, enter=lambda path: _key(path) not in walked):
@@ -116,11 +119,6 @@ def _key(path: str) -> tuple[int, int] | None:
 def _inside(path: str, folder: Path) -> bool:
     """Whether the file ``path`` really lies below ``folder``, links resolved."""
     return Path(os.path.realpath(path)).is_relative_to(folder.resolve())
-
-
-def no_labelled_folders(root) -> DatasetError:
-    return DatasetError(f"{root}: no labelled folders below it; expected CNNSpot ({{0_real,1_fake}}) "
-                        "or GenImage ({nature,ai}) folders at any depth")
 
 
 def image_files(folder: Path, enter: Callable[[str], bool] | None = None) -> list[str]:
@@ -153,16 +151,14 @@ def find_generators(roots: Iterable[str | Path]) -> list[GeneratorSet]:
     sets = []
     for root in roots:
         folders = labelled_images(root)
-        if not folders:
-            raise no_labelled_folders(root)
         group = Path(root).resolve().name
-        for name in dict.fromkeys(f.generator for f, _ in folders):  # first-seen order
-            mine = [(f, paths) for f, paths in folders if f.generator == name]
-            split = next(s for s in EVAL_SPLIT_PREFERENCE if any(f.split == s for f, _ in mine))
+        for name in dict.fromkeys(folder.generator for folder, _ in folders):  # first-seen order
+            mine = [(folder, paths) for folder, paths in folders if folder.generator == name]
+            split = next(split for split in EVAL_SPLIT_PREFERENCE if any(folder.split == split for folder, _ in mine))
             chosen = GeneratorSet(name, group)
-            for f, paths in mine:
-                if f.split == split:
-                    (chosen.fake_paths if f.label else chosen.real_paths).extend(paths)
+            for folder, paths in mine:
+                if folder.split == split:
+                    (chosen.fake_paths if folder.label else chosen.real_paths).extend(paths)
             if chosen.real_paths or chosen.fake_paths:
                 sets.append(chosen)
         if not any(paths for _, paths in folders):  # an empty table and exit 0 would look like a result
@@ -213,9 +209,9 @@ class EvalImages(Dataset):
 
 def collate_indexed(items):
     """[(index, crop | Unreadable)] -> (indices, (B,3,c,c) uint8 crops, [(index, Unreadable)])."""
-    good = [(i, x) for i, x in items if not isinstance(x, Unreadable)]
-    bad = [(i, x) for i, x in items if isinstance(x, Unreadable)]
-    crops = torch.stack([x for _, x in good]) if good else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
-    return [i for i, _ in good], crops, bad
+    good = [(index, view) for index, view in items if not isinstance(view, Unreadable)]
+    bad = [(index, view) for index, view in items if isinstance(view, Unreadable)]
+    crops = torch.stack([view for _, view in good]) if good else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    return [index for index, _ in good], crops, bad
 
 

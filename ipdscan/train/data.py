@@ -1,6 +1,6 @@
 """Training data: labelled folders -> (path, label, generator) samples -> uint8 crops.
 
-Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.datasets.labelled_images``:
+Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.labelled.labelled_images``:
 labels come from folder names, never from sort order. Per root, train/ and unsplit folders train
 and val/ folders validate; test/ folders are left for ``ipdscan eval``. A root without val/ gives
 ``val_split`` of its images to validation, chosen by a hash of (seed, generator, file stem), so the
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from ipdscan.datasets import DatasetError, Unreadable, guarded, labelled_images, no_labelled_folders, read_pixels
+from ipdscan.labelled import DatasetError, Unreadable, guarded, labelled_images, read_pixels
 from ipdscan.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view, val_view
@@ -43,26 +43,31 @@ def held_out(seed: int, sample: Sample, fraction: float) -> bool:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < fraction
 
 
+def labelled_samples(root: str) -> list[tuple[str, Sample]]:
+    """(split, sample) for every image in ``root``'s labelled folders; split is train, val, test or "" (unsplit).
+    DatasetError when ``root`` has no labelled folders."""
+    return [(folder.split, Sample(path, folder.label, folder.generator))
+            for folder, paths in labelled_images(root) for path in paths]
+
+
 def split_roots(roots: list[str], val_split: float, seed: int) -> Split:
     """Gather train / val samples from every root. Raises DatasetError when there is nothing to train on."""
     train, val, sources = [], [], {}
     for root in roots:
-        folders = labelled_images(root)
-        if not folders:
-            raise no_labelled_folders(root)
-        samples = {split: [Sample(path, f.label, f.generator) for f, paths in folders if f.split in splits for path in paths]
+        found = labelled_samples(root)
+        samples = {split: [sample for folder_split, sample in found if folder_split in splits]
                    for split, splits in (("train", ("train", "")), ("val", ("val",)))}
         if samples["val"]:
             sources[str(root)] = "val folders"
         elif val_split > 0:
-            samples["val"] = [s for s in samples["train"] if held_out(seed, s, val_split)]
-            samples["train"] = [s for s in samples["train"] if not held_out(seed, s, val_split)]
+            samples["val"] = [sample for sample in samples["train"] if held_out(seed, sample, val_split)]
+            samples["train"] = [sample for sample in samples["train"] if not held_out(seed, sample, val_split)]
             sources[str(root)] = f"{val_split:g} of its images (seed {seed})"
         else:
             sources[str(root)] = "none"
         train += samples["train"]
         val += samples["val"]
-    labels = Counter(s.label for s in train)
+    labels = Counter(sample.label for sample in train)
     if not labels[0] or not labels[1]:
         raise DatasetError(f"training needs real and fake images; found {labels[0]} real and {labels[1]} fake "
                            f"in train/ or unsplit labelled folders below {', '.join(map(str, roots))}")
@@ -71,9 +76,12 @@ def split_roots(roots: list[str], val_split: float, seed: int) -> Split:
 
 def summarise(train: list[Sample], val: list[Sample], sources: dict) -> dict:
     def counts(samples):
-        c = Counter((s.generator, s.label) for s in samples)
-        return {"real": sum(v for (_, y), v in c.items() if y == 0), "fake": sum(v for (_, y), v in c.items() if y == 1),
-                "generators": {g: {"real": c[g, 0], "fake": c[g, 1]} for g in dict.fromkeys(s.generator for s in samples)}}
+        per_generator = Counter((sample.generator, sample.label) for sample in samples)
+        generators = dict.fromkeys(sample.generator for sample in samples)
+        return {"real": sum(per_generator[name, 0] for name in generators),
+                "fake": sum(per_generator[name, 1] for name in generators),
+                "generators": {name: {"real": per_generator[name, 0], "fake": per_generator[name, 1]}
+                               for name in generators}}
     return {"train": counts(train), "val": counts(val), "val_source": sources}
 
 
@@ -137,4 +145,4 @@ class EpochSampler(DistributedSampler):
         return max(0, super().__len__() - self.skip)
 
 
-__all__ = ["Batch", "DatasetError", "EpochSampler", "LabelledImages", "Sample", "Split", "collate", "split_roots"]
+__all__ = ["Batch", "EpochSampler", "LabelledImages", "Sample", "Split", "collate", "labelled_samples", "split_roots"]
