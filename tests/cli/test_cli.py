@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_checkpoint
+from checkpoints import make_checkpoint
 from http_server import LocalServer
 from images import encoded, make_corpus, make_image, natural
 from ipdscan.cli import app

@@ -21,7 +21,7 @@ from images import make_image
 from ipdscan.cli import app, main
 from ipdscan.console import printable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
@@ -294,7 +294,7 @@ def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, c
 
 def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch):
     """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
-    from conftest import make_checkpoint
+    from checkpoints import make_checkpoint
     from ipdscan.score import Detector
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")

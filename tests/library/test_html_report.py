@@ -21,7 +21,7 @@ from ipdscan.html_report import IMG_MARKUP, NOTE_BYTES, HtmlReport, render, thum
 from ipdscan.report import open_report
 from ipdscan.result import Result
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = {"tool": "ipdscan", "version": "0.1.0", "model": "test-model", "variant": "layer2", "weights_sha256": "ab" * 32,
           "threshold": 0.6, "threshold_source": "weights", "device": "cpu", "precision": "fp32",
           "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}

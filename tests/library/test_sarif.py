@@ -12,7 +12,7 @@ import ipdscan
 from ipdscan.result import Result
 from ipdscan.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
 
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "weights_sha256": "ab" * 32,
           "threshold": 0.5, "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
 SUMMARY = {"end_time": "2024-01-02T03:05:00+00:00", "interrupted": False, "scanned": 9, "errors": 2}
@@ -286,7 +286,7 @@ def test_suppressed_findings_carry_sarif_suppressions(tmp_path, monkeypatch):
 
 
 def test_the_tool_names_its_home_page_as_pyproject_does():
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["urls"]["Homepage"] == ipdscan.HOMEPAGE
     assert SarifWriter(Path("x.sarif"), HEADER)._driver()["informationUri"] == ipdscan.HOMEPAGE
 
