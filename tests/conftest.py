@@ -61,6 +61,10 @@ class Cli:
 
     def __call__(self, *args, input=None, env=None):
         """``ipdscan ARGS`` -> click's Result (exit_code, stdout, stderr, output)."""
+        return self.invoke(args, input=input, env=env)
+
+    def invoke(self, args, input=None, env=None):
+        """``ipdscan`` with the argument list ``args`` -> click's Result."""
         from ipdscan.cli import app
         return self.runner.invoke(app, [str(arg) for arg in args], input=input, env=env)
 
@@ -71,7 +75,7 @@ class Cli:
 
 @pytest.fixture
 def cli():
-    """In-process CLI runner: ``cli("merge", a, b, "--out", c)``, ``cli.scan(folder, "--weights", w)`` -> Result."""
+    """In-process CLI runner: ``cli("merge", a, "--out", b)``, ``cli.invoke([...])``, ``cli.scan(folder, ...)`` -> Result."""
     return Cli()
 
 
