@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from checkpoints import make_checkpoint
-from images import encoded, make_image, natural
+from images import encoded, natural
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: what subprocesses import ipdscan (and trainer) from
 SUBPROCESS_TIMEOUT = 180  # seconds, for every `python ...` a test starts: a loaded shared CI machine needs slack
@@ -131,17 +131,6 @@ def photo(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encoded(natural(width, height, seed=seed), PHOTO_FORMATS[path.suffix.lower()], **params))
         return path
-    return make
-
-
-@pytest.fixture
-def image(tmp_path):
-    """Image factory of images.KINDS: ``image(name, kind) -> path`` under tmp_path (or at an absolute path), e.g.
-    ``image("a.png", "png")``, ``image("bad.jpg", "corrupt_jpeg")``."""
-    def make(name, kind):
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return make_image(path, kind)
     return make
 
 

@@ -176,10 +176,10 @@ def test_tampered_weights_exit_2(tmp_path, cli):
 
 
 @pytest.mark.slow
-def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch, cli):
+def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch, cli, photo):
     monkeypatch.chdir(tmp_path)
     for i in range(3):
-        (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(260, 240, seed=i), "JPEG"))
+        photo(f"{i}.jpg", 260, 240, seed=i)
     rows = {}
     for decode in ("workers", "device"):
         result = cli.scan(".", "--weights", str(checkpoint), "--decode", decode, "--precision", "fp32",
