@@ -98,7 +98,7 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
         assert cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "-q", "--out", tmp_path / name).exit_code == 0
     for base in (baseline, tmp_path / "baseline.jsonl"):
         result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", base,
-                      "--format", "jsonl")
+                          "--format", "jsonl")
         assert result.exit_code == 0, result.output
         rows = jsonl_rows(result.stdout)
         assert {row["suppressed"] for row in rows} == {"baseline"}
@@ -106,7 +106,7 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
         assert "0 flagged" in result.stderr and "4 suppressed" in result.stderr
     make_image(photos / "new.bmp", "bmp")
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", baseline, "-q",
-                  "--format", "sarif")
+                      "--format", "sarif")
     assert result.exit_code == 1
     findings = json.loads(result.stdout)["runs"][0]["results"]
     assert sum("suppressions" in finding for finding in findings) == len(KINDS)
@@ -130,7 +130,7 @@ def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkp
     assert "3 suppressed" in result.stderr
     (tmp_path / "all").write_text("*\n")  # --ignore-file instead of the folder's own
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--ignore-file",
-                  tmp_path / "all", "-q")
+                      tmp_path / "all", "-q")
     assert result.exit_code == 0 and "suppressed (ignore-file)" in result.stdout
 
 

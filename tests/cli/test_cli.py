@@ -110,7 +110,7 @@ def test_stdin_lists_paths(tmp_path, checkpoint, cli):
         make_image(tmp_path / name, "png")
     out = tmp_path / "r.jsonl"
     result = cli.scan("-", "--weights", checkpoint, "--out", out, "-q",
-                  input=f"{tmp_path / 'a.png'}\n{tmp_path / 'b.png'}\n")
+                      input=f"{tmp_path / 'a.png'}\n{tmp_path / 'b.png'}\n")
     assert result.exit_code == 0, result.output
     assert [Path(json.loads(line)["input"]).name for line in out.read_text().splitlines()] == ["a.png", "b.png"]
 
@@ -124,7 +124,7 @@ def test_url_list_against_a_local_server(tmp_path, checkpoint, cli):
         listing.write_text("# scraped\n" + "\n".join(urls) + "\n\n")
         out = tmp_path / "r.csv"
         result = cli.scan(listing, "--weights", checkpoint, "--out", out, "-q", "--allow-private-urls",
-                      "--timeout", "0.5", "--max-mb", "1")
+                          "--timeout", "0.5", "--max-mb", "1")
         assert result.exit_code == 0, result.output
         rows = read_csv(out)
     assert [r["input"] for r in rows] == urls
@@ -183,7 +183,7 @@ def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, ch
     rows = {}
     for decode in ("workers", "device"):
         result = cli.scan(".", "--weights", str(checkpoint), "--decode", decode, "--precision", "fp32",
-                      "--out", f"{decode}.jsonl", "-q")
+                          "--out", f"{decode}.jsonl", "-q")
         assert result.exit_code == 0, result.stderr
         rows[decode] = [json.loads(line) for line in Path(f"{decode}.jsonl").read_text().splitlines()]
     assert len(rows["device"]) == 3 and rows["device"] == rows["workers"]
@@ -308,7 +308,7 @@ def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint, c
     fifo = tmp_path / "image.png"
     os.mkfifo(fifo)
     result = cli.invoke(["explain", str(fifo), "--out", str(tmp_path / "heat.png"), "--weights",
-                                 str(checkpoint)])
+                         str(checkpoint)])
     assert result.exit_code == 2
     assert "not a regular file" in result.stderr and str(fifo) in result.stderr
 

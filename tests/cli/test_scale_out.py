@@ -52,7 +52,7 @@ def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp
     for k in (1, 2, 3):
         part = tmp_path / f"part{k}.jsonl"
         result = cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(part),
-                                     "--shard", f"{k}/3", "--workers", "0", "-q"])
+                             "--shard", f"{k}/3", "--workers", "0", "-q"])
         assert result.exit_code == 0, result.output
         parts.append(part)
     shard_sets = [set(names(p)) for p in parts]
@@ -75,7 +75,7 @@ def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp
 def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint, cli):
     part = tmp_path / "p.jsonl"
     assert cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(part), "-q",
-                               "--workers", "0"]).exit_code == 0
+                       "--workers", "0"]).exit_code == 0
     part.write_bytes(part.read_bytes()[:-10])
     result = cli.invoke(["merge", str(part), "--out", str(tmp_path / "m.csv")])
     assert result.exit_code == 2 and "cut short" in result.stderr
@@ -87,7 +87,7 @@ def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp
     # one_thread: the ranks run with OMP_NUM_THREADS=1, and bf16 sums split over 2 threads round differently
     single = tmp_path / "single.jsonl"
     assert cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(single), "-q",
-                               "--workers", "0"]).exit_code == 0
+                       "--workers", "0"]).exit_code == 0
     multi = tmp_path / "multi.jsonl"
     env = {**run_cli.env, "OMP_NUM_THREADS": "1"}  # torchrun's own, longer timeout: it starts two scans
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",

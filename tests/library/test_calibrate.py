@@ -66,13 +66,13 @@ def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path,
     # scan uses it by default and says so in the report header; --threshold still overrides
     out = tmp_path / "r.json"
     result = cli.invoke(["scan", str(photos), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
-                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet"])
+                         "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["header"]["threshold"] == record["threshold"] and report["header"]["threshold_source"] == "weights"
     assert sum(row["label"] == "ai" for row in report["items"]) == 1
     result = cli.invoke(["scan", str(photos / "p0.png"), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
-                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet", "--threshold", "0"])
+                         "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet", "--threshold", "0"])
     report = json.loads(out.read_text())
     assert report["header"]["threshold"] == 0 and report["header"]["threshold_source"] == "--threshold"
     assert [row["label"] for row in report["items"]] == ["ai"]

@@ -72,7 +72,7 @@ def test_scan_table_shows_the_evidence_of_a_generator_png(tmp_path, checkpoint, 
     (tmp_path / "a1111.png").write_bytes(evidence_files.png_with_text(parameters=evidence_files.A1111))
     (tmp_path / "camera.jpg").write_bytes(evidence_files.camera_jpeg())
     result = cli.invoke(["scan", str(tmp_path), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu"])
+                         "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[1].rsplit("/", 1)[-1]: line for line in result.stdout.splitlines() if ".png" in line
              or ".jpg" in line}

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
+    """Overrides conftest's detector here: a 16-pixel model, so evaluation of many images stays fast."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "small.pt"
     save_checkpoint(path, IPDNet(IPDConfig("layer2", input_size=16)), SMALL, name="small", provenance={})

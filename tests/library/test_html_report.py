@@ -78,7 +78,7 @@ def with_file(path: Path, score: float, image: Image.Image | None = None, **fiel
 
 def scan_to_page(inputs: Path, out: Path, checkpoint: Path, cli) -> None:
     result = cli.invoke(["scan", str(inputs), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu", "-q", "--out", str(out)])
+                         "--device", "cpu", "-q", "--out", str(out)])
     assert result.exit_code == 0, result.output
 
 

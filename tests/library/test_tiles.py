@@ -76,7 +76,7 @@ def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp
     Image.fromarray(noisy(3, 300, 900)).save(image)
     out = tmp_path / "heat.png"
     result = cli.invoke(["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
-                                      "--tiles", "6", "--device", "cpu"])
+                         "--tiles", "6", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = Image.open(out)
     assert heat.width == 900 and 300 < heat.height < 360  # the image as it is, the legend band below it
@@ -92,7 +92,7 @@ def test_crops_columns_in_reports(tmp_path, checkpoint, cli):
     (tmp_path / "a.jpg").write_bytes(encoded(Image.fromarray(noisy(4, 480, 640)), "JPEG"))
     out = tmp_path / "r.jsonl"
     result = cli.invoke(["scan", str(tmp_path / "a.jpg"), "--weights", str(checkpoint), "--out", str(out),
-                                      "--crops", "4", "--workers", "0", "-q"])
+                         "--crops", "4", "--workers", "0", "-q"])
     assert result.exit_code == 0, result.output
     import json
     row = json.loads(out.read_text())
@@ -106,7 +106,7 @@ def test_explain_leaves_pixels_no_tile_covers_as_the_image(tmp_path, checkpoint,
     Image.new("RGB", (1024, 768), (128, 128, 128)).save(image)
     out = tmp_path / "heat.png"
     result = cli.invoke(["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
-                                      "--tiles", "4", "--device", "cpu"])
+                         "--tiles", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert heat.shape[1] == 1024 and heat.shape[0] > 768
@@ -132,7 +132,7 @@ def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoi
     image = tmp_path / "small.png"
     Image.fromarray(noisy(5, 256, 256)).save(image)
     result = cli.invoke(["explain", str(image), "--out", str(tmp_path / "heat.png"), "--weights",
-                                      str(checkpoint), "--tiles", "16", "--device", "cpu"])
+                         str(checkpoint), "--tiles", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "image too small for 16 distinct tiles of 224px: scored 1" in result.stderr
     assert result.stdout.count("tile x=") == 1
