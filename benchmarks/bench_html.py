@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 from browser import Browser, find_chromium  # noqa: E402 - the tests' headless chromium runner
 
 from ipdscan.html_report import render  # noqa: E402

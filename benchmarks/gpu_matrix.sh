@@ -26,7 +26,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/
 }
 
 { nvidia-smi; "$py" -c "import torch, torchvision, PIL; print(torch.__version__, torchvision.__version__, PIL.__version__)"; nproc; } >"$out/machine.txt" 2>&1
-step tests 120 "$py" -m pytest -q -p no:cacheprovider -x tests/test_device_decode.py tests/test_fast_path.py tests/test_preprocess.py
+step tests 120 "$py" -m pytest -q -p no:cacheprovider -x tests/library/test_device_decode.py tests/library/test_fast_path.py tests/library/test_preprocess.py
 step compare 90 "$py" benchmarks/bench_scan.py --device cuda --compare-decoders --n 2048 --batch-size 256
 step bench 300 "$py" benchmarks/bench_scan.py --device cuda --n "$n" --batch-size 256 --model-images 2048 \
     --model-passes 8 --out "$out/bench.md"

@@ -1,27 +1,137 @@
+"""Fixtures shared by every test (tests/cli, tests/library); tests/README.md lists them.
+
+Helper modules that are not fixtures (images, evidence_files, http_server, browser, checkpoints) live in
+tests/helpers/, which pyproject's [tool.pytest.ini_options] pythonpath puts on sys.path: ``from images import ...``.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing
-from ipdscan.weights import save_checkpoint
+from checkpoints import make_checkpoint
+from images import encoded, natural
 
-
-def make_checkpoint(path, variant="layer2", seed=0, half=False, nan=False):
-    """A small random-weights checkpoint in the real format (what 'ipdscan train' writes); ``nan``: one of its
-    parameters NaN, as a diverged training run leaves them."""
-    torch.manual_seed(seed)
-    model = IPDNet(IPDConfig(variant=variant))
-    if nan:
-        with torch.no_grad():
-            next(model.head.parameters()).view(-1)[0] = float("nan")
-    save_checkpoint(path, model, Preprocessing(), name=f"test-{variant}", half=half,
-                    provenance={"purpose": "tests", "seed": seed})
-    return path
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: what subprocesses import ipdscan (and trainer) from
+SUBPROCESS_TIMEOUT = 180  # seconds, for every `python ...` a test starts: a loaded shared CI machine needs slack
+# The one environment of every process a test starts: this checkout first on the path (works uninstalled), no
+# warnings on stderr (tests read it), and a fixed terminal width for help and tables.
+SUBPROCESS_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "80",
+                  "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+# What the ``write_report`` fixture writes when a test gives no header or summary of its own.
+REPORT_HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "threshold": 0.5,
+                 "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
+REPORT_SUMMARY = {"end_time": "2024-01-02T03:05:00+00:00"}
+PHOTO_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
+    """A tiny random-weights layer2 checkpoint file, shared by the session (helpers/checkpoints.py makes others)."""
     return make_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def detector(checkpoint):
+    """The ``checkpoint`` loaded for scoring on the CPU in fp32 (bf16 rounds differently by batch size)."""
+    from ipdscan.score import load_detector
+    return load_detector(checkpoint, "cpu", "fp32")
+
+
+@pytest.fixture
+def scan(detector):
+    """Library scan: ``scan(inputs, detector=None, **ScanOptions fields) -> list[Result]``, in this process
+    (workers=0) with the ``detector`` fixture unless another is given."""
+    from ipdscan import ScanOptions, scan as scan_inputs
+
+    def run(inputs, detector=detector, **options):
+        return list(scan_inputs([str(i) for i in inputs], detector, options=ScanOptions(**{"workers": 0, **options})))
+    return run
+
+
+class Cli:
+    """``ipdscan`` commands in this process (typer's CliRunner): for tests that check stdout, stderr, exit code."""
+
+    def __init__(self):
+        from typer.testing import CliRunner
+        self.runner = CliRunner()
+
+    def __call__(self, *args, input=None, env=None):
+        """``ipdscan ARGS`` -> click's Result (exit_code, stdout, stderr, output)."""
+        return self.invoke(args, input=input, env=env)
+
+    def invoke(self, args, input=None, env=None):
+        """``ipdscan`` with the argument list ``args`` -> click's Result."""
+        from ipdscan.cli import app
+        return self.runner.invoke(app, [str(arg) for arg in args], input=input, env=env)
+
+    def scan(self, *args, input=None, env=None):
+        """``ipdscan scan ARGS --workers 0``: decoding in this process, no worker processes to start."""
+        return self("scan", *args, "--workers", "0", input=input, env=env)
+
+
+@pytest.fixture
+def cli():
+    """In-process CLI runner: ``cli("merge", a, "--out", b)``, ``cli.invoke([...])``, ``cli.scan(folder, ...)`` -> Result."""
+    return Cli()
+
+
+class Processes:
+    """Real processes, one timeout (SUBPROCESS_TIMEOUT) and one environment (SUBPROCESS_ENV): for signals,
+    torchrun, a real stdin, pipes, and imports (what `--help` loads)."""
+
+    timeout = SUBPROCESS_TIMEOUT
+    env = SUBPROCESS_ENV
+
+    def __call__(self, *args, cwd, stdin=None):
+        """``python -m ipdscan ARGS`` run to its end -> CompletedProcess (text stdout, stderr)."""
+        return self.python("-m", "ipdscan", *args, cwd=cwd, stdin=stdin)
+
+    def python(self, *args, cwd=None, stdin=None):
+        """``python ARGS`` (this interpreter) run to its end -> CompletedProcess (text stdout, stderr)."""
+        return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=self.env, capture_output=True,
+                              text=True, input=stdin, timeout=self.timeout)
+
+    def popen(self, *args, **kwargs):
+        """``python ARGS`` started and left running -> Popen; wait on it with ``timeout=run_cli.timeout``."""
+        return subprocess.Popen([sys.executable, *map(str, args)], env=self.env, **kwargs)
+
+
+@pytest.fixture
+def run_cli():
+    """Subprocess CLI runner: ``run_cli("scan", x, cwd=d, stdin=...)``; also ``.python``, ``.popen``, ``.env``."""
+    return Processes()
+
+
+@pytest.fixture
+def write_report():
+    """Report writer: ``write_report(path, rows, header=None, summary=None, **open_report options) -> path``, in
+    the format its extension names, closed as a finished scan."""
+    from ipdscan.report import open_report
+
+    def write(path, rows, header=None, summary=None, **options):
+        writer = open_report(path, REPORT_HEADER if header is None else header, **options)
+        for row in rows:
+            writer.write(row)
+        writer.flush()
+        writer.close(REPORT_SUMMARY if summary is None else summary)
+        return path
+    return write
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """Photo factory: ``photo(name, width=64, height=48, seed=0, **save params) -> path``: a natural-looking image
+    (images.natural) under tmp_path (or at an absolute path), encoded as its extension names (.jpg, .png, ...)."""
+    def make(name, width=64, height=48, seed=0, **params):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encoded(natural(width, height, seed=seed), PHOTO_FORMATS[path.suffix.lower()], **params))
+        return path
+    return make
 
 
 @pytest.fixture

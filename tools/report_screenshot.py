@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 from browser import Browser, find_chromium  # noqa: E402 - the tests' headless chromium runner
 
 OUT = ROOT / "docs" / "report.png"

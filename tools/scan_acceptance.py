@@ -3,8 +3,8 @@
     python tools/scan_acceptance.py record /tmp/base13     # before: scan examples/ and a test-image corpus
     python tools/scan_acceptance.py compare /tmp/base13    # after: scan again into a temporary folder, compare
 
-Scans examples/ (.jsonl, .csv) and a corpus of varied test images built with tests/images.py and
-tests/evidence_files.py (.jsonl, .csv, .json, .sarif, and the stdout table), with the shipped weights on the CPU.
+Scans examples/ (.jsonl, .csv) and a corpus of varied test images built with tests/helpers/images.py and
+tests/helpers/evidence_files.py (.jsonl, .csv, .json, .sarif, and the stdout table), with the shipped weights on the CPU.
 Rows must be identical byte for byte. In scan headers (the .jsonl's header file, the .json "header", the SARIF
 run's properties and invocation) only the fields that record when or how fast a scan ran are ignored (start/end
 times, wall_s, images_per_s), and fields the baseline lacks may be added; every other one must be unchanged.
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 TIMING = {"start_time", "end_time", "wall_s", "images_per_s", "startTimeUtc", "endTimeUtc"}
 
 

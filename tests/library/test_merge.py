@@ -2,15 +2,12 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from ipdscan.cli import app
 from ipdscan.merge import MergeError, merge_reports
 from ipdscan.header_file import header_path
 from ipdscan.report import open_report
 from ipdscan.result import Result
 
-runner = CliRunner()
 SCAN = {"tool": "ipdscan", "version": "1.0", "model": "ipdnet-test", "variant": "layer2", "weights_sha256": "ab" * 32,
         "threshold": 0.3, "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
 
@@ -72,14 +69,14 @@ def test_a_part_without_its_header_cannot_be_checked_against_the_others(tmp_path
         merge_reports([first, second], tmp_path / "all.csv", {"tool": "ipdscan"})
 
 
-def test_merged_header_carries_the_scan_identity_and_sarif_uses_its_threshold(tmp_path):
+def test_merged_header_carries_the_scan_identity_and_sarif_uses_its_threshold(tmp_path, cli):
     parts = [part(tmp_path / "p1.jsonl", ["a.png"]), part(tmp_path / "p2.jsonl", ["b.png"])]
-    result = runner.invoke(app, ["merge", *map(str, parts), "--out", str(tmp_path / "all.json")])
+    result = cli.invoke(["merge", *map(str, parts), "--out", str(tmp_path / "all.json")])
     assert result.exit_code == 0, result.output
     header = json.loads((tmp_path / "all.json").read_text())["header"]
     assert {key: header[key] for key in ("model", "variant", "weights_sha256", "threshold")} == {
         key: SCAN[key] for key in ("model", "variant", "weights_sha256", "threshold")}
-    result = runner.invoke(app, ["merge", *map(str, parts), "--out", str(tmp_path / "all.sarif")])
+    result = cli.invoke(["merge", *map(str, parts), "--out", str(tmp_path / "all.sarif")])
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "all.sarif").read_text())["runs"][0]
     assert len(run["results"]) == 2  # scored 0.35, flagged at the parts' threshold 0.3 (the default is 0.5)
@@ -96,9 +93,9 @@ def test_with_expect_rows_come_in_the_scan_s_input_order(tmp_path):
     assert [json.loads(line)["input"] for line in (tmp_path / "all.jsonl").read_text().splitlines()] == names
 
 
-def test_a_header_file_given_as_a_part_is_named(tmp_path):
+def test_a_header_file_given_as_a_part_is_named(tmp_path, cli):
     first = part(tmp_path / "p1.jsonl", ["a.png"])
-    result = runner.invoke(app, ["merge", str(first), str(header_path(first)), "--out", str(tmp_path / "all.csv")])
+    result = cli.invoke(["merge", str(first), str(header_path(first)), "--out", str(tmp_path / "all.csv")])
     assert result.exit_code == 2 and "header" in result.stderr and "Traceback" not in result.stderr
 
 

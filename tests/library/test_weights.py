@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from conftest import make_checkpoint
+from checkpoints import make_checkpoint
 from ipdscan.weights import WeightsError, load_checkpoint, sidecar
 
 

@@ -12,7 +12,7 @@ from trainer.generators.taef2 import TAEF2, TAEF2Net
 
 from test_corpus import photo
 
-TAEF2_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "generators" / "taef2"
+TAEF2_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "generators" / "taef2"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -108,14 +108,10 @@ def test_cpu_decodes_jpeg_in_the_scoring_process():
     assert device_decodes_jpeg(CPU)
 
 
-@pytest.fixture(scope="module")
-def detector(checkpoint):
-    return load_detector(checkpoint, "cpu", "fp32")
-
-
-def rows(inputs, detector, **options) -> list[dict]:
-    options = {"workers": 0, "batch_size": 8, **options}
-    return [r.to_dict() for r in scan(inputs, detector, options=ScanOptions(**options))]
+@pytest.fixture
+def rows(scan):
+    """``rows(inputs, detector, **options) -> list[dict]``: the ``scan`` fixture's rows as report dicts, 8 a batch."""
+    return lambda inputs, detector, **options: [r.to_dict() for r in scan(inputs, detector, **{"batch_size": 8, **options})]
 
 
 def spy_on_device_decoding(monkeypatch) -> list[int]:
@@ -128,9 +124,9 @@ def spy_on_device_decoding(monkeypatch) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
-def test_device_path_scan_equals_worker_path_on_every_kind(tmp_path, detector, monkeypatch, workers, one_thread):
+def test_device_path_scan_equals_worker_path_on_every_kind(tmp_path, detector, monkeypatch, workers, one_thread, rows, photo):
     make_corpus(tmp_path)
-    (tmp_path / "big.jpg").write_bytes(encoded(natural(700, 500, seed=5), "JPEG", quality=90))
+    photo("big.jpg", 700, 500, seed=5, quality=90)
     for orientation in (3, 6):
         (tmp_path / f"o{orientation}.jpg").write_bytes(oriented_jpeg(orientation, 400, 260))
     expected = rows([str(tmp_path)], detector, decode="workers", workers=workers)
@@ -143,15 +139,15 @@ def test_device_path_scan_equals_worker_path_on_every_kind(tmp_path, detector, m
 
 
 @pytest.mark.slow
-def test_device_path_tiles_equal_worker_path(tmp_path, detector, one_thread):
+def test_device_path_tiles_equal_worker_path(tmp_path, detector, one_thread, rows, photo):
     for i in range(3):
-        (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(300 + 90 * i, 260, seed=i), "JPEG"))
+        photo(f"{i}.jpg", 300 + 90 * i, 260, seed=i)
     assert rows([str(tmp_path)], detector, decode="device", crops=4) == rows([str(tmp_path)], detector, decode="workers", crops=4)
 
 
-def test_a_jpeg_the_device_cannot_decode_is_decoded_on_the_cpu(tmp_path, detector, monkeypatch, one_thread):
+def test_a_jpeg_the_device_cannot_decode_is_decoded_on_the_cpu(tmp_path, detector, monkeypatch, one_thread, rows, photo):
     for i in range(3):
-        (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(260, 240, seed=i), "JPEG"))
+        photo(f"{i}.jpg", 260, 240, seed=i)
     expected = rows([str(tmp_path)], detector, decode="workers")
     real = device_decode.decode_jpegs
     monkeypatch.setattr("ipdscan.device_stage.decode_jpegs",  # as if the device failed the second file
@@ -159,7 +155,7 @@ def test_a_jpeg_the_device_cannot_decode_is_decoded_on_the_cpu(tmp_path, detecto
     assert rows([str(tmp_path)], detector, decode="device") == expected
 
 
-def test_a_jpeg_no_decoder_can_read_costs_only_its_row(tmp_path, detector, one_thread):
+def test_a_jpeg_no_decoder_can_read_costs_only_its_row(tmp_path, detector, one_thread, rows):
     good = encoded(natural(260, 240), "JPEG")
     (tmp_path / "a.jpg").write_bytes(good)
     (tmp_path / "b.jpg").write_bytes(good[:300] + bytes(range(256)) * 4 + good[-2:])  # garbage scan, EOI kept
@@ -209,12 +205,12 @@ def test_background_reader_stops_when_the_consumer_stops():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_device_path_scores_within_tolerance_of_the_cpu(tmp_path):
+def test_cuda_device_path_scores_within_tolerance_of_the_cpu(tmp_path, photo):
     for i in range(48):
-        (tmp_path / f"{i:02d}.jpg").write_bytes(encoded(natural(640, 480, seed=i), "JPEG", quality=int(80 + i % 16)))
+        photo(f"{i:02d}.jpg", 640, 480, seed=i, quality=int(80 + i % 16))
     (tmp_path / "o6.jpg").write_bytes(oriented_jpeg(6, 640, 480))
     (tmp_path / "gray.jpg").write_bytes(encoded(natural(300, 260).convert("L"), "JPEG"))
-    (tmp_path / "progressive.jpg").write_bytes(encoded(natural(500, 400, seed=9), "JPEG", progressive=True))
+    photo("progressive.jpg", 500, 400, seed=9, progressive=True)
     (tmp_path / "kinds").mkdir()
     make_corpus(tmp_path / "kinds")
     gpu = load_detector(None, "cuda", "fp32")  # the shipped weights: scores as users see them

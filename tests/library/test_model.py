@@ -104,12 +104,11 @@ def test_trunk_is_initialised_as_torchvision_does():
 
 
 @pytest.mark.slow
-def test_a_scan_does_not_import_torchvision():
+def test_a_scan_does_not_import_torchvision(run_cli):
     """torchvision costs ~1 s of start-up (torch._dynamo, through torchvision.ops); only GPU decoding needs it."""
-    import subprocess
-    import sys
     code = "import sys, ipdscan.cli; print('torchvision' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    run = run_cli.python("-c", code)
+    assert run.returncode == 0 and run.stdout.strip() == "False", run.stderr
 
 
 @pytest.mark.parametrize("variant,channels,side,linear_layers", [

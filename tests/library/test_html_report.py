@@ -10,18 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import evidence_files
 from browser import browser  # noqa: F401 - the fixture
 from http_server import http_server  # noqa: F401 - the fixture
 from images import natural
-from ipdscan.cli import app
 from ipdscan.html_report import IMG_MARKUP, NOTE_BYTES, HtmlReport, render, thumbnail
 from ipdscan.report import open_report
 from ipdscan.result import Result
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = {"tool": "ipdscan", "version": "0.1.0", "model": "test-model", "variant": "layer2", "weights_sha256": "ab" * 32,
           "threshold": 0.6, "threshold_source": "weights", "device": "cpu", "precision": "fp32",
           "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
@@ -78,9 +76,9 @@ def with_file(path: Path, score: float, image: Image.Image | None = None, **fiel
                   sha256=hashlib.sha256(path.read_bytes()).hexdigest(), width=64, height=48, **fields)
 
 
-def scan_to_page(inputs: Path, out: Path, checkpoint: Path) -> None:
-    result = CliRunner().invoke(app, ["scan", str(inputs), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu", "-q", "--out", str(out)])
+def scan_to_page(inputs: Path, out: Path, checkpoint: Path, cli) -> None:
+    result = cli.invoke(["scan", str(inputs), "--weights", str(checkpoint), "--workers", "0",
+                         "--device", "cpu", "-q", "--out", str(out)])
     assert result.exit_code == 0, result.output
 
 
@@ -158,44 +156,34 @@ def test_an_interrupted_scan_is_marked_and_the_page_appears_only_at_close(tmp_pa
     assert "Interrupted scan:" in text and "2024-01-02T03:05:00+00:00" in text
 
 
-def write_report(path: Path, rows: list[Result]) -> None:
-    """A finished scan's report of ``rows``, header file included."""
-    writer = open_report(path, HEADER)
-    for row in rows:
-        writer.write(row)
-    writer.close({"end_time": "2024-01-02T03:05:00+00:00"})
-
-
-def test_merge_and_report_write_the_page_from_jsonl_and_csv_parts(tmp_path):
+def test_merge_and_report_write_the_page_from_jsonl_and_csv_parts(tmp_path, cli, write_report):
     rows = [with_file(tmp_path / f"p{i}.png", i / 4) for i in range(4)]
     for name, part in (("one.jsonl", rows[:2]), ("two.csv", rows[2:])):
-        write_report(tmp_path / name, part)
-    runner = CliRunner()
-    result = runner.invoke(app, ["merge", str(tmp_path / "one.jsonl"), str(tmp_path / "two.csv"),
+        write_report(tmp_path / name, part, HEADER)
+    result = cli.invoke(["merge", str(tmp_path / "one.jsonl"), str(tmp_path / "two.csv"),
                                  "--out", str(tmp_path / "merged.html")])
     assert result.exit_code == 0, result.output
     merged = Page((tmp_path / "merged.html").read_text(encoding="utf-8"))
     assert [card["name"] for card in merged.cards] == [row.input for row in reversed(rows)]
     assert all(card["img"] for card in merged.cards)
-    result = runner.invoke(app, ["report", str(tmp_path / "two.csv"), "--out", str(tmp_path / "two.html")])
+    result = cli.invoke(["report", str(tmp_path / "two.csv"), "--out", str(tmp_path / "two.html")])
     assert result.exit_code == 0, result.output
     page = Page((tmp_path / "two.html").read_text(encoding="utf-8"))
     assert len(page.cards) == 2 and "0.6000 (from weights)" in "".join(page.text)  # from the CSV's header file
     assert "2024-01-02T03:05:00+00:00" in "".join(page.text)
-    missing = runner.invoke(app, ["report", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x.html")])
+    missing = cli.invoke(["report", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x.html")])
     assert missing.exit_code == 2 and "no such report" in missing.stderr
 
 
-def test_suppressed_rows_keep_their_mark_through_a_csv_and_show_as_suppressed(tmp_path):
+def test_suppressed_rows_keep_their_mark_through_a_csv_and_show_as_suppressed(tmp_path, cli, write_report):
     """A finding an ignore rule or baseline covers is a card with a badge and reason, counted apart from flagged."""
     rows = [with_file(tmp_path / "logo.png", 0.9, suppressed="ignore-file", suppression_reason="our logo"),
             with_file(tmp_path / "new.png", 0.8), with_file(tmp_path / "cat.png", 0.1)]
-    write_report(tmp_path / "scan.csv", rows)
-    runner = CliRunner()
-    assert runner.invoke(app, ["merge", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "all.jsonl")]).exit_code == 0
+    write_report(tmp_path / "scan.csv", rows, HEADER)
+    assert cli.invoke(["merge", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "all.jsonl")]).exit_code == 0
     assert [Result.from_row(json.loads(line)).suppressed for line in (tmp_path / "all.jsonl").open()] == \
         ["ignore-file", "", ""]
-    result = runner.invoke(app, ["report", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "scan.html")])
+    result = cli.invoke(["report", str(tmp_path / "scan.csv"), "--out", str(tmp_path / "scan.html")])
     assert result.exit_code == 0, result.output
     page = Page((tmp_path / "scan.html").read_text(encoding="utf-8"))
     logo = page.cards[0]
@@ -208,13 +196,13 @@ def test_suppressed_rows_keep_their_mark_through_a_csv_and_show_as_suppressed(tm
 
 
 @pytest.mark.slow
-def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint):
+def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint, cli):
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(3):
         natural(80, 60, seed=i).save(photos / f"p{i}.png")
     (photos / "gen.png").write_bytes(evidence_files.png_with_text(parameters=evidence_files.A1111))
-    scan_to_page(photos, tmp_path / "r.html", checkpoint)
+    scan_to_page(photos, tmp_path / "r.html", checkpoint, cli)
     page = Page((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert len(page.cards) == 4 and all(card["img"] for card in page.cards)
     assert [c["name"].rsplit("/", 1)[-1] for c in page.cards if "declared" in c["classes"]] == ["gen.png"]
@@ -222,9 +210,9 @@ def test_scan_writes_the_page_with_thumbnails_and_evidence(tmp_path, checkpoint)
 
 
 @pytest.mark.slow
-def test_the_examples_page_in_a_real_browser(tmp_path, checkpoint, browser):
+def test_the_examples_page_in_a_real_browser(tmp_path, checkpoint, browser, cli):
     out = tmp_path / "r.html"
-    scan_to_page(EXAMPLES, out, checkpoint)
+    scan_to_page(EXAMPLES, out, checkpoint, cli)
     page = Page(browser.dump_dom(out))
     assert len(page.cards) == 8 and all(card["img"] and not card["hidden"] for card in page.cards)
     assert page.scores() == sorted(page.scores(), reverse=True)
@@ -235,7 +223,7 @@ def test_the_examples_page_in_a_real_browser(tmp_path, checkpoint, browser):
 
 @pytest.mark.slow
 def test_a_hostile_folder_runs_nothing_and_fetches_nothing_in_a_real_browser(tmp_path, checkpoint, browser,
-                                                                            http_server):
+                                                                            http_server, cli):
     photos = tmp_path / "photos"
     photos.mkdir()
     fetch = f"<img src={http_server.url('/img/name.png')}>"
@@ -244,7 +232,7 @@ def test_a_hostile_folder_runs_nothing_and_fetches_nothing_in_a_real_browser(tmp
     (photos / "chunk.png").write_bytes(evidence_files.png_with_text(
         parameters=evidence_files.A1111 + HOSTILE_TEXT + f"<script src={http_server.url('/img/x.js')}></script>"))
     out = tmp_path / "r.html"
-    scan_to_page(photos, out, checkpoint)
+    scan_to_page(photos, out, checkpoint, cli)
     page = Page(browser.dump_dom(out))
     assert page.title.startswith("ipdscan report") and len(page.tags("script")) == 1
     assert len(page.tags("img")) == 3 and all(attrs["src"].startswith("data:image/jpeg;base64,")

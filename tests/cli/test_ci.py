@@ -9,18 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from images import make_image
-from ipdscan.cli import app
 from ipdscan.result import FIELDS
 
-runner = CliRunner()
 KINDS = ("png", "jpeg", "webp", "gray")  # distinct bytes, so distinct sha256
-
-
-def scan(*args, env=None):
-    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], env=env)
 
 
 @pytest.fixture
@@ -41,14 +34,14 @@ def jsonl_rows(text):
 
 # --- the report on stdout -------------------------------------------------------------------------------------
 
-def test_jsonl_and_csv_on_stdout_carry_only_rows(photos, checkpoint):
-    result = scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", "-")
+def test_jsonl_and_csv_on_stdout_carry_only_rows(photos, checkpoint, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", "-")
     assert result.exit_code == 0, result.output
     rows = jsonl_rows(result.stdout)
     assert len(rows) == len(KINDS) and all(list(row) == FIELDS for row in rows)
     assert all(0 <= row["score"] <= 1 for row in rows)
     assert "scanned 4" in result.stderr and "report written to stdout" in result.stderr
-    result = scan(photos, "--weights", checkpoint, "--format", "csv", "-q")  # --format alone: stdout too
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "csv", "-q")  # --format alone: stdout too
     assert result.exit_code == 0 and result.stderr == ""
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(table) == len(KINDS) and list(table[0]) == FIELDS
@@ -56,21 +49,21 @@ def test_jsonl_and_csv_on_stdout_carry_only_rows(photos, checkpoint):
 
 
 @pytest.mark.slow
-def test_sarif_json_and_html_on_stdout_are_whole_documents(photos, checkpoint):
-    result = scan(photos, "--weights", checkpoint, "--format", "sarif", "--out", "/dev/stdout", "-q")
+def test_sarif_json_and_html_on_stdout_are_whole_documents(photos, checkpoint, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "sarif", "--out", "/dev/stdout", "-q")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["version"] == "2.1.0"
-    result = scan(photos, "--weights", checkpoint, "--format", "json", "-o", "-", "-q")
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "json", "-o", "-", "-q")
     assert len(json.loads(result.stdout)["items"]) == len(KINDS)
-    result = scan(photos, "--weights", checkpoint, "--format", "html", "-o", "-", "-q")
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "html", "-o", "-", "-q")
     assert result.exit_code == 0 and result.stdout.startswith("<!DOCTYPE html>")
     assert result.stdout.count('<li class="card') == len(KINDS)
 
 
-def test_format_wins_over_the_extension_and_a_file_named_dash_is_a_file(photos, checkpoint, tmp_path):
-    assert scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", tmp_path / "r.txt", "-q").exit_code == 0
+def test_format_wins_over_the_extension_and_a_file_named_dash_is_a_file(photos, checkpoint, tmp_path, cli):
+    assert cli.scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", tmp_path / "r.txt", "-q").exit_code == 0
     assert len(jsonl_rows((tmp_path / "r.txt").read_text())) == len(KINDS)
-    result = scan(photos, "--weights", checkpoint, "--format", "csv", "--out", "./-", "-q")
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "csv", "--out", "./-", "-q")
     assert result.exit_code == 0 and result.stdout == "" and (tmp_path / "-").read_text().startswith("input,")
 
 
@@ -78,22 +71,20 @@ def test_format_wins_over_the_extension_and_a_file_named_dash_is_a_file(photos, 
     (["--out", "-", "--resume"], "--resume needs --out FILE.jsonl"),
     (["--format", "jsonl", "--resume"], "--resume needs --out FILE.jsonl"),
 ])
-def test_stdout_reports_cannot_resume(photos, checkpoint, args, message):
-    result = scan(photos, "--weights", checkpoint, "--format", "jsonl", *args)
+def test_stdout_reports_cannot_resume(photos, checkpoint, args, message, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--format", "jsonl", *args)
     assert result.exit_code == 2 and message in result.stderr
 
 
 @pytest.mark.slow
-def test_a_pipe_into_a_json_reader_works(photos, checkpoint):
+def test_a_pipe_into_a_json_reader_works(photos, checkpoint, run_cli):
     """The acceptance pipeline, `ipdscan scan examples/ --format jsonl --out - | jq -r .score`, with Python as jq."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    scan_proc = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint),
-                                  "--format", "jsonl", "--out", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env=env)
+    scan_proc = run_cli.popen("-m", "ipdscan", "scan", photos, "--weights", checkpoint, "--format", "jsonl", "--out", "-",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reader = subprocess.run([sys.executable, "-c", "import json, sys\nfor line in sys.stdin: print(json.loads(line)['score'])"],
-                            stdin=scan_proc.stdout, capture_output=True, text=True, timeout=120)
+                            stdin=scan_proc.stdout, capture_output=True, text=True, timeout=run_cli.timeout)
     scan_proc.stdout.close()
-    assert scan_proc.wait(timeout=120) == 0 and reader.returncode == 0
+    assert scan_proc.wait(timeout=run_cli.timeout) == 0 and reader.returncode == 0
     assert len([float(score) for score in reader.stdout.split()]) == len(KINDS)
     assert b"scanned 4" in scan_proc.stderr.read()
 
@@ -101,21 +92,21 @@ def test_a_pipe_into_a_json_reader_works(photos, checkpoint):
 # --- suppressions -------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(photos, checkpoint, tmp_path):
+def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(photos, checkpoint, tmp_path, cli):
     baseline = tmp_path / "baseline.sarif"
     for name, fmt in (("baseline.sarif", "sarif"), ("baseline.jsonl", "jsonl")):
-        assert scan(photos, "--weights", checkpoint, "--threshold", "0", "-q", "--out", tmp_path / name).exit_code == 0
+        assert cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "-q", "--out", tmp_path / name).exit_code == 0
     for base in (baseline, tmp_path / "baseline.jsonl"):
-        result = scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", base,
-                      "--format", "jsonl")
+        result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", base,
+                          "--format", "jsonl")
         assert result.exit_code == 0, result.output
         rows = jsonl_rows(result.stdout)
         assert {row["suppressed"] for row in rows} == {"baseline"}
         assert all(row["suppression_reason"] == f"already reported in {base}" for row in rows)
         assert "0 flagged" in result.stderr and "4 suppressed" in result.stderr
     make_image(photos / "new.bmp", "bmp")
-    result = scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", baseline, "-q",
-                  "--format", "sarif")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", baseline, "-q",
+                      "--format", "sarif")
     assert result.exit_code == 1
     findings = json.loads(result.stdout)["runs"][0]["results"]
     assert sum("suppressions" in finding for finding in findings) == len(KINDS)
@@ -124,13 +115,13 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
 
 
 @pytest.mark.slow
-def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkpoint, tmp_path):
-    digest = jsonl_rows(scan(photos / "gray.img.png", "--weights", checkpoint, "--format", "jsonl", "-q").stdout)[0]["sha256"]
+def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkpoint, tmp_path, cli):
+    digest = jsonl_rows(cli.scan(photos / "gray.img.png", "--weights", checkpoint, "--format", "jsonl", "-q").stdout)[0]["sha256"]
     (photos / ".ipdscanignore").write_text(f"# reviewed\n\nsha256:{digest.upper()}  # grey test card\n"
                                            "*.jpg\nsub/*.webp # not ours\n")
     (photos / "sub").mkdir()
     (photos / "webp.img.png").rename(photos / "sub" / "x.webp")
-    result = scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
     assert result.exit_code == 1  # png.img.png is not covered
     marks = {Path(row["input"]).name: (row["suppressed"], row["suppression_reason"]) for row in jsonl_rows(result.stdout)}
     assert marks == {"gray.img.png": ("ignore-file", "grey test card"),
@@ -138,15 +129,15 @@ def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkp
                      "png.img.png": ("", ""), "x.webp": ("ignore-file", "not ours")}
     assert "3 suppressed" in result.stderr
     (tmp_path / "all").write_text("*\n")  # --ignore-file instead of the folder's own
-    result = scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--ignore-file",
-                  tmp_path / "all", "-q")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--ignore-file",
+                      tmp_path / "all", "-q")
     assert result.exit_code == 0 and "suppressed (ignore-file)" in result.stdout
 
 
-def test_rows_that_are_not_findings_are_never_marked(photos, checkpoint):
+def test_rows_that_are_not_findings_are_never_marked(photos, checkpoint, cli):
     (photos / ".ipdscanignore").write_text("*\n")
     make_image(photos / "broken.jpg", "corrupt_jpeg")
-    result = scan(photos, "--weights", checkpoint, "--threshold", "1", "--format", "jsonl", "-q", "--fail-on-error")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "1", "--format", "jsonl", "-q", "--fail-on-error")
     assert result.exit_code == 2  # an error is not a finding: it is never suppressed
     assert {row["suppressed"] for row in jsonl_rows(result.stdout)} == {""}
 
@@ -157,9 +148,9 @@ def test_rows_that_are_not_findings_are_never_marked(photos, checkpoint):
     ("photos/[ab.png", "an unclosed [ in the glob"),
     ("a\x07b.png", "a control character"),
 ])
-def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, line, problem):
+def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, line, problem, cli):
     (photos / ".ipdscanignore").write_text(f"# fine\n*.jpg\n{line}\n")
-    result = scan(photos, "--weights", checkpoint)
+    result = cli.scan(photos, "--weights", checkpoint)
     assert result.exit_code == 2 and result.stdout == ""
     assert f"{photos / '.ipdscanignore'}:3: {problem}" in result.stderr and len(result.stderr.splitlines()) == 1
 
@@ -171,25 +162,25 @@ def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, lin
     ('{"runs": 3}', "old.sarif", "not an ipdscan sarif report"),
     ("input\n", "old.csv", "a baseline is a .jsonl, .json or .sarif report"),
 ])
-def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, name, message):
+def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, name, message, cli):
     (tmp_path / name).write_text(content)
-    result = scan(photos, "--weights", checkpoint, "--baseline", tmp_path / name)
+    result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / name)
     assert result.exit_code == 2 and message in result.stderr
-    result = scan(photos, "--weights", checkpoint, "--baseline", tmp_path / "missing.jsonl")
+    result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / "missing.jsonl")
     assert result.exit_code == 2 and "cannot read the baseline" in result.stderr
 
 
 # --- configuration ------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_precedence_is_flag_then_environment_then_file_then_default(photos, checkpoint, tmp_path):
+def test_precedence_is_flag_then_environment_then_file_then_default(photos, checkpoint, tmp_path, cli):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.ipdscan]\nfail-on = 0.0\n'
                                              f'weights = "{checkpoint}"\nformat = "jsonl"\n')
-    result = scan(photos, "-q")
+    result = cli.scan(photos, "-q")
     assert result.exit_code == 1 and len(jsonl_rows(result.stdout)) == len(KINDS)  # the file's format and fail-on
-    assert scan(photos, "-q", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 0  # the environment over the file
-    assert scan(photos, "-q", "--fail-on", "0", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 1  # the flag over both
-    config = runner.invoke(app, ["config"], env={"IPDSCAN_FAIL_ON": "1", "IPDSCAN_CI_VENV": "/x"})
+    assert cli.scan(photos, "-q", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 0  # the environment over the file
+    assert cli.scan(photos, "-q", "--fail-on", "0", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 1  # the flag over both
+    config = cli.invoke(["config"], env={"IPDSCAN_FAIL_ON": "1", "IPDSCAN_CI_VENV": "/x"})
     assert config.exit_code == 0
     lines = {line.split(" = ")[0].lstrip("# "): line for line in config.stdout.splitlines()}
     assert lines["fail-on"].split("#")[0].strip() == "fail-on = 1.0" and lines["fail-on"].endswith("# IPDSCAN_FAIL_ON")
@@ -197,11 +188,11 @@ def test_precedence_is_flag_then_environment_then_file_then_default(photos, chec
     assert lines["batch-size"].endswith("# default") and lines["threshold"].startswith("# threshold =")
 
 
-def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp_path):
+def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp_path, cli):
     (tmp_path / "ipdscan.toml").write_text("threshold = 0.7\nhidden = true\n")
     (tmp_path / "pyproject.toml").write_text("[tool.ipdscan]\nthreshold = 0.2\n")
     os.chdir(photos)
-    config = runner.invoke(app, ["config"])
+    config = cli.invoke(["config"])
     assert "threshold = 0.7" in config.stdout and "hidden = true" in config.stdout
     assert str(tmp_path / "ipdscan.toml") in config.stdout
 
@@ -214,33 +205,28 @@ def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp
     ("fail-on = \n", {}, "not valid TOML"),
     ("", {"IPDSCAN_BATCH_SIZE": "many"}, "IPDSCAN_BATCH_SIZE: batch-size: "),
 ])
-def test_bad_settings_are_errors_naming_where(photos, content, env, message):
+def test_bad_settings_are_errors_naming_where(photos, content, env, message, cli):
     Path("ipdscan.toml").write_text(content)
     for command in (["config"], ["scan", str(photos)]):
-        result = runner.invoke(app, command, env=env)
+        result = cli.invoke(command, env=env)
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
 # --- instant start ------------------------------------------------------------------------------------------
 
-def run_python(*args, cwd):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "80"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.parametrize("args", [["--help"], ["config"], ["scan", "x", "--out", "r.xlsx"], ["report", "--help"],
                                   pytest.param(["scan", "--help"], marks=pytest.mark.slow),
                                   pytest.param(["scan", "--batch-size", "0", "x"], marks=pytest.mark.slow),
                                   pytest.param(["scan", "x", "--shard", "9/2"], marks=pytest.mark.slow)])
-def test_help_config_and_argument_errors_never_import_torch(tmp_path, args):
-    proc = run_python("-X", "importtime", "-m", "ipdscan", *args, cwd=tmp_path)
+def test_help_config_and_argument_errors_never_import_torch(tmp_path, args, run_cli):
+    proc = run_cli.python("-X", "importtime", "-m", "ipdscan", *args, cwd=tmp_path)
     assert proc.returncode == (0 if args[-1] in ("--help", "config") else 2), proc.stderr[-2000:]
     imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
     assert imported and not [name for name in imported if name.split(".")[0] in ("torch", "torchvision", "numpy")]
 
 
-def test_version_names_torch_cuda_and_the_default_weights():
-    result = runner.invoke(app, ["--version"])
+def test_version_names_torch_cuda_and_the_default_weights(cli):
+    result = cli.invoke(["--version"])
     assert result.exit_code == 0
     version, torch_line, weights_line = result.stdout.splitlines()
     assert version.startswith("ipdscan ") and torch_line.startswith("torch ") and "CUDA" in torch_line
@@ -248,18 +234,18 @@ def test_version_names_torch_cuda_and_the_default_weights():
 
 
 @pytest.mark.slow
-def test_help_fits_80_columns_and_lists_choices(tmp_path):
+def test_help_fits_80_columns_and_lists_choices(tmp_path, run_cli):
     for command in (["--help"], ["scan", "--help"], ["merge", "--help"], ["report", "--help"], ["eval", "--help"]):
-        proc = run_python("-m", "ipdscan", *command, cwd=tmp_path)
+        proc = run_cli.python("-m", "ipdscan", *command, cwd=tmp_path)
         assert proc.returncode == 0
         lines = [line for line in proc.stdout.splitlines() if not line.startswith("    ipdscan ")]  # examples
         assert max(map(len, lines)) <= 80, max(lines, key=len)
         assert "…" not in proc.stdout and "<bool>" not in proc.stdout
-    scan_help = run_python("-m", "ipdscan", "scan", "--help", cwd=tmp_path).stdout
+    scan_help = run_cli.python("-m", "ipdscan", "scan", "--help", cwd=tmp_path).stdout
     assert "<table|csv|jsonl|json|sarif|html>" in scan_help and "<auto|workers|device>" in scan_help
     assert "--fail-on-evidence" in scan_help
-    assert ".sarif" in run_python("-m", "ipdscan", "merge", "--help", cwd=tmp_path).stdout
-    assert "--show-completion" in run_python("-m", "ipdscan", "--help", cwd=tmp_path).stdout
+    assert ".sarif" in run_cli.python("-m", "ipdscan", "merge", "--help", cwd=tmp_path).stdout
+    assert "--show-completion" in run_cli.python("-m", "ipdscan", "--help", cwd=tmp_path).stdout
 
 
 # --- Windows: no fcntl ----------------------------------------------------------------------------------------
@@ -281,7 +267,7 @@ sys.modules["msvcrt"] = msvcrt
 '''
 
 
-def test_the_report_lock_works_where_fcntl_is_missing(tmp_path):
+def test_the_report_lock_works_where_fcntl_is_missing(tmp_path, run_cli):
     script = WINDOWS_LIKE + '''
 import ipdscan.cli
 from ipdscan import report_lock
@@ -301,6 +287,6 @@ second.release()
 sys.argv = ["ipdscan", "--help"]
 ipdscan.cli.main()
 '''
-    proc = run_python("-c", script, cwd=tmp_path)
+    proc = run_cli.python("-c", script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "another scan is writing r.jsonl" in proc.stdout and "Usage:" in proc.stdout

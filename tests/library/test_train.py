@@ -1,5 +1,4 @@
 import json
-import os
 import re
 import subprocess
 import sys
@@ -191,9 +190,9 @@ def test_lr_drops_tenfold_after_patience_and_stops_below_min_lr():
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path):
+def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path, run_cli):
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**run_cli.env, "OMP_NUM_THREADS": "1"}  # torchrun's own, longer timeout: it trains in two processes
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "ipdscan.train", str(tiny_data), "--out", str(out), "--device", "cpu", "--max-steps", "2",
            "--batch-size", "4", "--workers", "0", "--log-every", "1", "--no-progress"]

@@ -12,7 +12,7 @@ import ipdscan
 from ipdscan.result import Result
 from ipdscan.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
 
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "weights_sha256": "ab" * 32,
           "threshold": 0.5, "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}
 SUMMARY = {"end_time": "2024-01-02T03:05:00+00:00", "interrupted": False, "scanned": 9, "errors": 2}
@@ -32,13 +32,11 @@ def scored(input: str, score: float, evidence: str = "", detail: str = "", thres
         **fields)
 
 
-def write_report(path: Path, results, root=None, threshold=0.5, summary=SUMMARY) -> dict:
-    writer = SarifWriter(path, HEADER, root=root, threshold=threshold)
-    for result in results:
-        writer.write(result)
-    writer.flush()
-    writer.close(summary)
-    return json.loads(path.read_text())
+@pytest.fixture
+def write_report(write_report):
+    """conftest's report writer for this file's HEADER (at ``threshold``) -> the SARIF log, read back."""
+    return lambda path, results, root=None, threshold=0.5, summary=SUMMARY: json.loads(
+        write_report(path, results, {**HEADER, "threshold": threshold}, summary, root=root).read_text())
 
 
 def results_by_uri(document: dict) -> dict[str, list[tuple[str, str]]]:
@@ -51,7 +49,7 @@ def results_by_uri(document: dict) -> dict[str, list[tuple[str, str]]]:
 
 
 @pytest.fixture
-def scan(tmp_path, monkeypatch):
+def sarif_scan(tmp_path, monkeypatch, write_report):
     root = tmp_path / "photos"
     (root / "sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
@@ -71,14 +69,14 @@ def scan(tmp_path, monkeypatch):
     return tmp_path, document
 
 
-def test_report_validates_against_the_sarif_schema(scan):
-    _, document = scan
+def test_report_validates_against_the_sarif_schema(sarif_scan):
+    _, document = sarif_scan
     validate(document)
     assert document["version"] == "2.1.0"
 
 
-def test_rule_ids_and_levels_follow_the_score_bands_and_evidence(scan):
-    tmp_path, document = scan
+def test_rule_ids_and_levels_follow_the_score_bands_and_evidence(sarif_scan):
+    tmp_path, document = sarif_scan
     assert results_by_uri(document) == {
         "a%20b.png": [(AI_SCORE, "error")],
         "sub/warn.png": [(AI_SCORE, "warning")],
@@ -91,8 +89,8 @@ def test_rule_ids_and_levels_follow_the_score_bands_and_evidence(scan):
     }  # real.png (under the threshold) and camera.jpg (provenance that declares no AI) have no result
 
 
-def test_locations_artifacts_and_fingerprints(scan):
-    tmp_path, document = scan
+def test_locations_artifacts_and_fingerprints(sarif_scan):
+    tmp_path, document = sarif_scan
     run = document["runs"][0]
     assert run["originalUriBaseIds"] == {"SRCROOT": {"uri": (tmp_path / "photos").as_uri() + "/"}}
     artifacts = run["artifacts"]
@@ -114,8 +112,8 @@ def test_locations_artifacts_and_fingerprints(scan):
     assert url["location"]["properties"] == {"url": "https://example.com/x.png?size=2"}
 
 
-def test_messages_and_properties(scan):
-    _, document = scan
+def test_messages_and_properties(sarif_scan):
+    _, document = sarif_scan
     results = {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], r["ruleId"]): r
                for r in document["runs"][0]["results"]}
     score = results[("a%20b.png", AI_SCORE)]
@@ -130,8 +128,8 @@ def test_messages_and_properties(scan):
     assert error["properties"]["error_code"] == "decode_error"
 
 
-def test_tool_rules_and_invocation(scan):
-    _, document = scan
+def test_tool_rules_and_invocation(sarif_scan):
+    _, document = sarif_scan
     run = document["runs"][0]
     driver = run["tool"]["driver"]
     assert driver["name"] == "ipdscan" and driver["version"] == "1.2.3"
@@ -164,7 +162,7 @@ def test_failed_close_leaves_no_report_and_no_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_empty_and_interrupted_scan_is_still_a_valid_log(tmp_path):
+def test_empty_and_interrupted_scan_is_still_a_valid_log(tmp_path, write_report):
     document = write_report(tmp_path / "report.sarif", [scored("x.png", 0.1)], root=tmp_path,
                             summary={**SUMMARY, "interrupted": True})
     validate(document)
@@ -173,7 +171,7 @@ def test_empty_and_interrupted_scan_is_still_a_valid_log(tmp_path):
     assert run["invocations"][0]["executionSuccessful"] is False
 
 
-def test_threshold_above_the_error_band(tmp_path, monkeypatch):
+def test_threshold_above_the_error_band(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     document = write_report(tmp_path / "report.sarif", [scored("low.png", 0.93, threshold=0.95),
                                                         scored("high.png", 0.97, threshold=0.95)],
@@ -194,7 +192,7 @@ def test_findings_follow_the_rows_labels_when_no_threshold_is_known(tmp_path, mo
     assert "threshold" not in document["runs"][0]["results"][0]["message"]["text"]
 
 
-def test_many_results_stream_through(tmp_path, monkeypatch):
+def test_many_results_stream_through(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     results = (scored(f"img{i:05d}.png", 0.5 + (i % 50) / 100, "png:parameters" if i % 7 == 0 else "")
                for i in range(2000))
@@ -210,7 +208,7 @@ def test_rules_have_stable_ids_and_default_levels():
         AI_SCORE: "warning", PROVENANCE_AI: "error", SCAN_ERROR: "note"}
 
 
-def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path):
+def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path, write_report):
     from evidence_files import A1111, png_with_text
 
     from ipdscan.evidence import find_evidence
@@ -227,7 +225,7 @@ def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path):
     assert finding["properties"]["evidence_detail"]["png"]["parameters"] == A1111
 
 
-def test_a_file_name_that_is_not_utf8_gives_a_valid_utf8_log(tmp_path, monkeypatch):
+def test_a_file_name_that_is_not_utf8_gives_a_valid_utf8_log(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     name = os.fsdecode(b"caf\xe9 \xff.png")  # Latin-1 bytes: Python carries them as lone surrogates
     results = [scored(name, 0.95), Result.failed(os.fsdecode(b"bad\xff.jpg"), "decode_error",
@@ -242,7 +240,7 @@ def test_a_file_name_that_is_not_utf8_gives_a_valid_utf8_log(tmp_path, monkeypat
     (tmp_path / "report.sarif").read_bytes().decode("utf-8")
 
 
-def test_non_file_inputs_are_their_own_uris(tmp_path, monkeypatch):
+def test_non_file_inputs_are_their_own_uris(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     results = [Result.failed("HTTPS://Example.com/a b.png", "http_404", "HTTP 404"),
                Result.failed("ftp://example.com/x.png", "unsupported_scheme", "unsupported URL scheme 'ftp'"),
@@ -261,7 +259,7 @@ def test_non_file_inputs_are_their_own_uris(tmp_path, monkeypatch):
          "properties": {"url": "javascript:alert(1)"}, "index": 3}]
 
 
-def test_url_pseudo_paths_are_stable_distinct_and_stay_under_urls(tmp_path, monkeypatch):
+def test_url_pseudo_paths_are_stable_distinct_and_stay_under_urls(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     urls = ["https://a.example/x/../../etc/p.png", "https://a.example:8443/p.png?size=1",
             "https://a.example:8443/p.png?size=2", "https://***@a.example/", "https://a.example:bad/"]
@@ -274,7 +272,7 @@ def test_url_pseudo_paths_are_stable_distinct_and_stay_under_urls(tmp_path, monk
     assert uris == [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in again["runs"][0]["results"]]
 
 
-def test_suppressed_findings_carry_sarif_suppressions(tmp_path, monkeypatch):
+def test_suppressed_findings_carry_sarif_suppressions(tmp_path, monkeypatch, write_report):
     monkeypatch.chdir(tmp_path)
     flagged = scored("a.png", 0.95, suppressed="baseline", suppression_reason="already reported in old.sarif")
     document = write_report(tmp_path / "report.sarif", [flagged, scored("b.png", 0.95)])
@@ -286,12 +284,12 @@ def test_suppressed_findings_carry_sarif_suppressions(tmp_path, monkeypatch):
 
 
 def test_the_tool_names_its_home_page_as_pyproject_does():
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["urls"]["Homepage"] == ipdscan.HOMEPAGE
     assert SarifWriter(Path("x.sarif"), HEADER)._driver()["informationUri"] == ipdscan.HOMEPAGE
 
 
-def test_the_log_gets_the_mode_other_reports_get(tmp_path):
+def test_the_log_gets_the_mode_other_reports_get(tmp_path, write_report):
     umask = os.umask(0o022)
     try:
         write_report(tmp_path / "report.sarif", [scored(str(tmp_path / "a.png"), 0.99)], root=tmp_path)

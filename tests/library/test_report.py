@@ -25,13 +25,11 @@ def results() -> list[Result]:
     ]
 
 
-def write_report(path, items=None, **kwargs):
-    writer = open_report(path, HEADER, **kwargs)
-    for result in items if items is not None else results():
-        writer.write(result)
-    writer.flush()
-    writer.close(SUMMARY)
-    return path
+@pytest.fixture
+def write_report(write_report):
+    """conftest's report writer with this file's HEADER and SUMMARY, writing results() unless given ``items``."""
+    return lambda path, items=None, **kwargs: write_report(path, results() if items is None else items, HEADER, SUMMARY,
+                                                           **kwargs)
 
 
 def expected_records() -> list[dict]:
@@ -44,7 +42,7 @@ def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_jsonl_round_trip(tmp_path):
+def test_jsonl_round_trip(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl")
     records = read_jsonl(path)
     assert [list(r) for r in records] == [FIELDS] * 3  # keys in FIELDS order, no header line
@@ -52,7 +50,7 @@ def test_jsonl_round_trip(tmp_path):
     assert records[1]["score"] is None and records[1]["width"] is None
 
 
-def test_json_round_trip(tmp_path):
+def test_json_round_trip(tmp_path, write_report):
     path = write_report(tmp_path / "report.json")
     report = json.loads(path.read_text(encoding="utf-8"))
     assert list(report) == ["header", "items"]
@@ -61,12 +59,12 @@ def test_json_round_trip(tmp_path):
     assert report["items"] == expected_records()
 
 
-def test_json_without_items_is_valid(tmp_path):
+def test_json_without_items_is_valid(tmp_path, write_report):
     report = json.loads(write_report(tmp_path / "report.json", items=[]).read_text(encoding="utf-8"))
     assert report["items"] == [] and report["header"]["scanned"] == 3
 
 
-def test_csv_round_trip(tmp_path):
+def test_csv_round_trip(tmp_path, write_report):
     path = write_report(tmp_path / "report.csv")
     with open(path, newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
@@ -115,13 +113,13 @@ def test_jsonl_rows_are_on_disk_after_each_flush(tmp_path):
     assert len(read_jsonl(path)) == 3  # readable mid-scan, as after a kill -9
 
 
-def test_jsonl_without_resume_replaces_the_file(tmp_path):
+def test_jsonl_without_resume_replaces_the_file(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl")
     write_report(path, items=results()[:1])
     assert len(read_jsonl(path)) == 1
 
 
-def test_resume_drops_a_partial_line_and_appends(tmp_path):
+def test_resume_drops_a_partial_line_and_appends(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl", items=results()[:2])
     with open(path, "ab") as file:
         file.write(b'{"input": "photos/cut-short.jpg", "status": "o')  # killed mid-write
@@ -130,7 +128,7 @@ def test_resume_drops_a_partial_line_and_appends(tmp_path):
     assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg", "photos/notes.jpg", LATIN1_WRITTEN]
 
 
-def test_resume_drops_a_complete_object_missing_its_newline(tmp_path):
+def test_resume_drops_a_complete_object_missing_its_newline(tmp_path, write_report):
     # completed_inputs and the truncation must agree, or the image would be skipped yet not reported
     path = write_report(tmp_path / "report.jsonl", items=results()[:1])
     with open(path, "ab") as file:
@@ -140,7 +138,7 @@ def test_resume_drops_a_complete_object_missing_its_newline(tmp_path):
     assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg"]
 
 
-def test_resume_of_a_file_that_is_one_partial_line(tmp_path):
+def test_resume_of_a_file_that_is_one_partial_line(tmp_path, write_report):
     path = tmp_path / "report.jsonl"
     path.write_bytes(b'{"input": "x' * 20000)  # longer than one read block, no newline at all
     assert completed_inputs(path) == set()
@@ -148,12 +146,12 @@ def test_resume_of_a_file_that_is_one_partial_line(tmp_path):
     assert [r["input"] for r in read_jsonl(path)] == ["photos/a.jpg"]
 
 
-def test_resume_creates_a_missing_report(tmp_path):
+def test_resume_creates_a_missing_report(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl", resume=True)
     assert len(read_jsonl(path)) == 3
 
 
-def test_completed_inputs_match_non_utf8_names_as_found(tmp_path):
+def test_completed_inputs_match_non_utf8_names_as_found(tmp_path, write_report):
     done = completed_inputs(write_report(tmp_path / "report.jsonl"))
     assert LATIN1_NAME in done  # what the scan will find again, so it is skipped
     assert {"photos/a.jpg", "photos/notes.jpg"} <= done
@@ -185,7 +183,7 @@ def test_report_text_round_trips_and_never_writes_two_names_alike():
     assert report_text("dir\\file.jpg") == "dir\\file.jpg"  # a backslash nothing could misread stays single
 
 
-def test_extension_is_case_insensitive(tmp_path):
+def test_extension_is_case_insensitive(tmp_path, write_report):
     for name in ("R.CSV", "R.JsonL", "R.JSON"):
         assert write_report(tmp_path / name).exists()
     assert len(read_jsonl(tmp_path / "R.JsonL")) == 3
@@ -237,14 +235,14 @@ def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monke
     assert os.listdir(tmp_path) == []
 
 
-def test_resume_refuses_a_report_scanned_with_other_settings(tmp_path):
+def test_resume_refuses_a_report_scanned_with_other_settings(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl")
     with pytest.raises(ValueError, match="threshold"):
         open_report(path, {**HEADER, "threshold": 0.9}, resume=True)
     open_report(path, {**HEADER, "start_time": "later"}, resume=True).close(SUMMARY)  # same scan, rerun
 
 
-def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_path):
+def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl")  # a.jpg ok, notes.jpg an error, the Latin-1 name ok
     assert "photos/notes.jpg" in completed_inputs(path)
     assert completed_inputs(path, retry_errors=True) == {"photos/a.jpg", LATIN1_NAME}  # as the scan finds it
@@ -253,7 +251,7 @@ def test_with_retry_errors_inputs_whose_last_row_is_an_error_are_not_done(tmp_pa
     assert "photos/notes.jpg" in completed_inputs(path, retry_errors=True)
 
 
-def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path):
+def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path, write_report):
     path = write_report(tmp_path / "report.jsonl")
     retried = Result(input="photos/notes.jpg", score=0.25, label="real")
     write_report(path, items=[retried, Result(input="photos/new.jpg", score=0.5, label="ai")], resume=True,
@@ -264,7 +262,7 @@ def test_a_retried_row_takes_the_place_of_the_error_row(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["report.jsonl", "report.jsonl.header.json"]
 
 
-def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays_exact(tmp_path):
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays_exact(tmp_path, write_report):
     """OWASP CSV injection: text from EXIF or a URL list that starts with = + - @ tab or CR gets a leading '."""
     hostile = Result(input="=HYPERLINK(\"http://evil.example\",\"x\")", score=0.25, label="real", bytes=10, width=3,
                      height=4, frames=1, exif_make="+cmd|' /C calc'!A0", exif_model="-2+3", exif_software="@SUM(1)",
@@ -281,7 +279,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
     assert read_jsonl(write_report(tmp_path / "r.jsonl", [hostile, failed])) == [hostile.to_dict(), failed.to_dict()]
 
 
-def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path):
+def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path, write_report):
     from ipdscan.header_file import header_path, read_header
     from ipdscan.report_csv import csv_records
     formula = Result(input="=HYPERLINK(\"x\").png", score=0.5, label="ai", exif_software="+1", width=3, height=4)
@@ -298,7 +296,7 @@ def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tm
     assert [number for number, _ in csv_records(path)][:2] == [2, 4]  # the error message spans two lines
 
 
-def test_csv_cells_write_control_characters_as_escapes(tmp_path):
+def test_csv_cells_write_control_characters_as_escapes(tmp_path, write_report):
     """Issue 21: an ESC or BEL in a file name or EXIF text reached the CSV raw, and the terminal of whoever ran cat."""
     from ipdscan.text import report_bytes
     name = "photos/clear\x1b[2J\x07.png"

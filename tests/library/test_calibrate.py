@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
-from conftest import make_checkpoint
-from ipdscan.cli import app
+from checkpoints import make_checkpoint
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 from trainer.calibrate import calibrate, main as calibrate_main, photos_to_score, threshold_for
-
-runner = CliRunner()
 
 
 def test_threshold_flags_at_most_the_allowed_share():
@@ -59,7 +55,7 @@ def photos(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path, photos, one_thread):
+def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path, photos, one_thread, cli):
     weights = make_checkpoint(tmp_path / "w.pt", seed=2)
     record = calibrate(weights, [photos], tmp_path / "cal.pt", max_flagged=0.05, device="cpu", precision="fp32")
     assert record["photos"] == 20 and record["flagged"] == 1  # floor(0.05 * 20) = 1
@@ -69,14 +65,14 @@ def test_calibrate_writes_a_checkpoint_whose_threshold_flags_5_percent(tmp_path,
 
     # scan uses it by default and says so in the report header; --threshold still overrides
     out = tmp_path / "r.json"
-    result = runner.invoke(app, ["scan", str(photos), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
-                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet"])
+    result = cli.invoke(["scan", str(photos), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
+                         "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["header"]["threshold"] == record["threshold"] and report["header"]["threshold_source"] == "weights"
     assert sum(row["label"] == "ai" for row in report["items"]) == 1
-    result = runner.invoke(app, ["scan", str(photos / "p0.png"), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
-                                 "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet", "--threshold", "0"])
+    result = cli.invoke(["scan", str(photos / "p0.png"), "--weights", str(tmp_path / "cal.pt"), "--device", "cpu",
+                         "--workers", "0", "--precision", "fp32", "--out", str(out), "--quiet", "--threshold", "0"])
     report = json.loads(out.read_text())
     assert report["header"]["threshold"] == 0 and report["header"]["threshold_source"] == "--threshold"
     assert [row["label"] for row in report["items"]] == ["ai"]

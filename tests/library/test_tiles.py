@@ -3,11 +3,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 from images import encoded
-from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.cli import app
+from ipdscan import load_detector
 from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
 from ipdscan.score_colours import score_colours
@@ -59,27 +57,26 @@ def calm_detector(tmp_path_factory):
     return load_detector(path, "cpu")
 
 
-def test_the_tile_over_a_different_quadrant_scores_highest(calm_detector, tmp_path):
+def test_the_tile_over_a_different_quadrant_scores_highest(calm_detector, tmp_path, scan):
     h, w = BASE.shape[:2]
     for name, pixels in (("base", BASE), ("patch", PATCH)):
         Image.fromarray(pixels).save(tmp_path / f"{name}.png")
-    base, patch = (r.score for r in scan([str(tmp_path / "base.png"), str(tmp_path / "patch.png")], calm_detector,
-                                         options=ScanOptions(workers=0)))
+    base, patch = (r.score for r in scan([tmp_path / "base.png", tmp_path / "patch.png"], calm_detector))
     assert base < 0.2 and patch > 0.8  # the calibration holds through the real scan path
     mixed = BASE.copy()
     mixed[h // 2:, w // 2:] = PATCH[h // 2:, w // 2:]  # the bottom-right quadrant made "fake-like"
     Image.fromarray(mixed).save(tmp_path / "mixed.png")
-    (result,) = scan([str(tmp_path / "mixed.png")], calm_detector, options=ScanOptions(workers=0, crops=4))
+    (result,) = scan([tmp_path / "mixed.png"], calm_detector, crops=4)
     assert result.crops_max_tile == "224,224,224,224"
     assert result.crops_max > 0.5 and result.crops_max > result.crops_mean + 0.1
 
 
-def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp_path, checkpoint):
+def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp_path, checkpoint, cli):
     image = tmp_path / "wide.png"
     Image.fromarray(noisy(3, 300, 900)).save(image)
     out = tmp_path / "heat.png"
-    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
-                                      "--crops", "6", "--device", "cpu"])
+    result = cli.invoke(["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
+                         "--crops", "6", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = Image.open(out)
     assert heat.width == 900 and 300 < heat.height < 360  # the image as it is, the legend band below it
@@ -87,30 +84,30 @@ def test_explain_writes_a_heatmap_with_the_image_aspect_ratio(calm_detector, tmp
     assert result.stdout.count("tile x=") == 6
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    result = CliRunner().invoke(app, ["explain", str(bad), "--out", str(out), "--weights", str(checkpoint)])
+    result = cli.invoke(["explain", str(bad), "--out", str(out), "--weights", str(checkpoint)])
     assert result.exit_code == 2 and "bad.png" in result.stderr
 
 
-def test_crops_columns_in_reports(tmp_path, checkpoint):
+def test_crops_columns_in_reports(tmp_path, checkpoint, cli):
     (tmp_path / "a.jpg").write_bytes(encoded(Image.fromarray(noisy(4, 480, 640)), "JPEG"))
     out = tmp_path / "r.jsonl"
-    result = CliRunner().invoke(app, ["scan", str(tmp_path / "a.jpg"), "--weights", str(checkpoint), "--out", str(out),
-                                      "--crops", "4", "--workers", "0", "-q"])
+    result = cli.invoke(["scan", str(tmp_path / "a.jpg"), "--weights", str(checkpoint), "--out", str(out),
+                         "--crops", "4", "--workers", "0", "-q"])
     assert result.exit_code == 0, result.output
     import json
     row = json.loads(out.read_text())
     assert 0 <= row["crops_mean"] <= row["crops_max"] <= 1 and row["crops_max_tile"].count(",") == 3
 
 
-def test_explain_leaves_pixels_no_tile_covers_as_the_image(tmp_path, checkpoint):
+def test_explain_leaves_pixels_no_tile_covers_as_the_image(tmp_path, checkpoint, cli):
     """A flat grey 1024x768 PNG with --tiles 4 (--crops' old name, kept hidden): the four corner tiles leave a cross
     between them, which stays grey (it used to be painted as score 0), the tiles take the map's colours, and a
     legend marks the threshold."""
     image = tmp_path / "grey.png"
     Image.new("RGB", (1024, 768), (128, 128, 128)).save(image)
     out = tmp_path / "heat.png"
-    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
-                                      "--tiles", "4", "--device", "cpu"])
+    result = cli.invoke(["explain", str(image), "--out", str(out), "--weights", str(checkpoint),
+                         "--tiles", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     heat = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert heat.shape[1] == 1024 and heat.shape[0] > 768
@@ -129,19 +126,19 @@ def test_colour_map_is_blue_to_orange_through_grey_at_the_threshold():
     assert max(at) - min(at) == 0  # neutral grey at the threshold
 
 
-def test_explain_takes_crops_as_scan_does_and_hides_the_old_tiles_name():
-    shown = CliRunner().invoke(app, ["explain", "--help"]).output
+def test_explain_takes_crops_as_scan_does_and_hides_the_old_tiles_name(cli):
+    shown = cli.invoke(["explain", "--help"]).output
     assert "--crops" in shown and "--tiles" not in shown
 
 
-def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoint):
+def test_explain_on_a_small_image_scores_fewer_distinct_tiles(tmp_path, checkpoint, cli):
     assert distinct_count(256, 224) == 1 and distinct_count(1024, 224) == 8
     assert tile_offsets(256, 256, 16, 224, distinct=True) == [(16, 16)]
     assert len(tile_offsets(256, 256, 16, 224)) == 16  # --crops keeps its grid: scan rows do not change
     image = tmp_path / "small.png"
     Image.fromarray(noisy(5, 256, 256)).save(image)
-    result = CliRunner().invoke(app, ["explain", str(image), "--out", str(tmp_path / "heat.png"), "--weights",
-                                      str(checkpoint), "--crops", "16", "--device", "cpu"])
+    result = cli.invoke(["explain", str(image), "--out", str(tmp_path / "heat.png"), "--weights",
+                         str(checkpoint), "--crops", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "image too small for 16 distinct tiles of 224px: scored 1" in result.stderr
     assert result.stdout.count("tile x=") == 1

@@ -2,25 +2,16 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import make_checkpoint
+from checkpoints import make_checkpoint
 from http_server import LocalServer
 from images import encoded, make_corpus, make_image, natural
-from ipdscan.cli import app
 from ipdscan.result import FIELDS
 
-runner = CliRunner()
 KINDS = ["jpeg", "png", "webp", "gray", "rgba", "cmyk_jpeg", "png16", "corrupt_jpeg", "empty", "text_as_jpg"]
-
-
-def scan(*args, input=None):
-    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], input=input)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +28,10 @@ def read_csv(path):
 
 
 @pytest.mark.slow
-def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoint, tmp_path):
+def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoint, tmp_path, cli):
     folder, expected = corpus
     out = tmp_path / "report.csv"
-    result = scan(folder, "--weights", checkpoint, "--out", out)
+    result = cli.scan(folder, "--weights", checkpoint, "--out", out)
     assert result.exit_code == 0, result.output
     rows = read_csv(out)
     assert sorted(Path(r["input"]).name for r in rows) == sorted(expected)
@@ -59,9 +50,9 @@ def test_every_file_gets_exactly_one_row_with_the_right_status(corpus, checkpoin
 
 
 @pytest.mark.slow
-def test_table_on_stdout_without_out(corpus, checkpoint):
+def test_table_on_stdout_without_out(corpus, checkpoint, cli):
     folder, _ = corpus
-    result = scan(folder, "--weights", checkpoint, "--quiet")
+    result = cli.scan(folder, "--weights", checkpoint, "--quiet")
     assert result.exit_code == 0
     assert "cmyk.jpg" in result.stdout and "empty_file" in result.stdout
     # --quiet: no progress, no summary; only a line for each of the 3 inputs that could not be scanned
@@ -69,12 +60,12 @@ def test_table_on_stdout_without_out(corpus, checkpoint):
 
 
 @pytest.mark.slow
-def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
+def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path, cli):
     folder, expected = corpus
-    assert scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.jsonl", "-q").exit_code == 0
+    assert cli.scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.jsonl", "-q").exit_code == 0
     lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(lines) == len(expected) and all(list(obj) == FIELDS for obj in lines)
-    assert scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.json", "-q", "--threshold", "0.3").exit_code == 0
+    assert cli.scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.json", "-q", "--threshold", "0.3").exit_code == 0
     doc = json.loads((tmp_path / "r.json").read_text())
     header = doc["header"]
     assert header["weights_sha256"] == Path(f"{checkpoint}.sha256").read_text().split()[0]
@@ -87,53 +78,53 @@ def test_jsonl_and_json_reports_match_the_schema(corpus, checkpoint, tmp_path):
 
 
 @pytest.mark.slow
-def test_fail_on_flips_the_exit_code(corpus, checkpoint, tmp_path):
+def test_fail_on_flips_the_exit_code(corpus, checkpoint, tmp_path, cli):
     folder, _ = corpus
     out = tmp_path / "r.jsonl"  # full-precision scores (the CSV rounds to 6 decimals)
-    assert scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert cli.scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     top = max(json.loads(line)["score"] or 0 for line in out.read_text().splitlines())
-    assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", top).exit_code == 1
-    assert scan(folder, "--weights", checkpoint, "-q", "--fail-on", min(1.0, top + 1e-4)).exit_code == 0
+    assert cli.scan(folder, "--weights", checkpoint, "-q", "--fail-on", top).exit_code == 1
+    assert cli.scan(folder, "--weights", checkpoint, "-q", "--fail-on", min(1.0, top + 1e-4)).exit_code == 0
 
 
-def test_exif_columns(tmp_path, checkpoint):
+def test_exif_columns(tmp_path, checkpoint, cli):
     make_image(tmp_path / "camera.jpg", "jpeg")
     out = tmp_path / "r.csv"
-    assert scan(tmp_path / "camera.jpg", "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert cli.scan(tmp_path / "camera.jpg", "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     (row,) = read_csv(out)
     assert (row["exif_make"], row["exif_model"]) == ("Canon", "Canon EOS R5")
     assert row["exif_datetime"] == "2023:05:06 07:08:09"
 
 
-def test_missing_inputs_are_rows_not_crashes(tmp_path, checkpoint):
+def test_missing_inputs_are_rows_not_crashes(tmp_path, checkpoint, cli):
     make_image(tmp_path / "a.png", "png")
     out = tmp_path / "r.csv"
-    result = scan(tmp_path / "a.png", tmp_path / "missing.jpg", "--weights", checkpoint, "--out", out)
+    result = cli.scan(tmp_path / "a.png", tmp_path / "missing.jpg", "--weights", checkpoint, "--out", out)
     assert result.exit_code == 2  # as grep: a named path that does not exist is an error, after the scan
     codes = {Path(r["input"]).name: r["error_code"] for r in read_csv(out)}
     assert codes == {"a.png": "", "missing.jpg": "not_found"}
 
 
-def test_stdin_lists_paths(tmp_path, checkpoint):
+def test_stdin_lists_paths(tmp_path, checkpoint, cli):
     for name in ("a.png", "b.png"):
         make_image(tmp_path / name, "png")
     out = tmp_path / "r.jsonl"
-    result = scan("-", "--weights", checkpoint, "--out", out, "-q",
-                  input=f"{tmp_path / 'a.png'}\n{tmp_path / 'b.png'}\n")
+    result = cli.scan("-", "--weights", checkpoint, "--out", out, "-q",
+                      input=f"{tmp_path / 'a.png'}\n{tmp_path / 'b.png'}\n")
     assert result.exit_code == 0, result.output
     assert [Path(json.loads(line)["input"]).name for line in out.read_text().splitlines()] == ["a.png", "b.png"]
 
 
 @pytest.mark.slow
-def test_url_list_against_a_local_server(tmp_path, checkpoint):
+def test_url_list_against_a_local_server(tmp_path, checkpoint, cli):
     with LocalServer() as server:
         good = server.add("a.png", encoded(natural(), "PNG"))
         urls = [good, server.url("/404"), server.url("/slow?s=3"), server.url("/big?declare=999999999")]
         listing = tmp_path / "urls.txt"
         listing.write_text("# scraped\n" + "\n".join(urls) + "\n\n")
         out = tmp_path / "r.csv"
-        result = scan(listing, "--weights", checkpoint, "--out", out, "-q", "--allow-private-urls",
-                      "--timeout", "0.5", "--max-mb", "1")
+        result = cli.scan(listing, "--weights", checkpoint, "--out", out, "-q", "--allow-private-urls",
+                          "--timeout", "0.5", "--max-mb", "1")
         assert result.exit_code == 0, result.output
         rows = read_csv(out)
     assert [r["input"] for r in rows] == urls
@@ -141,11 +132,11 @@ def test_url_list_against_a_local_server(tmp_path, checkpoint):
     assert rows[0]["format"] == "PNG" and rows[0]["score"] != ""
 
 
-def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint):
+def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint, cli):
     with LocalServer() as server:
         url = server.add("a.png", encoded(natural(), "PNG"))
         out = tmp_path / "r.csv"
-        assert scan(url, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+        assert cli.scan(url, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
         assert read_csv(out)[0]["error_code"] == "blocked_address"
         assert server.requests == []
 
@@ -164,55 +155,49 @@ def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint):
     (["--out", "-"], "--out - writes the report to stdout: choose its format with --format"),
     (["--format", "table", "--out", "r.csv"], "--format table prints to the terminal"),
 ])
-def test_usage_and_fatal_errors_exit_2_with_one_line(tmp_path, checkpoint, monkeypatch, args, message):
+def test_usage_and_fatal_errors_exit_2_with_one_line(tmp_path, checkpoint, monkeypatch, args, message, cli):
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     weights = [] if "--weights" in args else ["--weights", str(checkpoint)]
-    result = scan("a.png", *weights, *args)
+    result = cli.scan("a.png", *weights, *args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r.csv").exists()
 
 
-def test_tampered_weights_exit_2(tmp_path):
+def test_tampered_weights_exit_2(tmp_path, cli):
     weights = make_checkpoint(tmp_path / "w.pt")
     data = bytearray(weights.read_bytes())
     data[-5000] ^= 0xFF
     weights.write_bytes(bytes(data))
     make_image(tmp_path / "a.png", "png")
-    result = scan(tmp_path / "a.png", "--weights", weights)
+    result = cli.scan(tmp_path / "a.png", "--weights", weights)
     assert result.exit_code == 2 and "w.pt" in result.stderr
 
 
 @pytest.mark.slow
-def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch):
+def test_decode_and_precision_choices_give_the_same_rows_on_the_cpu(tmp_path, checkpoint, monkeypatch, cli, photo):
     monkeypatch.chdir(tmp_path)
     for i in range(3):
-        (tmp_path / f"{i}.jpg").write_bytes(encoded(natural(260, 240, seed=i), "JPEG"))
+        photo(f"{i}.jpg", 260, 240, seed=i)
     rows = {}
     for decode in ("workers", "device"):
-        result = scan(".", "--weights", str(checkpoint), "--decode", decode, "--precision", "fp32",
-                      "--out", f"{decode}.jsonl", "-q")
+        result = cli.scan(".", "--weights", str(checkpoint), "--decode", decode, "--precision", "fp32",
+                          "--out", f"{decode}.jsonl", "-q")
         assert result.exit_code == 0, result.stderr
         rows[decode] = [json.loads(line) for line in Path(f"{decode}.jsonl").read_text().splitlines()]
     assert len(rows["device"]) == 3 and rows["device"] == rows["workers"]
 
 
-def test_version_and_help():
-    result = runner.invoke(app, ["--version"])
+def test_version_and_help(cli):
+    result = cli.invoke(["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("ipdscan ")
-    result = runner.invoke(app, ["scan", "--help"])
+    result = cli.invoke(["scan", "--help"])
     assert result.exit_code == 0 and "--fail-on" in result.stdout and "ipdscan scan ./photos" in result.stdout
 
 
-def run_cli(*args, cwd, stdin=None):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "ipdscan", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, input=stdin, timeout=120)
-
-
 @pytest.mark.slow
-def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint):
+def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint, run_cli):
     for i in range(5):
         make_image(tmp_path / f"{i}.png", "png")
     out = tmp_path / "r.jsonl"
@@ -225,13 +210,13 @@ def test_subprocess_scan_with_workers_and_plain_progress(tmp_path, checkpoint):
 
 
 @pytest.mark.slow
-def test_subprocess_usage_error_is_exit_2(tmp_path):
+def test_subprocess_usage_error_is_exit_2(tmp_path, run_cli):
     proc = run_cli("scan", "--batch-size", "0", "x.png", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
-def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
+def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint, run_cli):
     from images import KINDS as ALL_KINDS
     folder = tmp_path / "hostile"
     folder.mkdir()
@@ -245,46 +230,46 @@ def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint):
 
 
 @pytest.mark.slow
-def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint):
+def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint, cli):
     from evidence_files import png_with_text
     folder = tmp_path / "assets"
     folder.mkdir()
     (folder / "sd.png").write_bytes(png_with_text(parameters="a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7"))
     make_image(folder / "camera.jpg", "jpeg")
     out = tmp_path / "r.csv"
-    assert scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert cli.scan(folder, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     rows = {Path(r["input"]).name: r for r in read_csv(out)}
     assert "png:parameters" in rows["sd.png"]["evidence"] and json.loads(rows["sd.png"]["evidence_detail"])
     assert rows["camera.jpg"]["evidence"] == "" and rows["camera.jpg"]["evidence_detail"] == ""
-    result = scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.sarif", "--fail-on-evidence")
+    result = cli.scan(folder, "--weights", checkpoint, "--out", tmp_path / "r.sarif", "--fail-on-evidence")
     assert result.exit_code == 1 and "declare AI generation" in result.stderr
     sarif = json.loads((tmp_path / "r.sarif").read_text())
     found = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
              for r in sarif["runs"][0]["results"]}
     assert ("ipdscan/provenance-ai", "sd.png") in found  # relative to the scanned folder
-    assert scan(folder / "camera.jpg", "--weights", checkpoint, "-q", "--fail-on-evidence").exit_code == 0
+    assert cli.scan(folder / "camera.jpg", "--weights", checkpoint, "-q", "--fail-on-evidence").exit_code == 0
 
 
-def test_heic_and_avif_round_trip_through_a_scan(tmp_path, checkpoint):
+def test_heic_and_avif_round_trip_through_a_scan(tmp_path, checkpoint, cli):
     make_image(tmp_path / "phone.heic", "heic")
     make_image(tmp_path / "picture.avif", "avif")
     out = tmp_path / "r.csv"
-    assert scan(tmp_path, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert cli.scan(tmp_path, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     rows = {Path(r["input"]).name: r for r in read_csv(out)}
     assert rows["phone.heic"]["format"] == "HEIF" and rows["picture.avif"]["format"] == "AVIF"
     assert all(r["status"] == "ok" and r["score"] for r in rows.values())
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0"])
-def test_max_mb_must_be_a_finite_positive_size(tmp_path, checkpoint, value):
+def test_max_mb_must_be_a_finite_positive_size(tmp_path, checkpoint, value, cli):
     make_image(tmp_path / "a.png", "png")
-    result = scan(tmp_path / "a.png", "--weights", checkpoint, "--max-mb", value)
+    result = cli.scan(tmp_path / "a.png", "--weights", checkpoint, "--max-mb", value)
     assert result.exit_code == 2
     assert "--max-mb" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
-def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path, checkpoint, monkeypatch):
+def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path, checkpoint, monkeypatch, cli):
     import tempfile
 
     def refused(*args, dir=None, **kwargs):  # what a folder without write permission gives (tests may run as root)
@@ -293,13 +278,13 @@ def test_unwritable_report_folder_names_the_report_not_a_temporary_file(tmp_path
     monkeypatch.setattr(tempfile, "TemporaryFile", refused)
     make_image(tmp_path / "a.png", "png")
     for name in ("r.csv", "r.json", "r.sarif"):
-        result = scan(tmp_path / "a.png", "--weights", checkpoint, "--out", tmp_path / name)
+        result = cli.scan(tmp_path / "a.png", "--weights", checkpoint, "--out", tmp_path / name)
         assert result.exit_code == 2, result.output
         assert str(tmp_path / name) in result.stderr and "tmp" + "k2j4x" not in result.stderr
         assert "Permission denied" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_report_folder_without_write_permission_is_one_line_naming_the_report(tmp_path, checkpoint, monkeypatch):
+def test_a_report_folder_without_write_permission_is_one_line_naming_the_report(tmp_path, checkpoint, monkeypatch, cli):
     """The scan's first write there is its lock file (<report>.lock): the error names the report, as every other."""
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -313,34 +298,34 @@ def test_a_report_folder_without_write_permission_is_one_line_naming_the_report(
     monkeypatch.setattr(os, "open", refused)
     make_image(tmp_path / "a.png", "png")
     for name in ("r.jsonl", "r.csv"):
-        result = scan(tmp_path / "a.png", "--weights", checkpoint, "--out", locked / name)
+        result = cli.scan(tmp_path / "a.png", "--weights", checkpoint, "--out", locked / name)
         assert result.exit_code == 2, result.output
         assert result.stderr.splitlines() == [f"error: cannot write the report {locked / name}: Permission denied"]
 
 
 @pytest.mark.timeout(60)
-def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint):
+def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint, cli):
     fifo = tmp_path / "image.png"
     os.mkfifo(fifo)
-    result = runner.invoke(app, ["explain", str(fifo), "--out", str(tmp_path / "heat.png"), "--weights",
-                                 str(checkpoint)])
+    result = cli.invoke(["explain", str(fifo), "--out", str(tmp_path / "heat.png"), "--weights",
+                         str(checkpoint)])
     assert result.exit_code == 2
     assert "not a regular file" in result.stderr and str(fifo) in result.stderr
 
 
-def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint):
+def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint, cli):
     folder = tmp_path / "photos"
     folder.mkdir()
     make_image(folder / os.fsdecode(b"\xff.png"), "png")
     out = tmp_path / "r.sarif"
-    result = scan(folder, "--weights", checkpoint, "--out", out, "--threshold", "0", "-q")
+    result = cli.scan(folder, "--weights", checkpoint, "--out", out, "--threshold", "0", "-q")
     assert result.exit_code == 0, result.output
     (finding,) = json.loads(out.read_bytes().decode("utf-8"))["runs"][0]["results"]
     assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
 
 
 @pytest.mark.slow
-def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
+def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint, cli):
     with LocalServer() as server:
         good = server.add("a.png", encoded(natural(), "PNG")).replace("http://", "http://alice:s3cret@")
         missing = server.url("/404").replace("http://", "http://alice:s3cret@")
@@ -349,7 +334,7 @@ def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
         outputs = []
         for name in ("r.csv", "r.json", "r.jsonl", "r.sarif", None):
             out = ["--out", tmp_path / name] if name else []
-            result = scan(good, listing, "--weights", checkpoint, "--allow-private-urls", "--threshold", "0", *out)
+            result = cli.scan(good, listing, "--weights", checkpoint, "--allow-private-urls", "--threshold", "0", *out)
             assert result.exit_code == 0, result.output
             outputs.append(result.stdout + result.stderr)
             if name:
@@ -364,7 +349,7 @@ def test_url_credentials_are_used_but_never_reported(tmp_path, checkpoint):
 
 
 @pytest.mark.slow
-def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoint):
+def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoint, cli):
     photos = tmp_path / "photos"
     photos.mkdir()
     make_image(photos / "a.png", "png")
@@ -372,12 +357,12 @@ def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoi
     make_image(photos / "c.png", "png")
     out = tmp_path / "r.jsonl"
     rows = lambda: [json.loads(line) for line in out.read_text().splitlines()]
-    assert scan(photos, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+    assert cli.scan(photos, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     assert [r["status"] for r in rows()] == ["ok", "error", "ok"]
     make_image(photos / "b.png", "png")  # the copy is redone
-    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume").exit_code == 0
+    assert cli.scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume").exit_code == 0
     assert [r["status"] for r in rows()] == ["ok", "error", "ok"]  # --resume alone skips every row
-    assert scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume", "--retry-errors").exit_code == 0
+    assert cli.scan(photos, "--weights", checkpoint, "--out", out, "-q", "--resume", "--retry-errors").exit_code == 0
     assert [(Path(r["input"]).name, r["status"]) for r in rows()] == [("a.png", "ok"), ("b.png", "ok"), ("c.png", "ok")]
-    result = scan(photos, "--weights", checkpoint, "--out", out, "--retry-errors")
+    result = cli.scan(photos, "--weights", checkpoint, "--out", out, "--retry-errors")
     assert result.exit_code == 2 and "--resume" in result.stderr

@@ -8,28 +8,16 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from images import make_image
-from ipdscan.cli import app, main
+from ipdscan.cli import main
 from ipdscan.console import printable
-
-ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
-
-
-def run_cli(*args, cwd, stdin=None):
-    """``python -m ipdscan`` in a real process, this tree first on the path."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "ipdscan", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, input=stdin, timeout=180)
 
 
 def jsonl_inputs(path):
@@ -37,7 +25,7 @@ def jsonl_inputs(path):
 
 
 @pytest.mark.slow
-def test_stdin_paths_with_worker_processes(tmp_path, checkpoint):
+def test_stdin_paths_with_worker_processes(tmp_path, checkpoint, run_cli):
     """The README's `find ... | ipdscan scan - --out x.json`: workers are separate processes, stdin is the parent's."""
     names = [f"{i}.png" for i in range(5)]
     for name in names:
@@ -98,11 +86,6 @@ def test_stdin_names_cuts_an_endless_line_and_reads_the_next():
     assert [len(name) for name in names] == [STDIN_LINE_BYTES, 8] and names[1] == b"next.jpg"
 
 
-def scan(*args, input=None):
-    """The scan command in this process (CliRunner), decoding in the main process."""
-    return runner.invoke(app, ["scan", *map(str, args), "--workers", "0"], input=input)
-
-
 @pytest.fixture
 def bracketed(tmp_path):
     """Files whose names rich would read as markup: a closing tag that matches nothing, and a style tag."""
@@ -113,24 +96,24 @@ def bracketed(tmp_path):
     return tmp_path
 
 
-def test_brackets_in_names_urls_and_out_are_shown_literally(bracketed, checkpoint, monkeypatch):
+def test_brackets_in_names_urls_and_out_are_shown_literally(bracketed, checkpoint, monkeypatch, cli):
     monkeypatch.chdir(bracketed)
-    result = scan(".", "urls.txt", "--weights", checkpoint)
+    result = cli.scan(".", "urls.txt", "--weights", checkpoint)
     assert result.exit_code == 0, result.output
     assert "x[/oops].png" in result.stdout and "a[bold]b.png" in result.stdout
     assert "http://[/red]bad" in result.stdout and "Traceback" not in result.output
     (bracketed / "r[").mkdir()
-    result = scan(".", "--weights", checkpoint, "--out", "r[/x].csv")
+    result = cli.scan(".", "--weights", checkpoint, "--out", "r[/x].csv")
     assert result.exit_code == 0, result.output
     assert "report written to r[/x].csv" in result.stderr and (bracketed / "r[" / "x].csv").is_file()
 
 
-def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracketed, checkpoint, monkeypatch):
+def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracketed, checkpoint, monkeypatch, cli):
     monkeypatch.chdir(bracketed)
-    result = scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
+    result = cli.scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
     assert result.exit_code == 2 and "no[/such]/r.csv" in result.stderr, result.output
     monkeypatch.setattr("ipdscan.cli_scan.print_summary", lambda *args: 1 / 0)
-    result = scan(".", "--weights", checkpoint, "--out", "r.csv")
+    result = cli.scan(".", "--weights", checkpoint, "--out", "r.csv")
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == "error: ZeroDivisionError: division by zero"
 
@@ -151,12 +134,12 @@ def test_printable_shows_control_and_bidi_characters_as_escapes():
     assert printable("Ünïcødé 写真 [x]") == "Ünïcødé 写真 [x]"
 
 
-def test_terminal_escapes_in_names_and_url_lines_are_neutralised(tmp_path, checkpoint, monkeypatch):
+def test_terminal_escapes_in_names_and_url_lines_are_neutralised(tmp_path, checkpoint, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "clear\x1b[2J.png", "png")
     make_image(tmp_path / "title\x1b]0;pwned\x07.png", "png")
     (tmp_path / "urls.txt").write_text("https://e.example/\x1b[31mred\u202e.png\n")
-    result = scan(".", "urls.txt", "--weights", checkpoint)
+    result = cli.scan(".", "urls.txt", "--weights", checkpoint)
     assert result.exit_code == 0, result.output
     for text in (result.stdout, result.stderr):
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
@@ -174,42 +157,42 @@ def stderr_lines(result):
     return result.stderr.strip().splitlines()
 
 
-def test_a_missing_command_line_path_exits_2_after_scanning_and_reporting_the_rest(tmp_path, checkpoint, monkeypatch):
+def test_a_missing_command_line_path_exits_2_after_scanning_and_reporting_the_rest(tmp_path, checkpoint, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     for extra in ([], ["--fail-on", "0"]):
-        result = scan("a.png", "missing.jpg", "--weights", checkpoint, "--out", "r.csv", "-q", *extra)
+        result = cli.scan("a.png", "missing.jpg", "--weights", checkpoint, "--out", "r.csv", "-q", *extra)
         assert result.exit_code == 2, result.output
         assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "missing.jpg": "not_found"}
         assert stderr_lines(result)[-1] == "error: no such file or directory: missing.jpg"
 
 
-def test_an_empty_run_warns_whatever_the_flags(tmp_path, checkpoint):
+def test_an_empty_run_warns_whatever_the_flags(tmp_path, checkpoint, cli):
     (tmp_path / "empty").mkdir()
     for flags in ([], ["-q"], ["-q", "--fail-on", "0.5"]):
-        result = scan(tmp_path / "empty", "--weights", checkpoint, "--out", tmp_path / "r.jsonl", *flags)
+        result = cli.scan(tmp_path / "empty", "--weights", checkpoint, "--out", tmp_path / "r.jsonl", *flags)
         assert result.exit_code == 0, result.output
         assert "warning: nothing was scanned: the inputs hold no image files or URLs" in result.stderr
 
 
 def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_exit_2(tmp_path, checkpoint,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     make_image(tmp_path / "photos" / "empty.jpg", "empty")
-    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
+    result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
     assert result.exit_code == 0, result.output
     assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
                                     "warning: every input failed (1 of 1): nothing was scored"]
     make_image(tmp_path / "photos" / "a.png", "png")
-    result = scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
+    result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
     assert result.exit_code == 2, result.output
     assert read_csv_inputs(tmp_path / "r.csv") == {"a.png": "", "empty.jpg": "empty_file"}
     assert stderr_lines(result)[-1] == "error: 1 of 2 inputs could not be scanned (--fail-on-error)"
-    assert scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
+    assert cli.scan("photos/a.png", "--weights", checkpoint, "-q", "--fail-on-error").exit_code == 0
 
 
-def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, checkpoint, monkeypatch):
+def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 1: a zTXt chunk inflating past 1 MB made a PNG a decode_error, so --fail-on and
     --fail-on-evidence exited 0 on it, and a ComfyUI PNG with a 1.4 MB workflow lost its comfyui: evidence."""
     from evidence_files import COMFY_WORKFLOW, png_with_text
@@ -222,18 +205,18 @@ def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, chec
     (tmp_path / "comfy.png").write_bytes(with_png_text_bomb(plain, b"workflow", workflow.encode()))
     rows = {}
     for name in ("plain.png", "bomb.png", "comfy.png"):
-        result = scan(name, "--weights", checkpoint, "--fail-on", "0", "--out", f"{name}.jsonl", "-q")
+        result = cli.scan(name, "--weights", checkpoint, "--fail-on", "0", "--out", f"{name}.jsonl", "-q")
         assert result.exit_code == 1, result.output
         rows[name] = json.loads((tmp_path / f"{name}.jsonl").read_text())
     assert rows["plain.png"]["score"] == rows["bomb.png"]["score"] == rows["comfy.png"]["score"]
     assert rows["comfy.png"]["evidence"] == "comfyui:workflow"
     assert json.loads(rows["comfy.png"]["evidence_detail"])["truncated"] == [
         "png:workflow: over 1,048,576 bytes, only the first 1,048,576 read"]
-    assert scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
+    assert cli.scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
 
 
 @pytest.mark.parametrize("workers", ["0", pytest.param("1", marks=pytest.mark.slow)])  # 4 processes each
-def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_path, checkpoint, workers):
+def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_path, checkpoint, workers, run_cli):
     """Issue 21, item 2: a NUL byte on stdin stopped the scan (exit 2, no rows, a traceback as the message);
     a line longer than any name was echoed whole. Each is a row with an error now, and -0 reads find -print0."""
     make_image(tmp_path / "a.png", "png")
@@ -255,7 +238,7 @@ def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_
     assert all(json.loads(line)["status"] == "ok" for line in (tmp_path / "r.jsonl").read_text().splitlines())
 
 
-def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, checkpoint, monkeypatch):
+def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 6: `scan list.csv --out list.csv` replaced the URL list with the report and exited 0."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
@@ -263,18 +246,18 @@ def test_a_report_that_is_one_of_the_inputs_is_refused_untouched(tmp_path, check
     (tmp_path / "list.csv").write_text("url\nhttps://example.com/a.png\n")
     (tmp_path / "link.csv").symlink_to("list.csv")
     for out in ("list.csv", "link.csv", "../" + tmp_path.name + "/list.csv"):
-        result = scan("photos", "list.csv", "--weights", checkpoint, "--out", out)
+        result = cli.scan("photos", "list.csv", "--weights", checkpoint, "--out", out)
         assert result.exit_code == 2, result.output
         assert stderr_lines(result) == [f"error: --out {out} is the input list.csv: the report would overwrite it; "
                                         "write the report to another file"]
     assert (tmp_path / "list.csv").read_text() == "url\nhttps://example.com/a.png\n"
     # A report inside a scanned folder is no input: a folder walk takes image files only.
-    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
-    assert scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert cli.scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
+    assert cli.scan("photos", "--weights", checkpoint, "--out", "photos/r.csv", "-q").exit_code == 0
     assert read_csv_inputs(tmp_path / "photos" / "r.csv") == {"a.png": ""}
 
 
-def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, checkpoint, monkeypatch):
+def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 7: 'caf<0xE9>.jpg' was written as the text 'caf\\xe9.jpg', so merge --expect saw a gap and
     exited 2, and a file really named 'caf\\xe9.jpg' got the same input (duplicate rows)."""
     monkeypatch.chdir(tmp_path)
@@ -283,30 +266,30 @@ def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, c
     for name in (b"caf\xe9.jpg", b"caf\\xe9.jpg", b"plain.jpg"):
         make_image(os.fsdecode(os.path.join(photos, name)), "jpeg")
     for k in (1, 2):
-        assert scan("photos", "--weights", checkpoint, "--shard", f"{k}/2", "--out", f"p{k}.jsonl", "-q").exit_code == 0
-    result = runner.invoke(app, ["merge", "p1.jsonl", "p2.jsonl", "--out", "all.jsonl", "--expect", "photos"])
+        assert cli.scan("photos", "--weights", checkpoint, "--shard", f"{k}/2", "--out", f"p{k}.jsonl", "-q").exit_code == 0
+    result = cli.invoke(["merge", "p1.jsonl", "p2.jsonl", "--out", "all.jsonl", "--expect", "photos"])
     assert result.exit_code == 0, result.output
     assert jsonl_inputs(tmp_path / "all.jsonl") == ["photos/caf\\\\xe9.jpg", "photos/caf\\xe9.jpg", "photos/plain.jpg"]
-    result = scan("photos", "--weights", checkpoint, "--out", "all.jsonl", "--resume", "-q")
+    result = cli.scan("photos", "--weights", checkpoint, "--out", "all.jsonl", "--resume", "-q")
     assert result.exit_code == 0, result.output
     assert len(jsonl_inputs(tmp_path / "all.jsonl")) == 3  # nothing scanned twice
 
 
-def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch):
+def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
-    from conftest import make_checkpoint
+    from checkpoints import make_checkpoint
     from ipdscan.score import Detector
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     make_image(tmp_path / "b.png", "png")
     make_checkpoint(tmp_path / "nan.pt", nan=True)
-    result = scan("a.png", "--weights", "nan.pt", "--fail-on", "0.5")
+    result = cli.scan("a.png", "--weights", "nan.pt", "--fail-on", "0.5")
     assert result.exit_code == 2
     assert stderr_lines(result) == [next(line for line in stderr_lines(result) if "nan.pt is unusable" in line)]
     score = Detector.score
     monkeypatch.setattr(Detector, "score", lambda self, crops: score(self, crops).index_fill(0, torch.tensor([0]),
                                                                                                float("nan")))
-    result = scan("a.png", "b.png", "--weights", checkpoint, "--fail-on", "0", "--batch-size", "1", "--out", "r.jsonl")
+    result = cli.scan("a.png", "b.png", "--weights", checkpoint, "--fail-on", "0", "--batch-size", "1", "--out", "r.jsonl")
     assert result.exit_code == 2, result.output
     rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]  # strict JSON: no NaN
     assert [(row["status"], row["error_code"], row["score"], row["label"]) for row in rows] == [
@@ -322,38 +305,38 @@ def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, 
     ('{"input": "b.png", "status": "error"}', "an error row has an error_code"),
     ('{"input": "b.png", "status": "ok", "score": 0.9, "label": "real"}', "label 'real' for score 0.9 at threshold 0.5"),
 ])
-def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch, line, problem):
+def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch, line, problem, cli):
     """Issue 21, item 10: --resume took `5`, `null` or `[1]` for a row (error: AttributeError) and accepted an
     error row without a code; merge took score 0.9 labelled real. One validator now, with the scan's threshold."""
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     make_image(tmp_path / "b.png", "png")
-    assert scan("a.png", "--weights", checkpoint, "--out", "r.jsonl", "--threshold", "0.5", "-q").exit_code == 0
+    assert cli.scan("a.png", "--weights", checkpoint, "--out", "r.jsonl", "--threshold", "0.5", "-q").exit_code == 0
     with open(tmp_path / "r.jsonl", "a") as report:
         report.write(line + "\n")
     before = (tmp_path / "r.jsonl").read_text()
-    result = scan("a.png", "b.png", "--weights", checkpoint, "--out", "r.jsonl", "--resume", "--threshold", "0.5")
+    result = cli.scan("a.png", "b.png", "--weights", checkpoint, "--out", "r.jsonl", "--resume", "--threshold", "0.5")
     assert result.exit_code == 2, result.output
     assert stderr_lines(result) == [f"error: r.jsonl, line 2: not an ipdscan report row ({problem}), cannot resume from it"]
     assert (tmp_path / "r.jsonl").read_text() == before
-    merged = runner.invoke(app, ["merge", "r.jsonl", "--out", "all.jsonl"])
+    merged = cli.invoke(["merge", "r.jsonl", "--out", "all.jsonl"])
     assert merged.exit_code == 2 and problem in merged.stderr
 
 
-def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch):
+def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21: --workers 500 started 500 processes, each with its own torch."""
     from ipdscan.options import ScanOptions
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("ipdscan.runtime.usable_cpus", lambda: 1)
     assert ScanOptions(workers=500).resolved_workers(torch.device("cpu")) == 1
     make_image(tmp_path / "a.png", "png")
-    result = runner.invoke(app, ["scan", "a.png", "--weights", str(checkpoint), "--workers", "500", "-q"])
+    result = cli.invoke(["scan", "a.png", "--weights", str(checkpoint), "--workers", "500", "-q"])
     assert result.exit_code == 0, result.output
     assert stderr_lines(result) == ["warning: --workers 500: more than this machine's 1 CPUs can use; starting 1"]
 
 
-def test_help_lists_the_exit_codes():
-    result = runner.invoke(app, ["scan", "--help"])
+def test_help_lists_the_exit_codes(cli):
+    result = cli.invoke(["scan", "--help"])
     assert result.exit_code == 0
     words = " ".join(result.stdout.split())  # rich wraps the help to the terminal's width
     for text in ("--fail-on-error", "Exit codes: 0 the scan finished", "1 flagged", "2 error"):
@@ -399,21 +382,19 @@ def read_report(path):
     (".csv", signal.SIGTERM, 0), (".json", signal.SIGTERM, 1), (".sarif", signal.SIGTERM, 0),
     (".jsonl", signal.SIGTERM, 1), (".csv", signal.SIGINT, 1), (".json", signal.SIGINT, 0), (".html", signal.SIGINT, 0)])
 @pytest.mark.slow
-def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers):
+def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, checkpoint, suffix, signum, workers, run_cli):
     """stdin stays open, so the scan is mid-way for sure when the signal comes: it has reported missing.png."""
     for i in range(20):
         make_image(tmp_path / f"{i}.png", "png")
     out = tmp_path / f"r{suffix}"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out", str(out),
-                             "--workers", str(workers), "--batch-size", "1"],
-                            cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = run_cli.popen("-m", "ipdscan", "scan", "-", "--weights", checkpoint, "--out", out, "--workers", workers,
+                         "--batch-size", "1", cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         proc.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(20)))
         proc.stdin.flush()
         wait_for_line(proc.stderr, "ipdscan: missing.png: ")
         proc.send_signal(signum)
-        assert proc.wait(timeout=120) == 2
+        assert proc.wait(timeout=run_cli.timeout) == 2
         last = proc.stderr.read().strip().splitlines()[-1]
     finally:
         proc.kill()
@@ -426,13 +407,13 @@ def test_a_signal_mid_scan_leaves_a_valid_partial_report_and_exits_2(tmp_path, c
     assert not list(tmp_path.glob(".*.part"))  # published in one piece, no temporary file left
 
 
-def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatch, capsys):
+def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatch, capsys, cli):
     make_image(tmp_path / "a.png", "png")
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr("ipdscan.score.load_detector", interrupted)  # the CLI imports it when it runs
-    result = scan(tmp_path / "a.png", "--weights", checkpoint)
+    result = cli.scan(tmp_path / "a.png", "--weights", checkpoint)
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
     monkeypatch.setattr("ipdscan.cli.app", interrupted)
     with pytest.raises(SystemExit) as exit_info:
@@ -442,7 +423,7 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
 
 @pytest.mark.parametrize("command,patched", [("merge", "merge.merge_reports"), ("report", "merge.merge_reports"),
                                              ("eval", "score.load_detector"), ("explain", "score.load_detector")])
-def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched):
+def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched, cli):
     """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
     (tmp_path / "part.jsonl").write_text("")
     make_image(tmp_path / "a.png", "png")
@@ -453,13 +434,13 @@ def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, 
         raise KeyboardInterrupt
     monkeypatch.setattr(f"ipdscan.{patched}", interrupted)  # where the CLI imports it from when it runs
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, [command, *args[command]])
+    result = cli.invoke([command, *args[command]])
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"], result.output
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_while_the_command_is_still_importing_is_one_line_and_exit_2(signum):
+def test_a_signal_while_the_command_is_still_importing_is_one_line_and_exit_2(signum, run_cli):
     """The console script's entry: the signal arrives while the CLI (torch) is being imported, before main()."""
     code = f"""
 import os, sys, time
@@ -473,14 +454,14 @@ sys.argv = ["ipdscan", "--version"]
 from ipdscan.entry import main
 main()
 """
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    run = run_cli.python("-c", code)
     why = "terminated by SIGTERM" if signum == signal.SIGTERM else "interrupted"  # as a scan says it
     assert (run.returncode, run.stderr, run.stdout) == (2, f"error: {why}\n", "")
 
 
-def test_importing_ipdscan_leaves_torch_for_first_use():
-    run = subprocess.run([sys.executable, "-c", "import sys, ipdscan; print('torch' in sys.modules); "
-                          "ipdscan.ScanOptions; print('torch' in sys.modules)"], capture_output=True, text=True, timeout=120)
+def test_importing_ipdscan_leaves_torch_for_first_use(run_cli):
+    run = run_cli.python("-c", "import sys, ipdscan; print('torch' in sys.modules); "
+                         "ipdscan.ScanOptions; print('torch' in sys.modules)")
     assert run.stdout.split() == ["False", "True"], run.stderr
 
 
@@ -502,7 +483,7 @@ def test_sigterm_raises_like_ctrl_c_and_neither_cuts_a_deferred_block():
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json", ".sarif"])
-def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpoint, monkeypatch, suffix):
+def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpoint, monkeypatch, suffix, cli):
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     out = tmp_path / f"r{suffix}"
@@ -510,15 +491,15 @@ def test_a_report_another_scan_is_writing_is_refused_untouched(tmp_path, checkpo
     with open(tmp_path / f"r{suffix}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # what the other scan holds
         for extra in (["--resume"] if suffix == ".jsonl" else []), []:
-            result = scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
+            result = cli.scan("a.png", "--weights", checkpoint, "--out", out.name, *extra)
             assert result.exit_code == 2, result.output
             assert stderr_lines(result) == [f"error: another scan is writing {out.name} (it holds {out.resolve()}.lock)"]
             assert out.read_text() == "the other scan's rows\n"
-    assert scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
+    assert cli.scan("a.png", "--weights", checkpoint, "--out", out.name, "-q").exit_code == 0
     assert not (tmp_path / f"r{suffix}.lock").exists()  # removed by the scan that held it last
 
 
-def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, monkeypatch):
+def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 5: a scan of b.jsonl -> a.jsonl took b.jsonl.lock while another held a.jsonl.lock, and
     both appended to a.jsonl (200 rows for 100 inputs)."""
     monkeypatch.chdir(tmp_path)
@@ -529,7 +510,7 @@ def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, mon
     with open(tmp_path / "a.jsonl.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         for out in ("b.jsonl", "linked/a.jsonl"):
-            result = scan("x.png", "--weights", checkpoint, "--out", out, "--resume")
+            result = cli.scan("x.png", "--weights", checkpoint, "--out", out, "--resume")
             assert result.exit_code == 2, result.output
             assert f"another scan is writing {out} (it holds {tmp_path.resolve()}/a.jsonl.lock)" in result.stderr
     assert (tmp_path / "a.jsonl").read_text() == ""
@@ -548,13 +529,11 @@ time.sleep(120)
 """
 
 
-def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_path):
+def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_path, run_cli):
     """Issue 21, item 4: DataLoader workers inherited the lock's descriptor, so a --resume right after kill -9
     was refused as "another scan is writing" for as long as the orphaned workers lived."""
     from ipdscan.report_lock import ReportLock
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    scan_process = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "r.jsonl")], env=env,
-                                    stdout=subprocess.PIPE, text=True)
+    scan_process = run_cli.popen("-c", HOLDER, tmp_path / "r.jsonl", stdout=subprocess.PIPE, text=True)
     child = int(scan_process.stdout.readline())
     try:
         scan_process.kill()
@@ -567,14 +546,13 @@ def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_
 
 
 @pytest.mark.slow
-def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint):
+def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint, run_cli):
     """The first scan waits on its stdin, holding the report, while a second one tries to resume it."""
     for i in range(3):
         make_image(tmp_path / f"{i}.png", "png")
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    first = subprocess.Popen([sys.executable, "-m", "ipdscan", "scan", "-", "--weights", str(checkpoint), "--out",
-                              "r.jsonl", "--resume", "--workers", "0", "--batch-size", "1", "-q"],
-                             cwd=tmp_path, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = run_cli.popen("-m", "ipdscan", "scan", "-", "--weights", checkpoint, "--out", "r.jsonl", "--resume",
+                          "--workers", "0", "--batch-size", "1", "-q", cwd=tmp_path, stdin=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
     try:
         first.stdin.write("missing.png\n" + "".join(f"{i}.png\n" for i in range(3)) * 6)  # past the read-ahead
         first.stdin.flush()
@@ -582,7 +560,7 @@ def test_two_scans_of_one_jsonl_report_cannot_interleave(tmp_path, checkpoint):
         second = run_cli("scan", ".", "--weights", checkpoint, "--out", "r.jsonl", "--resume", cwd=tmp_path)
         assert second.returncode == 2 and "another scan is writing r.jsonl" in second.stderr, second.stderr
         first.stdin.close()
-        assert first.wait(timeout=120) == 0
+        assert first.wait(timeout=run_cli.timeout) == 0
     finally:
         first.kill()
         first.stderr.close()

@@ -7,9 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score
-from typer.testing import CliRunner
 
-from ipdscan.cli import app
 from ipdscan.decode import decode
 from ipdscan.labelled import DatasetError, find_generators
 from ipdscan.eval_report import EvalReport, plot_robustness, to_markdown, write_report
@@ -36,6 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
+    """Overrides conftest's detector here: a 16-pixel model, so evaluation of many images stays fast."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "small.pt"
     save_checkpoint(path, IPDNet(IPDConfig("layer2", input_size=16)), SMALL, name="small", provenance={})
@@ -194,13 +193,13 @@ def test_symlink_loops_are_walked_once(tmp_path):
     assert sorted(Path(p).name for p in sets.fake_paths) == ["0.png", "1.png"]
 
 
-def test_a_root_whose_labelled_folders_are_empty_is_an_error_not_an_empty_table(tmp_path):
+def test_a_root_whose_labelled_folders_are_empty_is_an_error_not_an_empty_table(tmp_path, cli):
     (tmp_path / "data" / "gen" / "0_real").mkdir(parents=True)
     (tmp_path / "data" / "gen" / "1_fake").mkdir()
     (tmp_path / "data" / "gen" / "1_fake" / "notes.txt").write_text("not an image")
     with pytest.raises(DatasetError, match="labelled folders hold no image files"):
         find_generators([tmp_path / "data"])
-    result = CliRunner().invoke(app, ["eval", str(tmp_path / "data"), "--device", "cpu"])
+    result = cli.invoke(["eval", str(tmp_path / "data"), "--device", "cpu"])
     assert result.exit_code == 2 and "hold no image files" in result.output
 
 

@@ -1,6 +1,5 @@
 """Crash-safe resume, --shard partitions, merge, and a two-process torchrun scan."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -8,12 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from images import make_image
-from ipdscan.cli import app
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +24,11 @@ def names(path):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, tmp_path):
+def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, tmp_path, run_cli):
     out = tmp_path / "r.jsonl"
-    cmd = [sys.executable, "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint), "--out", str(out),
+    cmd = ["-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint), "--out", str(out),
            "--batch-size", "2", "--workers", "0", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = run_cli.popen(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 6):
         time.sleep(0.05)
@@ -45,56 +40,56 @@ def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, 
     assert 6 <= len(complete) < 40  # killed mid-scan, and what was flushed parses
     for line in complete:
         json.loads(line)
-    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    resumed = run_cli.python(*cmd, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(names(out)) == [f"img{i:02d}.png" for i in range(40)]  # each exactly once
     assert names(out)[: len(complete)] == [Path(json.loads(l)["input"]).name for l in complete]
 
 
 @pytest.mark.slow
-def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp_path):
+def test_shards_are_disjoint_and_complete_and_merge_back(photos, checkpoint, tmp_path, cli):
     parts = []
     for k in (1, 2, 3):
         part = tmp_path / f"part{k}.jsonl"
-        result = runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(part),
-                                     "--shard", f"{k}/3", "--workers", "0", "-q"])
+        result = cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(part),
+                             "--shard", f"{k}/3", "--workers", "0", "-q"])
         assert result.exit_code == 0, result.output
         parts.append(part)
     shard_sets = [set(names(p)) for p in parts]
     assert all(shard_sets) and sum(map(len, shard_sets)) == 40 and set.union(*shard_sets) == {f"img{i:02d}.png" for i in range(40)}
     merged = tmp_path / "all.json"
-    result = runner.invoke(app, ["merge", *map(str, parts), "--out", str(merged), "--expect", str(photos)])
+    result = cli.invoke(["merge", *map(str, parts), "--out", str(merged), "--expect", str(photos)])
     assert result.exit_code == 0, result.output
     assert len(json.loads(merged.read_text())["items"]) == 40
     # a gap: leave one shard out
-    result = runner.invoke(app, ["merge", *map(str, parts[:2]), "--out", str(tmp_path / "x.csv"), "--expect", str(photos)])
+    result = cli.invoke(["merge", *map(str, parts[:2]), "--out", str(tmp_path / "x.csv"), "--expect", str(photos)])
     assert result.exit_code == 2 and "have no row" in result.stderr and not (tmp_path / "x.csv").exists()
     # a duplicate: the same shard twice
-    result = runner.invoke(app, ["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv")])
+    result = cli.invoke(["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv")])
     assert result.exit_code == 2 and "more than one row" in result.stderr
-    result = runner.invoke(app, ["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv"), "--allow-duplicates"])
+    result = cli.invoke(["merge", str(parts[0]), str(parts[0]), "--out", str(tmp_path / "y.csv"), "--allow-duplicates"])
     assert result.exit_code == 0 and len((tmp_path / "y.csv").read_text().splitlines()) == 1 + len(shard_sets[0])
 
 
 @pytest.mark.slow
-def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint):
+def test_merge_refuses_a_part_cut_short(tmp_path, photos, checkpoint, cli):
     part = tmp_path / "p.jsonl"
-    assert runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(part), "-q",
-                               "--workers", "0"]).exit_code == 0
+    assert cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(part), "-q",
+                       "--workers", "0"]).exit_code == 0
     part.write_bytes(part.read_bytes()[:-10])
-    result = runner.invoke(app, ["merge", str(part), "--out", str(tmp_path / "m.csv")])
+    result = cli.invoke(["merge", str(part), "--out", str(tmp_path / "m.csv")])
     assert result.exit_code == 2 and "cut short" in result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp_path, one_thread):
+def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp_path, one_thread, cli, run_cli):
     # one_thread: the ranks run with OMP_NUM_THREADS=1, and bf16 sums split over 2 threads round differently
     single = tmp_path / "single.jsonl"
-    assert runner.invoke(app, ["scan", str(photos), "--weights", str(checkpoint), "--out", str(single), "-q",
-                               "--workers", "0"]).exit_code == 0
+    assert cli.invoke(["scan", str(photos), "--weights", str(checkpoint), "--out", str(single), "-q",
+                       "--workers", "0"]).exit_code == 0
     multi = tmp_path / "multi.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**run_cli.env, "OMP_NUM_THREADS": "1"}  # torchrun's own, longer timeout: it starts two scans
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                            "--standalone", "-m", "ipdscan", "scan", str(photos), "--weights", str(checkpoint),
                            "--out", str(multi), "--workers", "0", "-q"],

@@ -1,11 +1,9 @@
 """What a person reads in the terminal: the result table's evidence column and the end summary."""
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 import evidence_files
 from ipdscan import console
-from ipdscan.cli import app
 from ipdscan.console import print_summary, result_table
 from ipdscan.verdict import ScanStats
 from ipdscan.result import Result
@@ -70,11 +68,11 @@ def test_summary_says_how_many_more_are_flagged_than_it_lists(summary):
     assert "(0.950); 4 more flagged" in summary()
 
 
-def test_scan_table_shows_the_evidence_of_a_generator_png(tmp_path, checkpoint):
+def test_scan_table_shows_the_evidence_of_a_generator_png(tmp_path, checkpoint, cli):
     (tmp_path / "a1111.png").write_bytes(evidence_files.png_with_text(parameters=evidence_files.A1111))
     (tmp_path / "camera.jpg").write_bytes(evidence_files.camera_jpeg())
-    result = CliRunner().invoke(app, ["scan", str(tmp_path), "--weights", str(checkpoint), "--workers", "0",
-                                      "--device", "cpu"])
+    result = cli.invoke(["scan", str(tmp_path), "--weights", str(checkpoint), "--workers", "0",
+                         "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[1].rsplit("/", 1)[-1]: line for line in result.stdout.splitlines() if ".png" in line
              or ".jpg" in line}
