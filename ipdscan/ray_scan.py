@@ -54,7 +54,7 @@ class RayOptions:
     address: str | None = None  # None: start a local Ray instance; "auto": join the running cluster; or HOST:PORT
     actors: int | None = None  # scoring actors; None: one per GPU in the cluster (CUDA), else 1
     cpus: int | None = None  # a local instance's CPUs; None: those this process may run on
-    chunk: int = CHUNK  # inputs per dataset (rounded up to whole batches)
+    chunk: int | None = None  # inputs per dataset (rounded up to whole batches); None: CHUNK
     max_retries: int = 3  # per CPU task (a batch's fetch + decode) whose worker died
     max_restarts: int = 3  # per scoring actor that died
     actor_cpus: float = 1.0  # CPUs each scoring actor reserves from Ray's count
@@ -63,7 +63,7 @@ class RayOptions:
     def __post_init__(self):
         if self.actors is not None and self.actors < 1:
             raise ValueError(f"--ray-actors must be at least 1, not {self.actors}")
-        if self.chunk < 1:
+        if self.chunk is not None and self.chunk < 1:
             raise ValueError(f"a Ray chunk must hold at least 1 input, not {self.chunk}")
 
 
@@ -232,7 +232,7 @@ def scan_batches_on_ray(inputs: Iterable[str], detector, *, options, stdin=None,
                        "device": "cuda" if gpus else "cpu", "precision": detector.precision, "stage": stage,
                        "threads": threads}
         actors = actor_count(ray, ray_options, gpus)
-        per_chunk = max(1, -(-ray_options.chunk // options.batch_size))
+        per_chunk = max(1, -(-(ray_options.chunk or CHUNK) // options.batch_size))
         batches = enumerate_batches(batches_of(selected_items(inputs, options, stdin), options.batch_size))
         expected = 0
         for chunk in batches_of(batches, per_chunk):
