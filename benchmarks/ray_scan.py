@@ -77,7 +77,7 @@ def memory(args, sizes: list[int], work: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default="16,64", help="two CPU corpus sizes, N1,N2")
+    parser.add_argument("--n", default="16,64", help="two CPU corpus sizes, N1,N2 ('' skips)")
     parser.add_argument("--gpu-n", default="512,4096", help="two GPU corpus sizes (only with CUDA)")
     parser.add_argument("--memory", default="5000,100000", help="URL-list sizes for the driver's memory ('' skips)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ipdscan-bench")
@@ -89,8 +89,9 @@ def main() -> None:
           f"torch {torch.__version__}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ipdscan-ray-bench-") as folder:
         work = Path(folder)
-        lines = overhead(args, [int(n) for n in args.n.split(",")], "cpu", ["--batch-size", "32"], work)
-        if torch.cuda.is_available():
+        lines = overhead(args, [int(n) for n in args.n.split(",")], "cpu", ["--batch-size", "32"], work) \
+            if args.n else []
+        if torch.cuda.is_available() and args.gpu_n:
             lines += [""] + overhead(args, [int(n) for n in args.gpu_n.split(",")], "cuda",
                                      ["--batch-size", "128", "--decode", "workers"], work)
         else:
