@@ -170,7 +170,9 @@ def scan(
         target = report_target(out)
         format_of(report_format, target)
         shard_range = parse_shard(shard)
-        if (ray_address is not None or ray_actors is not None) and not ray:
+        given = [name for name in ("ray_address", "ray_actors")
+                 if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+        if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
             raise UsageError("--ray-address and --ray-actors go with --ray")
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
     except (UsageError, FormatError, SuppressionError) as exc:

@@ -136,3 +136,6 @@ def test_without_ray_the_scan_is_one_line_and_exit_2(monkeypatch, tmp_path):
 def test_ray_options_go_with_ray(tmp_path):
     result = runner.invoke(app, ["scan", str(EXAMPLES), "--ray-address", "auto"])
     assert result.exit_code == 2 and "go with --ray" in result.stderr
+    # from the environment (or a config file) they wait for a --ray: a plain scan runs
+    result = runner.invoke(app, ["scan", str(tmp_path / "missing.png")], env={"IPDSCAN_RAY_ACTORS": "2"})
+    assert result.exit_code == 2 and "no such file" in result.stderr
