@@ -22,6 +22,7 @@ Examples:
   ipdscan scan assets/ --format jsonl --out - | jq -r .score
   find . -name '*.png' | ipdscan scan - --fail-on 0.9 --quiet
   find . -name '*.png' -print0 | ipdscan scan - -0 --out report.csv
+  ipdscan scan /archive --ray --ray-address auto --out archive.jsonl --resume
 
 Settings also come from IPDSCAN_<OPTION> variables and [tool.ipdscan] in pyproject.toml or ipdscan.toml
 (see `ipdscan config`)."""
@@ -55,6 +56,9 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors still go to stderr."),
     retry_errors: bool = typer.Option(False, help="With --resume: scan again the inputs whose rows are errors; each new row replaces the error row."),
     fail_on_error: bool = typer.Option(False, help="Exit 2 if any input could not be scanned (for CI)."),
+    ray: bool = typer.Option(False, "--ray", help="Scan on Ray Data (pip install 'ipdscan[ray]'): fetch, decode and crop in Ray tasks, score in Ray actors, the report written here. Starts a local Ray instance unless --ray-address says which cluster to join."),
+    ray_address: Optional[str] = typer.Option(None, metavar="ADDRESS", help="With --ray: the cluster to join: auto (the one `ray start` runs here, or RAY_ADDRESS), HOST:PORT or ray://HOST:10001. Default: start a local instance."),
+    ray_actors: Optional[int] = typer.Option(None, min=1, metavar="N", help="With --ray: scoring actors (default: one per GPU in the cluster with a CUDA --device, else 1)."),
     ctx: typer.Context = None,  # passed by typer (its type says so); a default only to come after the options
 ):
     """Score images: the probability that each one is AI-generated.
@@ -79,6 +83,10 @@ def scan(
         target = report_target(out)
         format_of(report_format, target)
         shard_range = parse_shard(shard) if shard else None
+        given = [name for name in ("ray_address", "ray_actors")
+                 if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+        if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
+            raise ValueError("--ray-address and --ray-actors go with --ray")
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
@@ -87,6 +95,7 @@ def scan(
     from .job import JobError, ScanJob
     from .options import ScanOptions
     from .publish import ReportError
+    from .ray_scan import RayOptions
     from .report_lock import ReportBusy
     from .runtime import DeviceError
     from .score import load_detector
@@ -99,7 +108,8 @@ def scan(
         warn_about_workers(workers)
         job = ScanJob(inputs, options, out=target, format=report_format, resume=resume, retry_errors=retry_errors,
                       fail_on=fail_on, fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error,
-                      group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions)
+                      group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions,
+                      ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None)
         ctx.with_resource(job)  # the report's lock, held until the command ends: a second scan never touches it
         detector = load_detector(weights, job.device(device), precision)
         if variant and variant != detector.variant:

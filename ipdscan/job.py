@@ -23,6 +23,7 @@ from .merge import MergeError, merge_reports
 from .options import ScanOptions
 from .output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
 from .pipeline import scan_batches
+from .ray_scan import RayOptions, RayUnavailable, import_ray, scan_batches_on_ray
 from .header_file import header_path
 from .report import check_report_path, open_report
 from .report_json import completed_inputs
@@ -98,6 +99,7 @@ class ScanJob:
     group: ScanGroup | None = None
     stdin: TextIO | None = None  # where "-" reads inputs from
     suppressions: Suppressions | None = None  # the ignore rules and baseline findings to mark, not count
+    ray: RayOptions | None = None  # scan on Ray Data (ray_scan.py) instead of this machine's DataLoader
 
     def __post_init__(self):
         self.inputs = list(self.inputs)
@@ -125,6 +127,13 @@ class ScanJob:
             try:
                 check_resumable(self.out, self.format)
             except FormatError as exc:
+                raise JobError(str(exc)) from None
+        if self.ray is not None:
+            if self.group:
+                raise JobError("--ray scans with Ray's workers, not torchrun's: run it as one process")
+            try:
+                import_ray()  # before the weights load: the pip command, at once
+            except RayUnavailable as exc:
                 raise JobError(str(exc)) from None
         self.missing = missing_paths(self.inputs)
         self._lock = ReportLock(self.report_path) if to_file else None
@@ -170,7 +179,12 @@ class ScanJob:
         stats, rows = ScanStats(), []
         stopped_by: str | None = None
         try:
-            for batch in scan_batches(self.inputs, self.detector, options=self.options, stdin=self.stdin):
+            if self.ray is None:
+                batches = scan_batches(self.inputs, self.detector, options=self.options, stdin=self.stdin)
+            else:
+                batches = scan_batches_on_ray(self.inputs, self.detector, options=self.options, stdin=self.stdin,
+                                              ray_options=self.ray)
+            for batch in batches:
                 with interrupts_deferred():  # a batch's rows are written whole
                     for result in batch:
                         if self.suppressions and is_finding(result, self.fail_on):

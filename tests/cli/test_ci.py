@@ -217,12 +217,13 @@ def test_bad_settings_are_errors_naming_where(photos, content, env, message, cli
 @pytest.mark.parametrize("args", [["--help"], ["config"], ["scan", "x", "--out", "r.xlsx"], ["report", "--help"],
                                   pytest.param(["scan", "--help"], marks=pytest.mark.slow),
                                   pytest.param(["scan", "--batch-size", "0", "x"], marks=pytest.mark.slow),
-                                  pytest.param(["scan", "x", "--shard", "9/2"], marks=pytest.mark.slow)])
-def test_help_config_and_argument_errors_never_import_torch(tmp_path, args, run_cli):
+                                  pytest.param(["scan", "x", "--shard", "9/2"], marks=pytest.mark.slow),
+                                  pytest.param(["scan", "x", "--ray-actors", "2"], marks=pytest.mark.slow)])
+def test_help_config_and_argument_errors_never_import_torch_or_ray(tmp_path, args, run_cli):
     proc = run_cli.python("-X", "importtime", "-m", "ipdscan", *args, cwd=tmp_path)
     assert proc.returncode == (0 if args[-1] in ("--help", "config") else 2), proc.stderr[-2000:]
     imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
-    assert imported and not [name for name in imported if name.split(".")[0] in ("torch", "torchvision", "numpy")]
+    assert imported and not [name for name in imported if name.split(".")[0] in ("torch", "torchvision", "numpy", "ray", "pyarrow")]
 
 
 def test_version_names_torch_cuda_and_the_default_weights(cli):
