@@ -1,18 +1,26 @@
 """Fixtures shared by every test (tests/cli, tests/library); tests/README.md lists them.
 
-Helper modules that are not fixtures (images, evidence_files, http_server, browser, checkpoints) live in
-tests/helpers/, which pyproject's [tool.pytest.ini_options] pythonpath puts on sys.path: ``from images import ...``.
+Every fixture lives here, none in a test module or a helper module: a test uses one by naming it, with no import.
+Helper modules that are not fixtures (images, evidence_files, http_server, browser, checkpoints, filesystem, tls,
+training) live in tests/helpers/, which pyproject's [tool.pytest.ini_options] pythonpath puts on sys.path:
+``from images import ...``. No test module imports from another test module.
 """
+import builtins
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from browser import Browser, find_chromium
 from checkpoints import make_checkpoint
+from http_server import LocalServer
 from images import encoded, natural
+from tls import have_openssl, make_certificate, tls_contexts_for
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: what subprocesses import ipdscan (and trainer) from
 SUBPROCESS_TIMEOUT = 180  # seconds, for every `python ...` a test starts: a loaded shared CI machine needs slack
@@ -150,3 +158,71 @@ def no_proxy_from_the_environment(monkeypatch):
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+# --- local files (helpers/filesystem.py has posix, finishes, unblock_fifo, run_unprivileged) ----------------------
+
+@pytest.fixture
+def opened_paths(monkeypatch):
+    """Every path opened through os.open or open() while the test runs."""
+    paths = []
+    real_os_open, real_open = os.open, builtins.open
+
+    def os_open(path, *args, **kwargs):
+        paths.append(os.fsdecode(path))
+        return real_os_open(path, *args, **kwargs)
+
+    def open_(file, *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)):
+            paths.append(os.fsdecode(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", open_)
+    return paths
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary directory that nobody can enter (pytest's tmp_path is private to its user)."""
+    path = tempfile.mkdtemp(prefix="ipdscan-test-")
+    os.chmod(path, 0o755)
+    yield path
+    for directory, subdirectories, _ in os.walk(path):
+        for name in subdirectories:
+            os.chmod(os.path.join(directory, name), 0o755)
+    shutil.rmtree(path)
+
+
+# --- http, https and a browser (helpers/http_server.py, helpers/tls.py, helpers/browser.py) -----------------------
+
+@pytest.fixture
+def http_server():
+    """A LocalServer on 127.0.0.1 (helpers/http_server.py lists its routes), closed after the test."""
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for the name public.test only (not for 127.0.0.1): (cert.pem, key.pem)."""
+    if not have_openssl():
+        pytest.skip("the openssl command is needed to make a test certificate")
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(certificate):
+    """(the test server's TLS context, a client context that trusts its certificate)."""
+    return tls_contexts_for(*certificate)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    """Headless chromium (helpers/browser.py); skips without it, except under CI=true, where it fails."""
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; the HTML report's tests need it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return Browser(binary)

@@ -1,23 +1,18 @@
 """A real headless browser for the HTML report's tests and benchmark: Debian's chromium, run once per page.
 
-    from browser import browser  # noqa: F401  (the pytest fixture; or Browser(find_chromium()) yourself)
-
-    def test_page(browser):
+    def test_page(browser):                     # the fixture (tests/conftest.py); or Browser(find_chromium())
         dom = browser.dump_dom(path)            # the document after its scripts ran, serialized
         browser.screenshot(path, out_png)
 
-Without chromium the fixture skips, except under CI=true, where it fails: .ci/run installs it.
+Without chromium the ``browser`` fixture skips, except under CI=true, where it fails: .ci/run installs it.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import pytest
 
 # No sandbox (root in a container), no GPU, and none of the browser's own background traffic (updates, sync,
 # QUIC probes), so that a test server sees only what the page itself asks for. A fresh profile every run.
@@ -51,13 +46,3 @@ class Browser:
     def screenshot(self, page: Path | str, out: Path, size: tuple[int, int] = (1280, 900)) -> Path:
         self.run(page, f"--screenshot={out}", f"--window-size={size[0]},{size[1]}")
         return out
-
-
-@pytest.fixture(scope="session")
-def browser() -> Browser:
-    binary = find_chromium()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed; the HTML report's tests need it (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return Browser(binary)

@@ -1,10 +1,11 @@
 """A real HTTP server on 127.0.0.1 (port 0) for tests, with a route for each way a download goes wrong.
 
-    from http_server import http_server  # noqa: F401  (the pytest fixture; or build LocalServer() yourself)
-
-    def test_download(http_server):
-        http_server.add("a.png", png_bytes)
+    def test_download(http_server):            # the fixture (tests/conftest.py): a LocalServer() per test
+        http_server.add("a.png", IMAGE)
         url = http_server.url("/img/a.png")
+
+    with LocalServer(tls=server_context) as server:   # or one of your own (https: see tls.py)
+        ...
 
 Routes (query parameters optional):
     /img/<name>?delay=S        the bytes registered with add(name, ...) (name percent-decoded), after S seconds;
@@ -38,9 +39,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pytest
-
 STREAM_LIMIT_S = 20.0
+# Bytes to serve and fetch back: a PNG signature and then every byte value (no decoder reads them).
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 class LocalServer:
@@ -82,12 +83,6 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@pytest.fixture
-def http_server():
-    with LocalServer() as server:
-        yield server
 
 
 class _Handler(BaseHTTPRequestHandler):

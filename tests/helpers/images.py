@@ -1,5 +1,6 @@
 """Small test images of every kind a scan meets, good and hostile, written on demand.
 
+    textured_photo(w, h, seed)      a busier photo-like PIL image (gradients, edges, noise): the corpus tests' reals
     make_image(path, kind)          write one image of ``kind`` (a key of KINDS) to ``path``
     expected(kind)                  what decoding it must give: Expected(code, format, size, frames)
     make_corpus(dir, kinds=None)    write many (all by default) under their own names -> {filename: Expected}
@@ -9,6 +10,7 @@ Content is natural-ish (gradients plus noise, seeded) and small (64x48), so suit
 """
 from __future__ import annotations
 
+import importlib
 import io
 import struct
 import zlib
@@ -46,6 +48,16 @@ def natural_rgb(width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> np.n
 
 def natural(width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> Image.Image:
     return Image.fromarray(natural_rgb(width, height, seed))
+
+
+def textured_photo(width: int, height: int, seed: int) -> Image.Image:
+    """Textured colour content (a photo-like mix of gradients, edges and noise): the corpus builder's and the
+    generators' real photos, busier than ``natural``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([128 + 90 * np.sin(x / (9 + seed)), 128 + 90 * np.cos(y / 13), 255 * (x + y) / (width + height)], -1)
+    base[(x // 40 + y // 40) % 2 == 0] *= 0.6
+    return Image.fromarray(np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8))
 
 
 def gray16() -> np.ndarray:
@@ -213,7 +225,7 @@ def _bmp():
 
 
 def _heic():
-    import ipdscan.image_plugins  # noqa: F401  (registers pillow-heif's HEIF plugin, which can also encode)
+    importlib.import_module("ipdscan.image_plugins")  # registers pillow-heif's HEIF plugin, which can also encode
     return encoded(natural(), "HEIF", quality=90)
 
 

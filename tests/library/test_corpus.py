@@ -8,20 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from images import textured_photo
 from trainer import build_corpus as bc
 from trainer import corpus_plan, corpus_store
 from trainer import generators
 
 NAMES = ["autogan_convt", "autogan_nearest"]
-
-
-def photo(width: int, height: int, seed: int) -> Image.Image:
-    """Textured colour content (a photo-like mix of gradients, edges and noise)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(x / (9 + seed)), 128 + 90 * np.cos(y / 13), 255 * (x + y) / (width + height)], -1)
-    base[(x // 40 + y // 40) % 2 == 0] *= 0.6
-    return Image.fromarray(np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +22,8 @@ def reals(tmp_path_factory):
     for i in range(6):
         folder = root / ("a" if i < 3 else "b")
         folder.mkdir(exist_ok=True)
-        photo(300 + 17 * i, 280 + 5 * i, i).save(folder / f"img{i}.jpg", quality=90)
-    photo(100, 300, 9).save(root / "a" / "small.jpg")  # too small for a 256 window
+        textured_photo(300 + 17 * i, 280 + 5 * i, i).save(folder / f"img{i}.jpg", quality=90)
+    textured_photo(100, 300, 9).save(root / "a" / "small.jpg")  # too small for a 256 window
     (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     return root
 
@@ -180,7 +172,7 @@ def test_unknown_generator_is_a_clear_error():
 def test_realesrgan_compact_gives_a_same_size_fake():
     g = generators.make("realesr_animevideov3_x2")
     g.prepare([], Path("."), 0)
-    window = np.asarray(photo(256, 256, 3))
+    window = np.asarray(textured_photo(256, 256, 3))
     fake = g(window)
     assert fake.shape == window.shape and fake.dtype == np.uint8
     assert np.abs(fake.astype(float) - window).mean() < 40

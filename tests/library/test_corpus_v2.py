@@ -6,11 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from images import textured_photo
 from trainer import build_corpus as bc
 from trainer import corpus_plan
 from ipdscan.train.data import split_roots
-
-from test_corpus import photo
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +19,11 @@ def built(tmp_path_factory):
     for folder in (reals, previews, holdout):
         folder.mkdir()
     for i in range(16):
-        photo(300 + 8 * i, 272, i).save(reals / f"img{i}.jpg", quality=90)
+        textured_photo(300 + 8 * i, 272, i).save(reals / f"img{i}.jpg", quality=90)
     (holdout / "0_real").mkdir()
     (holdout / "0_real" / "copy.jpg").write_bytes((reals / "img0.jpg").read_bytes())  # an eval photo in the reals
     for i in range(3):
-        photo(1024, 1024, 40 + i).save(previews / f"grid{i}.webp", quality=70)
+        textured_photo(1024, 1024, 40 + i).save(previews / f"grid{i}.webp", quality=70)
     torch.set_num_threads(1)
     stats = bc.build(reals, out, seed=0, names=["autogan_convt"], val_fraction=0.25, autogan_steps=2, autogan_width=4,
                      log=lambda m: None, calibration_fraction=0.2, holdout=[holdout], sd15_dir=previews, webp_sample=2)

@@ -1,7 +1,6 @@
 """Corpus v3 in build_corpus: the StyleGAN2 faces family, local fakes, down-scaled and portrait framing, the real's
 camera pass, family round-robin, and the new generators (Real-CUGAN, waifu2x, the vintagify CycleGAN)."""
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from images import textured_photo
 from ipdscan.train.data import split_roots
 from trainer import build_corpus as bc
 from trainer import corpus_plan, faces, generators, local_fakes
 from trainer.generators.down_up import down_up, psnr
 
-from test_corpus import photo
 
 FAMILIES = ["autogan_convt"]
 
@@ -26,11 +25,11 @@ def built(tmp_path_factory):
     reals.mkdir()
     for i in range(8):  # landscape JPEGs, portrait JPEGs, and lossless PNGs (SelfExSR's HR images are PNG)
         size = (360, 300) if i < 3 else (300, 400)
-        photo(*size, i).save(reals / (f"img{i}.png" if i >= 6 else f"img{i}.jpg"), quality=90)
+        textured_photo(*size, i).save(reals / (f"img{i}.png" if i >= 6 else f"img{i}.jpg"), quality=90)
     for label in ("real", "fake"):
         (face_dir / label).mkdir(parents=True)
         for i in range(16):
-            photo(64, 64, 20 + i + (label == "fake")).save(face_dir / label / f"{label}{i}.jpg", quality=75)
+            textured_photo(64, 64, 20 + i + (label == "fake")).save(face_dir / label / f"{label}{i}.jpg", quality=75)
     torch.set_num_threads(1)
     framing = corpus_plan.Framing(downscale_fraction=0.5, portrait_fraction=1.0, local_fraction=0.5)
     stats = bc.build(reals, out, seed=0, names=FAMILIES, val_fraction=0.2, autogan_steps=2, autogan_width=4,
@@ -117,7 +116,7 @@ def test_generators_option_takes_families_and_single_generators():
 
 
 def test_down_up_refuses_a_broken_upsampler():
-    window = np.asarray(photo(64, 64, 1))
+    window = np.asarray(textured_photo(64, 64, 1))
     same_size = down_up(window, 2, lambda im: im.resize((64, 64)), "bilinear")
     assert same_size.shape == window.shape and psnr(same_size, window) > 12
     with pytest.raises(ValueError, match="broken"):  # waifu2x's cunet can return such images on a CPU
@@ -131,7 +130,7 @@ def test_down_up_refuses_a_broken_upsampler():
 def test_ncnn_upsamplers_give_same_size_aligned_fakes(name):
     g = generators.make(name)
     g.prepare([], Path("."), 0)
-    window = np.asarray(photo(256, 256, 3))
+    window = np.asarray(textured_photo(256, 256, 3))
     fake = g(window)
     assert fake.shape == window.shape and fake.dtype == np.uint8 and 15 < psnr(fake, window) < 60
 
@@ -140,7 +139,7 @@ def test_ncnn_upsamplers_give_same_size_aligned_fakes(name):
 def test_cyclegan_keeps_the_real_colours_and_layout(one_thread):
     g = generators.make(generators.CycleGAN.name)
     assert len(g.prepare([], Path("."), 0)["weights_sha256"]) == 64
-    window = np.asarray(photo(128, 128, 5))
+    window = np.asarray(textured_photo(128, 128, 5))
     fake = g(window)
     assert fake.shape == window.shape and np.allclose(fake.mean((0, 1)), window.mean((0, 1)), atol=2)
     assert 12 < psnr(fake, window) < 60

@@ -1,10 +1,7 @@
 import base64
 import itertools
 import os
-import shutil
 import socket
-import ssl
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -14,18 +11,17 @@ from urllib.parse import quote
 import pytest
 
 import ipdscan.http_get as http_get
-from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
+from filesystem import finishes, posix, run_unprivileged, unblock_fifo
+from http_server import IMAGE, LocalServer
 from ipdscan.fetch import fetch_many, read_item
 from ipdscan.fetch_options import FetchError, FetchOptions
 from ipdscan.addresses import blocked_reason, resolve
 from ipdscan.item import Item
-from test_sources import finishes, opened_paths, posix, run_unprivileged, shared_tmp, unblock_fifo  # noqa: F401
 
 # Short timeouts keep the failure cases fast; retries only where a test asks for them.
 LOCAL = FetchOptions(allow_private=True, retries=0, retry_backoff=0.01, connect_timeout=5.0, read_timeout=5.0,
                      total_timeout=20.0)
 PUBLIC = replace(LOCAL, allow_private=False)
-IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 def url(item_url: str) -> Item:
@@ -285,30 +281,6 @@ def test_redirect_to_another_public_host_is_followed(internet):
 
 # --- https ---------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """A self-signed certificate for the name public.test only (not for 127.0.0.1)."""
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=public.test",
-                    "-addext", "subjectAltName=DNS:public.test"], check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
-@pytest.fixture(scope="module")
-def tls_contexts(certificate):
-    """(the test server's TLS context, a client context that trusts its certificate)."""
-    cert, key = certificate
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    trusting = ssl.create_default_context(cafile=str(cert))
-    trusting.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)  # a bare self-signed test certificate
-    return server_context, trusting
-
-
 @pytest.fixture
 def tls_internet(monkeypatch, tls_contexts):
     server_context, trusting = tls_contexts
@@ -425,7 +397,7 @@ def read_code(path):
 
 
 @posix
-def test_unreadable_file_is_permission_denied(shared_tmp):  # noqa: F811
+def test_unreadable_file_is_permission_denied(shared_tmp):
     path = os.path.join(shared_tmp, "secret.png")
     with open(path, "wb") as file:
         file.write(IMAGE)

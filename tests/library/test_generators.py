@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from images import textured_photo
 from trainer import corpus_store, sd15
 from trainer.generators import AutoGAN, make
 from trainer.generators.taef2 import TAEF2, TAEF2Net
 
-from test_corpus import photo
 
 TAEF2_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "generators" / "taef2"
 
@@ -34,7 +34,7 @@ def test_taef2_reconstructs_a_photo_closely_but_not_exactly(one_thread):
     g = make("taef2", taef2_weights=TAEF2_WEIGHTS)
     info = g.prepare([], Path("."), 0)
     assert info["encoder_sha256"].startswith("10a4e102") and info["decoder_sha256"].startswith("0a44a31e")
-    window = np.asarray(photo(128, 128, 4))
+    window = np.asarray(textured_photo(128, 128, 4))
     fake = g(window)
     assert fake.shape == window.shape and fake.dtype == np.uint8
     assert 23 < psnr(fake, window) < 60
@@ -52,9 +52,9 @@ def test_taef2_refuses_missing_or_wrong_weights(tmp_path):
 
 
 def test_sd15_tiles_split_grids_and_windows_stay_on_the_macroblock_grid(tmp_path):
-    photo(1024, 1024, 1).save(tmp_path / "grid.webp", quality=70)
-    photo(600, 400, 2).save(tmp_path / "single.webp", quality=70)
-    photo(200, 200, 3).save(tmp_path / "tiny.webp", quality=70)
+    textured_photo(1024, 1024, 1).save(tmp_path / "grid.webp", quality=70)
+    textured_photo(600, 400, 2).save(tmp_path / "single.webp", quality=70)
+    textured_photo(200, 200, 3).save(tmp_path / "tiny.webp", quality=70)
     tiles = sd15.list_tiles(tmp_path)
     assert [(t.grid, t.index) for t in tiles] == [("grid.webp", i) for i in range(4)] + [("single.webp", 0)]
     assert tiles[3].box == (512, 512, 1024, 1024)
@@ -68,20 +68,20 @@ def test_sd15_tiles_split_grids_and_windows_stay_on_the_macroblock_grid(tmp_path
 
 def test_webp_quality_estimate_recovers_the_saved_quality(tmp_path):
     for quality in (50, 90):
-        photo(512, 512, 5).save(tmp_path / f"q{quality}.webp", quality=quality, method=4)
+        textured_photo(512, 512, 5).save(tmp_path / f"q{quality}.webp", quality=quality, method=4)
     estimates = {q: sd15.estimate_webp_quality(tmp_path / f"q{q}.webp") for q in (50, 90)}
     assert abs(estimates[50] - 50) <= 10 and abs(estimates[90] - 90) <= 5
 
 
 def test_sharpness_ranks_a_blurred_copy_below_its_original():
-    window = np.asarray(photo(128, 128, 6))
+    window = np.asarray(textured_photo(128, 128, 6))
     from PIL import ImageFilter
     blurred = np.asarray(Image.fromarray(window).filter(ImageFilter.GaussianBlur(1.5)))
     assert corpus_store.sharpness(blurred) < 0.5 * corpus_store.sharpness(window)
 
 
 def test_autogan_adversarial_training_runs_and_is_cached_under_its_own_name(tmp_path, one_thread):
-    windows = [np.asarray(photo(64, 64, i)) for i in range(4)]
+    windows = [np.asarray(textured_photo(64, 64, i)) for i in range(4)]
     g = AutoGAN("convt", steps=2, batch=2, patch=32, width=4)
     info = g.prepare(windows, tmp_path, 0)
     assert info["trained"] and info["adversarial_weight"] == 0.02

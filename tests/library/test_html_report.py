@@ -12,8 +12,6 @@ import pytest
 from PIL import Image
 
 import evidence_files
-from browser import browser  # noqa: F401 - the fixture
-from http_server import http_server  # noqa: F401 - the fixture
 from images import natural
 from ipdscan.html_report import IMG_MARKUP, NOTE_BYTES, HtmlReport, render, thumbnail
 from ipdscan.report import open_report

@@ -8,11 +8,10 @@ from dataclasses import replace
 import pytest
 
 import ipdscan.http_get as http_get
-from http_server import LocalServer, http_server  # noqa: F401  (the fixture)
+from http_server import IMAGE, LocalServer
 from ipdscan.fetch import read_item
 from ipdscan.fetch_options import FetchError, FetchOptions
 from ipdscan.item import Item
-from test_fetch import IMAGE, certificate, tls_contexts  # noqa: F401  (the fixtures)
 
 PUBLIC = FetchOptions(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeout=20.0)
 NAMES = {"public.test": "8.8.8.8", "private.test": "10.0.0.1"}
@@ -149,7 +148,7 @@ def test_a_proxy_that_is_not_http_is_an_error(names, monkeypatch):
         fetch("https://public.test/a.png")
 
 
-def test_https_tunnels_through_connect_and_verifies_the_target(tls_contexts, names, monkeypatch):  # noqa: F811
+def test_https_tunnels_through_connect_and_verifies_the_target(tls_contexts, names, monkeypatch):
     server_context, trusting = tls_contexts
     monkeypatch.setattr(http_get, "tls_context", lambda: trusting)
     with LocalServer(tls=server_context) as server:

@@ -1,16 +1,12 @@
-import builtins
 import io
-import json
 import os
 import shutil
-import tempfile
-import threading
-import traceback
 import tracemalloc
 
 import pytest
 from PIL import Image
 
+from filesystem import finishes, posix, run_unprivileged, unblock_fifo
 from ipdscan.formats import signature_format
 from ipdscan.local_files import open_regular, os_error_code
 from ipdscan.shards import shard_filter
@@ -18,9 +14,6 @@ from ipdscan.item import Item
 from ipdscan.sources import iter_items, url_item
 from ipdscan.urls import url_problem
 from ipdscan.walk import SortedNames
-
-
-posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs, fork and permission bits are POSIX")
 
 
 def image_bytes(format: str = "PNG") -> bytes:
@@ -31,85 +24,6 @@ def image_bytes(format: str = "PNG") -> bytes:
 
 def listed(inputs, **kwargs) -> list[tuple[str, str, str]]:
     return [(item.input, item.kind, item.error_code) for item in iter_items(inputs, **kwargs)]
-
-
-@pytest.fixture
-def opened_paths(monkeypatch):
-    """Every path opened through os.open or open() while the test runs."""
-    paths = []
-    real_os_open, real_open = os.open, builtins.open
-
-    def os_open(path, *args, **kwargs):
-        paths.append(os.fsdecode(path))
-        return real_os_open(path, *args, **kwargs)
-
-    def open_(file, *args, **kwargs):
-        if isinstance(file, (str, bytes, os.PathLike)):
-            paths.append(os.fsdecode(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(builtins, "open", open_)
-    return paths
-
-
-def finishes(function, seconds: float = 20.0):
-    """function()'s value, or a failure if it blocks (as opening a FIFO without a writer would)."""
-    box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("value", function()), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"{function} blocked: it must never open a FIFO")
-    return box["value"]
-
-
-def unblock_fifo(path):
-    """Open the writing end without waiting, which releases any reader stuck in open()."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError:
-        pass  # no reader: nothing was stuck
-
-
-def run_unprivileged(function, *args):
-    """function(*args) in a forked child that, when we are root (who reads everything), first becomes
-    nobody; its value comes back as JSON."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            with os.fdopen(write_end, "w") as out:
-                json.dump({"value": function(*args)}, out)
-            status = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end) as results:
-        text = results.read()
-    _, status = os.waitpid(pid, 0)
-    assert status == 0, "the unprivileged child failed (its traceback is in the captured stderr)"
-    return json.loads(text)["value"]
-
-
-@pytest.fixture
-def shared_tmp():
-    """A temporary directory that nobody can enter (pytest's tmp_path is private to its user)."""
-    path = tempfile.mkdtemp(prefix="ipdscan-test-")
-    os.chmod(path, 0o755)
-    yield path
-    for directory, subdirectories, _ in os.walk(path):
-        for name in subdirectories:
-            os.chmod(os.path.join(directory, name), 0o755)
-    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 """Training options beyond the paper: pair-synced batches, the down-scale augmentation, saves between validations
 (a killed run resumes where it was), and the NPR residual input. The paper's recipe stays the default."""
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +9,12 @@ from ipdscan.model import IPDConfig, IPDNet
 from ipdscan.preprocess import Preprocessing
 from ipdscan.train import TrainConfig, TrainError, train
 from ipdscan.train.augment import Augmentation, sample_params, train_view
-from ipdscan.train.data import Sample, split_roots
+from ipdscan.train.data import Sample
 from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Run
 from ipdscan.train.pairs import PairedImages, collate_pairs, pair_up
 from ipdscan.weights import load_checkpoint, save_checkpoint
-
-from test_train import SMALL, small_config, write_textures
+from training import SMALL, small_config, write_textures
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STRONG = Augmentation(blur_prob=1.0, jpeg_prob=1.0, flip_prob=0.5, downscale_prob=1.0)
