@@ -7,6 +7,7 @@ the instance's runtime environment.
 """
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -39,10 +40,13 @@ def faults(tmp_path_factory):
 def local_ray(faults):
     ray = ray_or_skip()
     assert not ray.is_initialized()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {ray_scan.FAULTS_ENV: str(faults)}})
     yield ray
     ray.shutdown()
+    for signum, handler in handlers.items():  # ray.init's own SIGTERM handler must not outlive these tests
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +140,25 @@ def test_ray_options_go_with_ray(tmp_path, cli):
     # from the environment (or a config file) they wait for a --ray: a plain scan runs
     result = cli.invoke(["scan", str(tmp_path / "missing.png")], env={"IPDSCAN_RAY_ACTORS": "2"})
     assert result.exit_code == 2 and "no such file" in result.stderr
+
+
+def test_joining_ray_keeps_the_scans_signal_handlers():
+    """ray.init replaces SIGTERM's handler with its own sys.exit: connect puts the scan's back, so a SIGTERM
+    mid-scan still closes the report as Ctrl-C does."""
+    class FakeRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+    def scans_handler(signum, frame):
+        raise KeyboardInterrupt
+    previous = {signum: signal.signal(signum, scans_handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert ray_scan.connect(FakeRay(), ray_scan.RayOptions(cpus=1)) is True
+        assert signal.getsignal(signal.SIGTERM) is scans_handler and signal.getsignal(signal.SIGINT) is scans_handler
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -294,7 +294,7 @@ def test_default_pixel_limit_refuses_a_60_megapixel_image_before_decoding():
 
 def test_the_readme_lists_exactly_the_error_codes_of_the_table():
     """formats.ERROR_CODES is the one table of row error codes: the README's list must name each, and no other."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     paragraph = readme[readme.index("\nError codes: "):]
     paragraph = paragraph[:paragraph.index("\n\n")]
     listed = [code for code in re.findall(r"`([a-z_<>]+)`", paragraph) if code != "http_404"]  # http_404: an example
