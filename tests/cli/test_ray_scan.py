@@ -2,7 +2,7 @@
 --resume after an interrupted Ray scan, and a one-line error without Ray.
 
 The Ray tests share one local Ray instance (2 CPUs, no dashboard), started once for the module: a scan joins the
-instance its process already has. The test-only fault hook (ray_scan.FAULTS_ENV) reaches the Ray workers through
+instance its process already has. The test-only fault hook (ray_workers.FAULTS_ENV) reaches the Ray workers through
 the instance's runtime environment.
 """
 import json
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from images import KINDS, make_corpus
-from ipdscan import ray_scan
+from ipdscan import ray_scan, ray_workers
 from ipdscan.job import ScanJob
 from ipdscan.options import ScanOptions
 from ipdscan.score import load_detector
@@ -42,7 +42,7 @@ def local_ray(faults):
     assert not ray.is_initialized()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {ray_scan.FAULTS_ENV: str(faults)}})
+             runtime_env={"env_vars": {ray_workers.FAULTS_ENV: str(faults)}})
     yield ray
     ray.shutdown()
     for signum, handler in handlers.items():  # ray.init's own SIGTERM handler must not outlive these tests
