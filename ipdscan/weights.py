@@ -43,7 +43,7 @@ class WeightsEntry:
 
 
 # The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v3.pt", "69dde0ccb1f5d163592f8fc48493f5957b47f7988894eba001f459b8c88df60e")
+DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v3.pt", "419f661a5383f3c1705a2b1ec192074b79e6b09b636bb771ce38a3c776037f2c")
 
 
 class WeightsError(Exception):
