@@ -9,7 +9,7 @@ memory, and because the DataLoader takes batches from workers round-robin, they 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -115,10 +115,16 @@ class ScanDataset(IterableDataset):
                 yield item
 
     def __iter__(self) -> Iterator[Prepared]:
-        options = self.options
-        fetched = fetch_many(self._my_items(), options.fetch, concurrency=options.fetch_concurrency)
-        for item, data in fetched:
-            yield prepare(item, data, self.preprocessing, options.max_pixels, options.tiles, self.device_decode)
+        return prepare_items(self._my_items(), self.options, self.preprocessing, self.device_decode)
+
+
+def prepare_items(items: Iterable[Item], options: ScanOptions, preprocessing: Preprocessing,
+                  device_decode: bool) -> Iterator[Prepared]:
+    """Items -> their Prepared samples, in order: fetched (``options.fetch_concurrency`` at a time), then
+    ``prepare``d. What a DataLoader worker runs, and a Ray task too (``ray_workers``)."""
+    fetched = fetch_many(items, options.fetch, concurrency=options.fetch_concurrency)
+    for item, data in fetched:
+        yield prepare(item, data, preprocessing, options.max_pixels, options.tiles, device_decode)
 
 
 def collate_prepared(samples: list[Prepared]) -> ScanBatch:

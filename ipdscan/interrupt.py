@@ -38,6 +38,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """SIGINT's and SIGTERM's handlers as they were before the block, whatever it installs (``ray.init`` sets its
+    own SIGTERM handler, a ``sys.exit`` that would bypass the scan's: the report would not be closed)."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive in the block are raised when it ends, so that what it writes is whole."""
     if threading.current_thread() is not threading.main_thread():

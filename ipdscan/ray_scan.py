@@ -27,13 +27,13 @@ import dataclasses
 import logging
 import os
 import pickle
-import signal
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from .interrupt import signal_handlers_kept
 from .ray_workers import Scorer, Stage, prepare_rows
 from .result import Result
 
@@ -86,19 +86,12 @@ def connect(ray, ray_options: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "logging_level": "ERROR"}
-    # ray.init installs its own SIGTERM handler (sys.exit), which would bypass the scan's: a SIGTERM must still
-    # close the report with the rows so far, as Ctrl-C does. So the handlers this process had are put back.
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signal_handlers_kept():  # a SIGTERM must still close the report with the rows so far, as Ctrl-C does
         if ray_options.address:
             ray.init(address=ray_options.address, **quiet)
         else:
             cpus = ray_options.cpus or len(os.sched_getaffinity(0))
             ray.init(num_cpus=cpus, **quiet)
-    finally:
-        for signum, handler in handlers.items():
-            if handler is not None:
-                signal.signal(signum, handler)
     return True
 
 

@@ -35,12 +35,8 @@ class Stage:
 
 def prepare_batch(items: list[Item], stage: Stage):
     """A batch of items -> a collated ``cpu_stage.ScanBatch`` (fetched, decoded and cropped, or JPEGs left whole)."""
-    from .cpu_stage import collate_prepared, prepare
-    from .fetch import fetch_many
-    options = stage.options
-    fetched = fetch_many(items, options.fetch, concurrency=options.fetch_concurrency)
-    return collate_prepared([prepare(item, data, stage.preprocessing, options.max_pixels, options.tiles,
-                                     stage.on_device) for item, data in fetched])
+    from .cpu_stage import collate_prepared, prepare_items
+    return collate_prepared(list(prepare_items(items, stage.options, stage.preprocessing, stage.on_device)))
 
 
 def score_prepared(detector, batch, stage: Stage) -> list[Result]:

@@ -15,6 +15,7 @@ import pytest
 
 from images import KINDS, make_corpus
 from ipdscan import ray_scan, ray_workers
+from ipdscan.interrupt import signal_handlers_kept
 from ipdscan.job import ScanJob
 from ipdscan.options import ScanOptions
 from ipdscan.score import load_detector
@@ -40,13 +41,11 @@ def faults(tmp_path_factory):
 def local_ray(faults):
     ray = ray_or_skip()
     assert not ray.is_initialized()
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {ray_workers.FAULTS_ENV: str(faults)}})
-    yield ray
-    ray.shutdown()
-    for signum, handler in handlers.items():  # ray.init's own SIGTERM handler must not outlive these tests
-        signal.signal(signum, handler)
+    with signal_handlers_kept():  # ray.init's own SIGTERM handler must not outlive these tests
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+                 runtime_env={"env_vars": {ray_workers.FAULTS_ENV: str(faults)}})
+        yield ray
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
