@@ -1,25 +1,34 @@
-"""Leave-one-family-out ablation: one training run on the whole corpus and one without each family, each
-scored on the dev-eval roots.
+"""Equal-budget ablations: training runs that differ in one thing, each scored on the dev roots.
 
-    python -m trainer.ablate data/corpus-v2 --dev ../shared/data/dev-eval --out runs/ablation \\
-        -- --cpu-bf16 --max-minutes 20 --init-from weights/ipdnet-layer2-corpus-v1.pt
+    python -m trainer.ablate ../data/corpus-v3 --dev ../shared/data/dev-eval ../data/corpus-v3/test \\
+        --out ../runs/ablation-v3 --runs all without-local -- --init-from v2.pt --pair-sync --max-steps 120
 
-A family is a set of the corpus's generator folders (``corpus_store.folder_family``; a generator no family names is its own).
-Leaving one out means its train *and* val folders go: the run neither learns from it nor picks its best
-checkpoint by it. Each run trains on a view of the corpus made of symlinks to the kept generator folders, so
-nothing is copied. Everything after ``--`` is passed to ``ipdscan train`` unchanged and is the same for every
-run. A run whose ``best.pt`` already exists is not trained again, so a cut-short ablation resumes; the table
-(``<out>/ABLATION.md``) always covers every finished run.
+Runs: ``all`` (the whole corpus) and ``without-<family>`` for each family (``corpus_store.folder_family``; a
+generator no family names is its own); ``--runs`` picks some, in that order (default: all of them), and
+``without-<family>+<family>...`` leaves several out at once. Leaving a
+family out means its train *and* val folders go: the run neither learns from it nor validates on it.
+``--add CORPUS`` puts another corpus's generator folders into every run (a leave-in test: ``--add
+../data/corpus-sd15 --runs all``). Each run trains on a view of the corpora made of symlinks, so nothing is copied.
+
+Everything after ``--`` is passed to ``ipdscan train`` unchanged and is the same for every run (an option such as
+``--npr`` makes a second ablation folder). It must give ``--max-steps``: the budget is a number of steps, the same
+for every run, because minutes on a shared CPU are not equal and a resumed run would restart its clock. Each run is
+scored by its last checkpoint, the weights after exactly that budget (``best.pt`` is chosen on each run's own val
+split, which differs between runs). A run cut short resumes from its ``last.pt`` with the same data order; a
+finished one is scored again without training. ``<out>/ABLATION.md`` is rewritten after each run: a summary
+(AP per dev generator and the mean per dev root), then each run's full table.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from ipdscan.eval_report import to_markdown
+from ipdscan.eval_report import EvalReport, percent, to_markdown
 from ipdscan.evaluate import evaluate
 from ipdscan.labelled import DatasetError
+from ipdscan.metrics import mean_row
 from ipdscan.runtime import DeviceError
 from ipdscan.score import load_detector
 
@@ -29,52 +38,102 @@ from ipdscan.train import TrainError, train
 from .corpus_store import folder_family
 
 SPLITS = ("train", "val")
+ALL = "all"
+WITHOUT = "without-"
 
 
-def corpus_families(corpus: Path) -> dict[str, list[str]]:
-    """Family -> the corpus's generator folders in it (families with no folder here are dropped)."""
+def generator_folders(corpus: Path) -> list[str]:
     present = sorted({folder.name for split in SPLITS if (corpus / split).is_dir()
                       for folder in (corpus / split).iterdir() if folder.is_dir()})
     if not present:
         raise DatasetError(f"{corpus}: no train/<generator> or val/<generator> folders (a build_corpus output?)")
+    return present
+
+
+def corpus_families(corpus: Path) -> dict[str, list[str]]:
+    """Family -> the corpus's generator folders in it (families with no folder here are dropped)."""
     out: dict[str, list[str]] = {}
-    for generator in present:
+    for generator in generator_folders(corpus):
         out.setdefault(folder_family(generator), []).append(generator)
     return out
 
 
-def make_view(corpus: Path, view: Path, generators: list[str]) -> None:
-    """``view/<split>/<generator>`` -> the corpus's folder, for each kept generator."""
+def plan_runs(corpus: Path, added: list[Path], chosen: list[str] | None) -> dict[str, list[Path]]:
+    """Run name -> the generator folders (``<corpus>/<generator>``, split left out) it trains on. Default runs:
+    ``all`` and ``without-<family>`` for each family; a chosen ``without-a+b`` leaves several families out."""
+    families = corpus_families(corpus)
+    extra = [other / generator for other in added for generator in generator_folders(other)]
+    clashes = sorted({folder.name for folder in extra} & {g for members in families.values() for g in members})
+    if clashes:
+        raise DatasetError(f"--add: generator folders {', '.join(clashes)} are in {corpus} already")
+    names = chosen or [ALL, *(WITHOUT + family for family in families)]
+    runs = {}
+    for name in names:
+        left_out = [] if name == ALL else name.removeprefix(WITHOUT).split("+") if name.startswith(WITHOUT) else [name]
+        unknown = [family for family in left_out if family not in families]
+        if unknown or name.startswith(WITHOUT + "+"):
+            raise DatasetError(f"no run named {name}: runs are {ALL} and {WITHOUT}<family>[+<family>...], "
+                               f"with families {', '.join(families)}")
+        runs[name] = [corpus / generator for family, members in families.items() if family not in left_out
+                      for generator in members] + extra
+    return runs
+
+
+def make_view(view: Path, folders: list[Path]) -> None:
+    """``view/<split>/<generator>`` -> ``<corpus>/<split>/<generator>``, for each kept generator folder."""
     for split in SPLITS:
-        for generator in generators:
-            source = corpus / split / generator
-            link = view / split / generator
+        for folder in folders:
+            source = folder.parent / split / folder.name
+            link = view / split / folder.name
             if source.is_dir() and not link.exists():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(source.resolve(), target_is_directory=True)
 
 
-def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], log=print) -> str:
-    families = corpus_families(corpus)
-    runs = {"all": [generator for members in families.values() for generator in members]}
-    runs.update({f"without {family}": [generator for other, members in families.items() if other != family
-                                       for generator in members]
-                 for family in families})
-    lines = ["# Leave-one-family-out ablation", "", f"corpus `{corpus}`; families: "
-             + "; ".join(f"{family} ({', '.join(members)})" for family, members in families.items()),
-             f"training options for every run: `{' '.join(train_args) or '(defaults)'}`", ""]
-    for run, generators in runs.items():
-        folder = out / run.replace(" ", "-")
-        make_view(corpus, folder / "data", generators)
-        best = folder / "run" / "best.pt"
-        if not best.exists():
-            log(f"training '{run}': {', '.join(generators)}")
-            train(train_cli.parse_args([str(folder / "data"), "--out", str(folder / "run"), "--no-progress", *train_args],
-                                       prog="python -m trainer.ablate ... --"))
-        report = evaluate(dev, load_detector(best, "cpu"), workers=1)
-        lines += [f"## {run}", "", to_markdown(report)]
-        (out / "ABLATION.md").write_text("\n".join(lines) + "\n")
-    return "\n".join(lines) + "\n"
+def run_config(folder: Path, train_args: list[str]):
+    """The run's TrainConfig: a new run, or the continuation of the one ``folder/run`` holds."""
+    config = train_cli.parse_args([str(folder / "data"), "--out", str(folder / "run"), "--no-progress", *train_args],
+                                  prog="python -m trainer.ablate ... --")
+    if config.max_steps is None:
+        raise TrainError("give --max-steps after '--': every run of an ablation trains the same number of steps")
+    if (folder / "run" / "last.pt").exists():  # cut short (or finished: train stops at once, its budget spent)
+        config = dataclasses.replace(config, resume=str(folder / "run"), init_from=None)
+    return config
+
+
+def summary(reports: dict[str, EvalReport]) -> list[str]:
+    """One line per run: AP per dev generator, then the mean AP of each dev root (group)."""
+    first = next(iter(reports.values())).rows
+    groups = list(dict.fromkeys(row.group for row in first))
+    lines = ["| run | " + " | ".join(row.generator for row in first) + " | "
+             + " | ".join(f"mean {group}" for group in groups) + " |",
+             "|---|" + "---:|" * (len(first) + len(groups))]
+    for run, report in reports.items():
+        means = [mean_row("none", "", [row for row in report.rows if row.group == group]).ap for group in groups]
+        lines.append(f"| {run} | " + " | ".join(percent(value) for value in [*(row.ap for row in report.rows), *means])
+                     + " |")
+    return lines
+
+
+def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, added: list[Path] = (),
+           runs: list[str] | None = None, log=print) -> str:
+    planned = plan_runs(corpus, list(added), runs)
+    head = ["# Ablation", "", f"corpus `{corpus}`" + "".join(f" + `{other}`" for other in added) + "; families: "
+            + "; ".join(f"{family} ({', '.join(members)})" for family, members in corpus_families(corpus).items()),
+            f"training options for every run: `{' '.join(train_args)}`; each run scored by its last checkpoint", ""]
+    reports, sections = {}, []
+    for run, folders in planned.items():
+        folder = out / run
+        make_view(folder / "data", folders)
+        config = run_config(folder, train_args)
+        log(f"{'continuing' if config.resume else 'training'} '{run}': {len(folders)} generator folders, families "
+            + ", ".join(dict.fromkeys(folder_family(folder.name) for folder in folders)))
+        trained = train(config)
+        reports[run] = evaluate(dev, load_detector(folder / "run" / "last.pt", "cpu"), workers=1)
+        sections += [f"## {run} ({trained['steps']} steps)", "", to_markdown(reports[run])]
+        text = "\n".join([*head, *summary(reports), "", *sections]) + "\n"
+        (out / "ABLATION.md").write_text(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ours, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
-    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
+    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev roots (CNNSpot layout)")
     parser.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")
+    parser.add_argument("--runs", nargs="+", help=f"which runs, in order: {ALL}, {WITHOUT}<family>[+<family>...] "
+                                                  "(default: all and each family left out)")
+    parser.add_argument("--add", nargs="+", type=Path, default=[], help="other corpora whose generators every run trains on")
     args = parser.parse_args(ours)
     try:
-        print(ablate(args.corpus, args.dev, args.out, train_args))
+        print(ablate(args.corpus, args.dev, args.out, train_args, added=args.add, runs=args.runs))
     except (DatasetError, DeviceError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

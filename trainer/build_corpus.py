@@ -45,6 +45,7 @@ from trainer.corpus_store import Manifest, claim_output, sharpness_summary, writ
 # generators share; Real-ESRGAN and TAEF2 carried v2's diffusion AP; Real-CUGAN holds 18 models.
 DEFAULT_SHARES = {"taef2": 2, "realesrgan": 2, "realcugan": 2}
 SD15 = "sd15"
+NO_GENERATORS = "none"
 
 
 def resolve_families(requested: list[str]) -> dict[str, list[str]]:
@@ -111,7 +112,7 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
           framing: Framing = Framing(), faces_dir: Path | None = None) -> dict:
     start = time.perf_counter()
     roots = [Path(root) for root in (reals if isinstance(reals, (list, tuple)) else [reals])]
-    families = resolve_families(list(names or generators.DEFAULT_FAMILIES))
+    families = resolve_families(list(generators.DEFAULT_FAMILIES if names is None else names))
     names = [name for members in families.values() for name in members]
     shares = DEFAULT_SHARES if shares is None else shares
     args = {"reals": [str(root) for root in roots], "seed": seed, "limit": limit, "generators": names,
@@ -128,7 +129,7 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
             for name in names}
     paths = list_sources(roots)
     sources = choose_sources(paths, seed, limit)
-    log(f"{len(sources)} sources, families: {', '.join(families)}" + (f" + {SD15}" if sd15_dir else "")
+    log(f"{len(sources)} sources, families: {', '.join(families) or 'none'}" + (f" + {SD15}" if sd15_dir else "")
         + (f" + {faces.GENERATOR}" if faces_dir else ""))
     face_counts = faces.copy_faces(faces_dir, out, seed, val_fraction=val_fraction,
                                    calibration_fraction=calibration_fraction) if faces_dir else {}
@@ -156,12 +157,12 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
         prepared[SD15] = {"webp_qualities": qualities, "prepare_s": round(time.perf_counter() - began, 1)}
         log(f"prepared {SD15}: estimated WebP qualities {qualities}")
 
-    assignment = assign_generators(plans, families, seed, shares)
+    assignment = assign_generators(plans, families, seed, shares) if families else {}
     gen_seconds = defaultdict(float)
     with Manifest(out, log, start) as manifest:
         if manifest.done:
             log(f"resuming: {len(manifest.done)} pairs already on disk are kept")
-        for plan in plans:
+        for plan in plans if families else []:  # none: an --sd15 and/or --faces corpus only
             name = assignment[plan.source]
             folder = local_fakes.PREFIX + name if plan.local else name
             if manifest.kept(plan.source, folder):
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="use a seeded random subset of N sources")
     parser.add_argument("--generators", nargs="+", default=list(generators.DEFAULT_FAMILIES),
-                    choices=[*generators.FAMILIES, *generators.NAMES], metavar="NAME",
-                    help="families (each photo draws one member) or single generators (default: %(default)s)")
+                    choices=[*generators.FAMILIES, *generators.NAMES, NO_GENERATORS], metavar="NAME",
+                    help="families (each photo draws one member) or single generators (default: %(default)s); "
+                         f"'{NO_GENERATORS}': only the --sd15 and --faces families, e.g. to add SD 1.5 to a built corpus")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--calibration-fraction", type=float, default=0.0,
                     help="share of sources kept whole in calibration/ for choosing the threshold")
@@ -265,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("--out is required")
+    if NO_GENERATORS in args.generators:
+        if args.generators != [NO_GENERATORS] or not (args.sd15 or args.faces):
+            parser.error(f"--generators {NO_GENERATORS} stands alone and needs --sd15 or --faces")
+        args.generators = []
     if generators.TAEF2.name in args.generators and args.taef2_weights is None:
         parser.error("the taef2 generator needs --taef2-weights DIR (or leave it out of --generators)")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,11 +55,29 @@ def save_run(out: Path, model: IPDNet, optimizer: torch.optim.Optimizer, progres
     write_atomically(out / "last.state.pt", lambda state_file: torch.save(state, state_file), binary=True)
 
 
+STEM_CONV = "trunk.stem.0.weight"  # the trunk's first convolution: the only tensor the input channels shape
+
+
 def start_from(model: IPDNet, init_from: str, preprocessing: Preprocessing) -> dict:
     """Load another checkpoint's weights into ``model`` (same variant and preprocessing: fine-tuning); returns
-    the run record's ``initial_weights``."""
-    checkpoint = load_weights(init_from, model.config, preprocessing)
-    model.load_state_dict(checkpoint.model.state_dict())
+    the run record's ``initial_weights``.
+
+    A checkpoint without the NPR input also starts an NPR model (``npr=True``): the NPR channels get zero weights
+    in the trunk's first convolution, so the run starts from exactly the checkpoint's scores and learns what the
+    NPR residuals add; that is how the NPR ablation compares equal budgets from the same weights."""
+    try:
+        checkpoint = load_checkpoint(init_from)
+    except WeightsError as exc:
+        raise TrainError(f"cannot start from {init_from}: {exc}") from None
+    widen = model.config.npr and not checkpoint.config.npr
+    check_same_model(checkpoint, init_from, replace(model.config, npr=False) if widen else model.config,
+                     preprocessing, "fine-tune it")
+    state = checkpoint.model.state_dict()
+    if widen:
+        stem = state[STEM_CONV]  # (64, 3 SRM channels, 7, 7)
+        npr_channels = model.config.input_channels - stem.shape[1]
+        state[STEM_CONV] = torch.cat([stem, stem.new_zeros(stem.shape[0], npr_channels, *stem.shape[2:])], dim=1)
+    model.load_state_dict(state)
     return {"name": checkpoint.name, "sha256": checkpoint.sha256}
 
 
@@ -72,16 +90,6 @@ def resume_into(model: IPDNet, optimizer: torch.optim.Optimizer, resume: str,
     optimizer.load_state_dict(state["optimizer"])  # also moves Adam's moments to the model's device
     torch.set_rng_state(state["torch_rng"])
     return Progress(**state["progress"]), checkpoint.provenance.get("initial_weights")
-
-
-def load_weights(path: str, model_config: IPDConfig, preprocessing: Preprocessing) -> Checkpoint:
-    """The checkpoint a fine-tuning run starts from: TrainError unless it holds a model like this run's."""
-    try:
-        checkpoint = load_checkpoint(path)
-    except WeightsError as exc:
-        raise TrainError(f"cannot start from {path}: {exc}") from None
-    check_same_model(checkpoint, path, model_config, preprocessing, "fine-tune it")
-    return checkpoint
 
 
 def load_run(resume: str, model_config: IPDConfig, preprocessing: Preprocessing) -> tuple[Checkpoint, dict]:
@@ -109,5 +117,9 @@ def load_run(resume: str, model_config: IPDConfig, preprocessing: Preprocessing)
 def check_same_model(checkpoint: Checkpoint, path, model_config: IPDConfig, preprocessing: Preprocessing,
                      instead: str) -> None:
     if checkpoint.config != model_config or checkpoint.preprocessing != preprocessing:
-        raise TrainError(f"{path} holds a {checkpoint.config.variant} model with input size "
-                         f"{checkpoint.config.input_size}; {instead} with the same variant")
+        raise TrainError(f"{path} holds a {model_text(checkpoint.config)}; this run builds a "
+                         f"{model_text(model_config)}: {instead} with the same variant and input")
+
+
+def model_text(config: IPDConfig) -> str:
+    return f"{config.variant}{' + NPR' if config.npr else ''} model (input {config.input_size} px)"

@@ -65,7 +65,8 @@ class TrainConfig:
     log_every: int = option(10, help="steps between train lines in metrics.jsonl")
     resume: str | None = option(None, help="continue a run: its directory or its last.pt (step, optimizer state)")
     init_from: str | None = option(None, help="start a new run from this checkpoint's weights (fine-tuning; same "
-                                              "variant); the optimizer starts anew")
+                                              "variant and input size; a model without NPR also starts an --npr run, "
+                                              "its NPR channels at zero); the optimizer starts anew")
     name: str | None = option(None, help="checkpoint name (default: ipdnet-<variant>-<out folder name>)")
     progress: bool = option(True, flag="--no-progress", help="no progress bars (tqdm bars on stderr are the default)")
     # The paper's pad 224 / crop 224 / resize 256; the model's input size follows preprocessing.size.

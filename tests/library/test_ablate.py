@@ -1,4 +1,5 @@
-"""trainer.ablate: one run on everything and one without each family, each scored on the dev set; resumable."""
+"""trainer.ablate: equal-budget runs (everything, without each family, with another corpus added), each scored on
+the dev set by its last checkpoint; resumable."""
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +45,57 @@ def test_each_run_leaves_out_one_family_in_train_and_val_and_is_scored_on_dev(ab
                 "without-autogan": {"taef2", "sd15"}, "without-sd15": {"autogan_convt", "autogan_nearest", "taef2"},
                 "without-taef2": {"autogan_convt", "autogan_nearest", "sd15"}}
     for run, generators in expected.items():
-        data = load_checkpoint(out / run / "run" / "best.pt").provenance["data"]
+        data = load_checkpoint(out / run / "run" / "last.pt").provenance["data"]
         assert set(data["train"]["generators"]) == set(data["val"]["generators"]) == generators
-        assert f"## {run.replace('-', ' ')}" in table
-    assert table.count("somegan") == 4 and (out / "ABLATION.md").read_text() == table
+        assert f"## {run} (1 steps)" in table
+    summary = table[table.index("| run |"):table.index("## all")].strip().splitlines()
+    assert summary[0] == "| run | somegan | mean dev |" and [line.split(" | ")[0] for line in summary[2:]] == \
+        [f"| {run}" for run in expected]
+    assert table.count("| somegan |") == 5 and (out / "ABLATION.md").read_text() == table
 
 
-def test_finished_runs_are_not_trained_again(ablated, monkeypatch):
+def test_finished_runs_are_scored_again_without_training(ablated):
     root, dev, out, table = ablated
-    monkeypatch.setattr(ablate, "train", lambda config: pytest.fail("a finished run was trained again"))
+    before = {run: load_checkpoint(run / "run" / "last.pt").sha256 for run in out.iterdir() if run.is_dir()}
     assert ablate.ablate(root, [str(dev)], out, ARGS, log=lambda m: None) == table
+    assert {run: load_checkpoint(run / "run" / "last.pt").sha256 for run in out.iterdir() if run.is_dir()} == before
+
+
+def test_a_run_cut_short_continues_to_the_budget(ablated, tmp_path):
+    root, dev, _, _ = ablated
+    ablate.ablate(root, [str(dev)], tmp_path, ARGS, runs=["without-sd15"], log=lambda m: None)
+    table = ablate.ablate(root, [str(dev)], tmp_path, [*ARGS, "--max-steps", "2"], runs=["without-sd15"],
+                          log=lambda m: None)
+    assert "## without-sd15 (2 steps)" in table and "## all" not in table
+    provenance = load_checkpoint(tmp_path / "without-sd15" / "run" / "last.pt").provenance
+    assert provenance["step"] == 2 and provenance["config"]["resume"]
+
+
+def test_added_corpora_join_every_chosen_run(ablated, tmp_path):
+    root, dev, _, _ = ablated
+    other = tmp_path / "other"
+    for split in ("train", "val"):
+        write_pairs(other / split / "extra_gen", 2, seed=5)
+    ablate.ablate(root, [str(dev)], tmp_path / "out", ARGS, added=[other], runs=["without-taef2", "all"],
+                  log=lambda m: None)
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ABLATION.md", "all", "without-taef2"]
+    data = load_checkpoint(tmp_path / "out" / "without-taef2" / "run" / "last.pt").provenance["data"]
+    assert set(data["train"]["generators"]) == {"autogan_convt", "autogan_nearest", "sd15", "extra_gen"}
+    assert ablate.plan_runs(root, [other], ["without-taef2+autogan"]) == {
+        "without-taef2+autogan": [root / "sd15", other / "extra_gen"]}
+    with pytest.raises(DatasetError, match="in .* already"):
+        ablate.plan_runs(root, [root], None)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--runs", "without-nothing", "--", *ARGS],
+     "no run named without-nothing: runs are all and without-<family>[+<family>...], with families autogan, sd15, taef2"),
+    (["--", "--batch-size", "4"], "give --max-steps"),
+])
+def test_bad_ablation_requests_are_one_line_and_exit_2(ablated, tmp_path, capsys, argv, said):
+    root, dev, _, _ = ablated
+    assert ablate.main([str(root), "--dev", str(dev), "--out", str(tmp_path / "o"), *argv]) == 2
+    assert said in capsys.readouterr().err
 
 
 def test_a_folder_that_is_not_a_corpus_is_a_clear_error(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Corpus v2 in build_corpus: calibration photos kept whole, --holdout, the sd15 family, TAEF2's share."""
+"""Corpus v2 in build_corpus: calibration photos kept whole, --holdout, the sd15 family (alone with
+--generators none), TAEF2's share."""
 import csv
 from pathlib import Path
 
@@ -82,3 +83,24 @@ def test_shares_give_taef2_a_family_sized_turn():
     assignment = corpus_plan.assign_generators(plans, {g: [g] for g in ("a", "b", "taef2")}, 0, {"taef2": 2})
     counts = {g: sum(v == g for v in assignment.values()) for g in ("a", "b", "taef2")}
     assert counts == {"a": 20, "b": 20, "taef2": 40}
+
+
+def test_generators_none_builds_the_same_sd15_pairs_alone(built, tmp_path):
+    reals, out, _, rows = built
+    alone = tmp_path / "sd15-only"
+    stats = bc.build(reals, alone, seed=0, names=[], val_fraction=0.25, log=lambda m: None, calibration_fraction=0.2,
+                     holdout=[out.parent / "dev"], sd15_dir=out.parent / "sd15", webp_sample=2)
+    assert set(stats["counts"]["train"]) == {"sd15"}
+    sd15 = lambda table: [{key: row[key] for key in ("source", "split", "real_path", "fake_path", "format", "quality", "fake_source")}
+                          for row in table if row["generator"] == "sd15"]
+    assert sd15(list(csv.DictReader(open(alone / "manifest.csv")))) == sd15(rows)
+    for row in sd15(rows):  # the same pixels too
+        assert (alone / row["fake_path"]).read_bytes() == (out / row["fake_path"]).read_bytes()
+
+
+@pytest.mark.parametrize("generators", [["none"], ["none", "taef2"]])
+def test_generators_none_stands_alone_and_needs_sd15_or_faces(generators, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        bc.main(["--reals", str(tmp_path), "--out", str(tmp_path / "out"), "--generators", *generators])
+    assert exited.value.code == 2
+    assert "--generators none stands alone and needs --sd15 or --faces" in capsys.readouterr().err

@@ -134,6 +134,23 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tiny_data, tmp_pa
         small_config(tiny_data, tmp_path / "x", init_from="a.pt", resume="b")
 
 
+
+def test_a_plain_checkpoint_starts_an_npr_run_with_the_same_scores(tiny_data, tmp_path):
+    train(small_config(tiny_data, tmp_path / "base", max_steps=2, seed=7))
+    base = load_checkpoint(tmp_path / "base" / "last.pt")
+    run = Run(small_config(tiny_data, tmp_path / "npr", npr=True, init_from=str(tmp_path / "base" / "last.pt")),
+              Topology(0, 1, torch.device("cpu")))
+    stem = run.model.state_dict()["trunk.stem.0.weight"]
+    assert stem.shape[1] == 6 and torch.equal(stem[:, :3], base.model.state_dict()["trunk.stem.0.weight"])
+    assert not stem[:, 3:].any()  # the NPR channels start silent ...
+    images = torch.rand(2, 3, 32, 32)  # SMALL's input size
+    base.model.eval(), run.model.eval()
+    with torch.no_grad():  # ... so the widened model scores as the checkpoint does
+        assert torch.allclose(run.model(images), base.model(images), atol=1e-5)
+    train(small_config(tiny_data, tmp_path / "npr-base", npr=True, max_steps=1))
+    with pytest.raises(TrainError, match=r"layer2 \+ NPR model .* this run builds a layer2 model"):
+        train(small_config(tiny_data, tmp_path / "plain", init_from=str(tmp_path / "npr-base" / "last.pt")))
+
 def test_unreadable_images_are_skipped_and_counted(tmp_path):
     root = write_textures(tmp_path / "data", 8)
     (root / "1_fake" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
