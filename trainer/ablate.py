@@ -124,8 +124,8 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, ad
     reports, sections = {}, []
     for run, folders in planned.items():
         folder = out / run
+        config = run_config(folder, train_args)  # first: a bad option leaves nothing behind
         make_view(folder / "data", folders)
-        config = run_config(folder, train_args)
         log(f"{'continuing' if config.resume else 'training'} '{run}': {len(folders)} generator folders, families "
             + ", ".join(dict.fromkeys(folder_family(folder.name) for folder in folders)))
         trained = train(config)
@@ -139,7 +139,10 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, ad
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ours, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n\n")[0],
+                                     usage="%(prog)s CORPUS --dev ROOT... --out FOLDER [options] -- TRAIN OPTIONS",
+                                     epilog="TRAIN OPTIONS (after --) go to 'ipdscan train' for every run and must "
+                                            "include --max-steps N, the budget each run gets.")
     parser.add_argument("corpus", type=Path, help="a build_corpus output: train/<generator>/..., val/<generator>/...")
     parser.add_argument("--dev", nargs="+", required=True, help="labelled dev roots (CNNSpot layout)")
     parser.add_argument("--out", type=Path, required=True, help="ablation folder: one run per configuration, ABLATION.md")

@@ -95,7 +95,7 @@ def test_added_corpora_join_every_chosen_run(ablated, tmp_path):
 def test_bad_ablation_requests_are_one_line_and_exit_2(ablated, tmp_path, capsys, argv, said):
     root, dev, _, _ = ablated
     assert ablate.main([str(root), "--dev", str(dev), "--out", str(tmp_path / "o"), *argv]) == 2
-    assert said in capsys.readouterr().err
+    assert said in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_a_folder_that_is_not_a_corpus_is_a_clear_error(tmp_path, capsys):
