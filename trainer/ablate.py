@@ -28,7 +28,6 @@ from pathlib import Path
 from ipdscan.eval_report import EvalReport, percent, to_markdown
 from ipdscan.evaluate import evaluate
 from ipdscan.labelled import DatasetError
-from ipdscan.metrics import mean_row
 from ipdscan.runtime import DeviceError
 from ipdscan.score import load_detector
 
@@ -69,9 +68,11 @@ def plan_runs(corpus: Path, added: list[Path], chosen: list[str] | None) -> dict
     names = chosen or [ALL, *(WITHOUT + family for family in families)]
     runs = {}
     for name in names:
-        left_out = [] if name == ALL else name.removeprefix(WITHOUT).split("+") if name.startswith(WITHOUT) else [name]
-        unknown = [family for family in left_out if family not in families]
-        if unknown or name.startswith(WITHOUT + "+"):
+        if name == ALL:
+            left_out = []
+        else:  # an unknown name, or "without-" with an empty or unknown family, is refused below
+            left_out = name.removeprefix(WITHOUT).split("+") if name.startswith(WITHOUT) else [name]
+        if any(family not in families for family in left_out):
             raise DatasetError(f"no run named {name}: runs are {ALL} and {WITHOUT}<family>[+<family>...], "
                                f"with families {', '.join(families)}")
         runs[name] = [corpus / generator for family, members in families.items() if family not in left_out
@@ -109,7 +110,7 @@ def summary(reports: dict[str, EvalReport]) -> list[str]:
              + " | ".join(f"mean {group}" for group in groups) + " |",
              "|---|" + "---:|" * (len(first) + len(groups))]
     for run, report in reports.items():
-        means = [mean_row("none", "", [row for row in report.rows if row.group == group]).ap for group in groups]
+        means = [row.ap for row in report.table(group=True) if row.generator == "mean" and row.group]  # per root
         lines.append(f"| {run} | " + " | ".join(percent(value) for value in [*(row.ap for row in report.rows), *means])
                      + " |")
     return lines

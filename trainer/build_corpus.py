@@ -157,12 +157,13 @@ def build(reals: Path | list[Path], out: Path, seed: int = 0, limit: int | None 
         prepared[SD15] = {"webp_qualities": qualities, "prepare_s": round(time.perf_counter() - began, 1)}
         log(f"prepared {SD15}: estimated WebP qualities {qualities}")
 
-    assignment = assign_generators(plans, families, seed, shares) if families else {}
+    paired = plans if families else []  # --generators none: only the --sd15 / --faces families
+    assignment = assign_generators(paired, families, seed, shares)
     gen_seconds = defaultdict(float)
     with Manifest(out, log, start) as manifest:
         if manifest.done:
             log(f"resuming: {len(manifest.done)} pairs already on disk are kept")
-        for plan in plans if families else []:  # none: an --sd15 and/or --faces corpus only
+        for plan in paired:
             name = assignment[plan.source]
             folder = local_fakes.PREFIX + name if plan.local else name
             if manifest.kept(plan.source, folder):
