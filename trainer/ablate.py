@@ -17,6 +17,11 @@ scored by its last checkpoint, the weights after exactly that budget (``best.pt`
 split, which differs between runs). A run cut short resumes from its ``last.pt`` with the same data order; a
 finished one is scored again without training. ``<out>/ABLATION.md`` is rewritten after each run: a summary
 (AP per dev generator and the mean per dev root), then each run's full table.
+
+AP does not depend on a threshold, false alarms do. ``--calibration FOLDER`` gives each run a threshold of its own, as
+``trainer.calibrate`` would (at most ``--max-flagged`` of those real photos at or above it; ``--exclude`` drops
+photos an ancestor trained on), and the summary adds it and the share of each dev root's reals flagged at it: false
+alarms compared at the same held-out false-alarm rate, not at an arbitrary 0.5.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from ipdscan.score import load_detector
 from ipdscan.train import __main__ as train_cli
 from ipdscan.train import TrainError, train
 
+from .calibrate import flagged_share, photos_to_score, require_photos, score_photos, threshold_for
 from .corpus_store import folder_family
 
 SPLITS = ("train", "val")
@@ -102,27 +108,47 @@ def run_config(folder: Path, train_args: list[str]):
     return config
 
 
-def summary(reports: dict[str, EvalReport]) -> list[str]:
-    """One line per run: AP per dev generator, then the mean AP of each dev root (group)."""
+def reals_flagged(report: EvalReport, threshold: float) -> list[float | None]:
+    """Per dev root (group): the share of its real images scoring above ``threshold``; None for a root without."""
+    rows = report.at_threshold(threshold).rows
+    shares = []
+    for group in dict.fromkeys(row.group for row in rows):
+        real = [row for row in rows if row.group == group and row.n_real]
+        shares.append(sum(row.n_real * (1 - row.r_acc) for row in real) / sum(row.n_real for row in real)
+                      if real else None)
+    return shares
+
+
+def summary(reports: dict[str, EvalReport], thresholds: dict[str, float]) -> list[str]:
+    """One line per run: AP per dev generator, the mean AP of each dev root (group) and, with thresholds, the
+    run's threshold and the share of each root's reals flagged at it."""
     first = next(iter(reports.values())).rows
     groups = list(dict.fromkeys(row.group for row in first))
-    lines = ["| run | " + " | ".join(row.generator for row in first) + " | "
-             + " | ".join(f"mean {group}" for group in groups) + " |",
-             "|---|" + "---:|" * (len(first) + len(groups))]
+    columns = [row.generator for row in first] + [f"mean {group}" for group in groups]
+    if thresholds:
+        columns += ["threshold"] + [f"reals flagged {group}" for group in groups]
+    lines = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for run, report in reports.items():
         means = [row.ap for row in report.table(group=True) if row.generator == "mean" and row.group]  # per root
-        lines.append(f"| {run} | " + " | ".join(percent(value) for value in [*(row.ap for row in report.rows), *means])
-                     + " |")
+        cells = [percent(value) for value in [*(row.ap for row in report.rows), *means]]
+        if thresholds:
+            cells += [f"{thresholds[run]:.4f}"] + [percent(share) for share in reals_flagged(report, thresholds[run])]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return lines
 
 
 def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, added: list[Path] = (),
-           runs: list[str] | None = None, log=print) -> str:
+           runs: list[str] | None = None, calibration: list[str] = (), max_flagged: float = 0.05, log=print) -> str:
+    """``calibration``: real photos no run trained on, each run's threshold flagging at most ``max_flagged`` of them."""
     planned = plan_runs(corpus, list(added), runs)
     head = ["# Ablation", "", f"corpus `{corpus}`" + "".join(f" + `{other}`" for other in added) + "; families: "
             + "; ".join(f"{family} ({', '.join(members)})" for family, members in corpus_families(corpus).items()),
-            f"training options for every run: `{' '.join(train_args)}`; each run scored by its last checkpoint", ""]
-    reports, sections = {}, []
+            f"training options for every run: `{' '.join(train_args)}`; each run scored by its last checkpoint"]
+    if calibration:
+        head.append(f"each run's threshold flags at most {max_flagged:.0%} of {len(calibration)} held-out real photos "
+                    "(trainer.calibrate's rule); reals flagged: the share of a dev root's reals above it")
+    head.append("")
+    reports, thresholds, sections = {}, {}, []
     for run, folders in planned.items():
         folder = out / run
         config = run_config(folder, train_args)  # first: a bad option leaves nothing behind
@@ -130,9 +156,12 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, ad
         log(f"{'continuing' if config.resume else 'training'} '{run}': {len(folders)} generator folders, families "
             + ", ".join(dict.fromkeys(folder_family(folder.name) for folder in folders)))
         trained = train(config)
-        reports[run] = evaluate(dev, load_detector(folder / "run" / "last.pt", "cpu"), workers=1)
+        weights = folder / "run" / "last.pt"
+        reports[run] = evaluate(dev, load_detector(weights, "cpu"), workers=1)
+        if calibration:
+            thresholds[run] = threshold_for(score_photos(weights, list(calibration), "cpu", "auto")[0], max_flagged)
         sections += [f"## {run} ({trained['steps']} steps)", "", to_markdown(reports[run])]
-        text = "\n".join([*head, *summary(reports), "", *sections]) + "\n"
+        text = "\n".join([*head, *summary(reports, thresholds), "", *sections]) + "\n"
         (out / "ABLATION.md").write_text(text)
     return text
 
@@ -150,9 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", help=f"which runs, in order: {ALL}, {WITHOUT}<family>[+<family>...] "
                                                   "(default: all and each family left out)")
     parser.add_argument("--add", nargs="+", type=Path, default=[], help="other corpora whose generators every run trains on")
+    parser.add_argument("--calibration", nargs="+", type=Path, default=[],
+                        help="folders of real photos no run trained on: each run gets its own threshold there, and "
+                             "the summary the dev reals flagged at it")
+    parser.add_argument("--exclude", nargs="+", type=Path, default=[],
+                        help="with --calibration: lists of files an ancestor trained on (as trainer.calibrate)")
+    parser.add_argument("--max-flagged", type=flagged_share, default=0.05, help="with --calibration (default: 0.05)")
     args = parser.parse_args(ours)
     try:
-        print(ablate(args.corpus, args.dev, args.out, train_args, added=args.add, runs=args.runs))
+        photos = photos_to_score(args.calibration, args.exclude)[0] if args.calibration else []
+        if args.calibration:
+            require_photos(len(photos), args.calibration)
+    except (ValueError, OSError) as exc:  # before any run: a bad calibration set wastes no training
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(ablate(args.corpus, args.dev, args.out, train_args, added=args.add, runs=args.runs, calibration=photos,
+                     max_flagged=args.max_flagged))
     except (DatasetError, DeviceError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,24 @@ from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 from trainer.corpus_plan import file_sha256
 
 
+MIN_PHOTOS = 20  # fewer cannot place a 5% threshold (a few hundred make it stable)
+
+
+def flagged_share(text: str) -> float:
+    """--max-flagged's type: a share in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
+def require_photos(count: int, folders: list[Path]) -> None:
+    """ValueError unless ``count`` photos are enough to choose a threshold on."""
+    if count < MIN_PHOTOS:
+        raise ValueError(f"only {count} readable photos below {', '.join(map(str, folders))}: "
+                         f"a threshold needs at least {MIN_PHOTOS} (a few hundred for a stable 5%)")
+
+
 def threshold_for(scores: np.ndarray, max_flagged: float) -> float:
     """The lowest threshold t (float32 scores) with mean(scores >= t) <= max_flagged."""
     ranked = np.sort(np.asarray(scores, np.float32))[::-1]
@@ -83,9 +101,7 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
     checkpoint = load_checkpoint(weights)
     paths, excluded = photos_to_score(folders, exclude)
     scores, scored, failed = score_photos(weights, paths, device, precision)
-    if len(scores) < 20:
-        raise ValueError(f"only {len(scores)} readable photos below {', '.join(map(str, folders))}: "
-                         "a threshold needs at least 20 (a few hundred for a stable 5%)")
+    require_photos(len(scores), folders)
     threshold = threshold_for(scores, max_flagged)
     record = {"threshold": threshold, "max_flagged": max_flagged, "photos": int(len(scores)),
               "flagged": int((scores >= threshold).sum()), "unreadable": len(failed),
@@ -108,12 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", type=Path, nargs="+", default=[],
                     help="files listing photos (one path per line) to leave out: those a model this one was "
                          "fine-tuned from trained on (build_corpus --list-sources prints such a list)")
-    parser.add_argument("--max-flagged", type=float, default=0.05, help="largest share of the photos flagged (default 0.05)")
+    parser.add_argument("--max-flagged", type=flagged_share, default=0.05,
+                        help="largest share of the photos flagged (default 0.05)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args(argv)
-    if not 0 <= args.max_flagged < 1:
-        parser.error("--max-flagged must be in [0, 1)")
     try:
         record = calibrate(args.weights, args.reals, args.out, args.max_flagged, args.device, args.precision,
                            args.exclude)

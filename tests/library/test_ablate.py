@@ -1,5 +1,7 @@
 """trainer.ablate: equal-budget runs (everything, without each family, with another corpus added), each scored on
 the dev set by its last checkpoint; resumable."""
+import contextlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,8 @@ from PIL import Image
 
 from ipdscan.labelled import DatasetError
 from ipdscan.weights import load_checkpoint
-from trainer import ablate
+from ipdscan.eval_report import percent
+from trainer import ablate, calibrate
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # trains four small runs
 
@@ -61,6 +64,25 @@ def test_finished_runs_are_scored_again_without_training(ablated):
     assert {run: load_checkpoint(run / "run" / "last.pt").sha256 for run in out.iterdir() if run.is_dir()} == before
 
 
+def test_calibration_gives_each_run_its_threshold_and_the_dev_reals_flagged_at_it(ablated, tmp_path):
+    root, dev, finished, _ = ablated
+    out = shutil.copytree(finished, tmp_path / "out", symlinks=True)  # rescored: no training
+    write_pairs(tmp_path / "held-out", 20, seed=7)
+    photos = sorted(str(path) for path in (tmp_path / "held-out" / "0_real").iterdir())
+    table = ablate.ablate(root, [str(dev)], out, ARGS, runs=["all", "without-sd15"], calibration=photos,
+                          max_flagged=0.1, log=lambda m: None)
+    lines = table[table.index("| run |"):table.index("## all")].strip().splitlines()
+    assert lines[0] == "| run | somegan | mean dev | threshold | reals flagged dev |"
+    assert "at most 10% of 20 held-out real photos" in table
+    for line in lines[2:]:
+        run, *_, threshold, flagged = line.strip("| ").split(" | ")
+        weights = out / run / "run" / "last.pt"
+        expected = calibrate.threshold_for(calibrate.score_photos(weights, photos, "cpu", "auto")[0], 0.1)
+        assert threshold == f"{expected:.4f}"
+        dev_reals = calibrate.score_photos(weights, [str(path) for path in (dev / "somegan" / "0_real").iterdir()], "cpu", "auto")[0]
+        assert flagged == percent(float((dev_reals > expected).mean()))
+
+
 def test_a_run_cut_short_continues_to_the_budget(ablated, tmp_path):
     root, dev, _, _ = ablated
     ablate.ablate(root, [str(dev)], tmp_path, ARGS, runs=["without-sd15"], log=lambda m: None)
@@ -96,6 +118,21 @@ def test_bad_ablation_requests_are_one_line_and_exit_2(ablated, tmp_path, capsys
     root, dev, _, _ = ablated
     assert ablate.main([str(root), "--dev", str(dev), "--out", str(tmp_path / "o"), *argv]) == 2
     assert said in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--calibration", "EMPTY"], "only 0 readable photos below"),
+    (["--calibration", "EMPTY", "--exclude", "MISSING"], "MISSING"),
+    (["--calibration", "EMPTY", "--max-flagged", "1.5"], "--max-flagged: must be in [0, 1), not 1.5"),
+])
+def test_a_bad_calibration_set_is_refused_before_any_run(ablated, tmp_path, capsys, flags, said):
+    root, dev, _, _ = ablated
+    (tmp_path / "empty").mkdir()
+    flags = [str(tmp_path / "empty") if flag == "EMPTY" else str(tmp_path / "missing.txt") if flag == "MISSING"
+             else flag for flag in flags]
+    with pytest.raises(SystemExit) if "--max-flagged" in flags else contextlib.nullcontext():
+        assert ablate.main([str(root), "--dev", str(dev), "--out", str(tmp_path / "o"), *flags, "--", *ARGS]) == 2
+    assert said.replace("MISSING", "missing.txt") in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_a_folder_that_is_not_a_corpus_is_a_clear_error(tmp_path, capsys):
