@@ -156,10 +156,10 @@ def ablate(corpus: Path, dev: list[str], out: Path, train_args: list[str], *, ad
         log(f"{'continuing' if config.resume else 'training'} '{run}': {len(folders)} generator folders, families "
             + ", ".join(dict.fromkeys(folder_family(folder.name) for folder in folders)))
         trained = train(config)
-        weights = folder / "run" / "last.pt"
-        reports[run] = evaluate(dev, load_detector(weights, "cpu"), workers=1)
+        detector = load_detector(folder / "run" / "last.pt", "cpu")
+        reports[run] = evaluate(dev, detector, workers=1)
         if calibration:
-            thresholds[run] = threshold_for(score_photos(weights, list(calibration), "cpu", "auto")[0], max_flagged)
+            thresholds[run] = threshold_for(score_photos(detector, list(calibration))[0], max_flagged)
         sections += [f"## {run} ({trained['steps']} steps)", "", to_markdown(reports[run])]
         text = "\n".join([*head, *summary(reports, thresholds), "", *sections]) + "\n"
         (out / "ABLATION.md").write_text(text)
@@ -186,13 +186,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --calibration: lists of files an ancestor trained on (as trainer.calibrate)")
     parser.add_argument("--max-flagged", type=flagged_share, default=0.05, help="with --calibration (default: 0.05)")
     args = parser.parse_args(ours)
-    try:
-        photos = photos_to_score(args.calibration, args.exclude)[0] if args.calibration else []
-        if args.calibration:
+    photos = []
+    if args.calibration:  # checked before any run: a bad calibration set wastes no training
+        try:
+            photos = photos_to_score(args.calibration, args.exclude)[0]
             require_photos(len(photos), args.calibration)
-    except (ValueError, OSError) as exc:  # before any run: a bad calibration set wastes no training
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         print(ablate(args.corpus, args.dev, args.out, train_args, added=args.add, runs=args.runs, calibration=photos,
                      max_flagged=args.max_flagged))

@@ -23,7 +23,7 @@ import numpy as np
 from ipdscan.labelled import image_files
 from ipdscan.options import ScanOptions
 from ipdscan.pipeline import scan
-from ipdscan.score import load_detector
+from ipdscan.score import Detector, load_detector
 from ipdscan.text import threshold_text
 from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
 
@@ -70,9 +70,8 @@ def photos_to_score(folders: list[Path], exclude: list[Path] = ()) -> tuple[list
     return kept, len(paths) - len(kept)
 
 
-def score_photos(weights: Path, paths: list[str], device: str, precision: str) -> tuple[np.ndarray, list[str], list[str]]:
+def score_photos(detector: Detector, paths: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """Scores of the readable photos, their paths, and the paths that could not be scored."""
-    detector = load_detector(weights, device, precision)
     results = list(scan(paths, detector, options=ScanOptions(threshold=1.0)))
     scored = [result for result in results if result.score is not None]
     return (np.array([result.score for result in scored], np.float32), [result.input for result in scored],
@@ -100,7 +99,7 @@ def calibrate(weights: Path, folders: list[Path], out: Path, max_flagged: float 
               precision: str = "auto", exclude: list[Path] = ()) -> dict:
     checkpoint = load_checkpoint(weights)
     paths, excluded = photos_to_score(folders, exclude)
-    scores, scored, failed = score_photos(weights, paths, device, precision)
+    scores, scored, failed = score_photos(load_detector(weights, device, precision), paths)
     require_photos(len(scores), folders)
     threshold = threshold_for(scores, max_flagged)
     record = {"threshold": threshold, "max_flagged": max_flagged, "photos": int(len(scores)),

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ipdscan.labelled import DatasetError
+from ipdscan.score import load_detector
 from ipdscan.weights import load_checkpoint
 from ipdscan.eval_report import percent
 from trainer import ablate, calibrate
@@ -76,10 +77,10 @@ def test_calibration_gives_each_run_its_threshold_and_the_dev_reals_flagged_at_i
     assert "at most 10% of 20 held-out real photos" in table
     for line in lines[2:]:
         run, *_, threshold, flagged = line.strip("| ").split(" | ")
-        weights = out / run / "run" / "last.pt"
-        expected = calibrate.threshold_for(calibrate.score_photos(weights, photos, "cpu", "auto")[0], 0.1)
+        detector = load_detector(out / run / "run" / "last.pt", "cpu")
+        expected = calibrate.threshold_for(calibrate.score_photos(detector, photos)[0], 0.1)
         assert threshold == f"{expected:.4f}"
-        dev_reals = calibrate.score_photos(weights, [str(path) for path in (dev / "somegan" / "0_real").iterdir()], "cpu", "auto")[0]
+        dev_reals = calibrate.score_photos(detector, [str(path) for path in (dev / "somegan" / "0_real").iterdir()])[0]
         assert flagged == percent(float((dev_reals > expected).mean()))
 
 
