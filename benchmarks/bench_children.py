@@ -48,13 +48,14 @@ def child_main(args) -> dict:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from ipdscan.preprocess import crop, to_model_input
+    from ipdscan.preprocess import crop
     from ipdscan.runtime import default_workers, resolve_device
+    from ipdscan.torch_preprocess import to_model_input
     from ipdscan.weights import load_checkpoint
 
     device = resolve_device(args.device)
     files = Path(args.files).read_text().split("\n")
-    workers = default_workers(args.workers, device)
+    workers = default_workers(args.workers, device.type)
     checkpoint = load_checkpoint(args.weights)
     preprocessing = checkpoint.preprocessing
 
@@ -108,13 +109,15 @@ def model_only(args, checkpoint, device, files) -> dict:
     import torch
 
     from ipdscan.decode import decode
-    from ipdscan.preprocess import crop, to_model_input
+    from ipdscan.preprocess import crop
     from ipdscan.runtime import has_native_bf16
     from ipdscan.score import CPU_MICRO_BATCH, Detector
+    from ipdscan.torch_preprocess import to_model_input
     from ipdscan.weights import load_checkpoint
 
     files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
-    crops = torch.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing) for f in files])
+    crops = torch.from_numpy(np.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing)
+                                       for f in files]))
     batches = list(crops.split(args.batch_size))
     naive = load_checkpoint(args.weights).model.to(device).eval()  # its own copy: a Detector converts its model
 
@@ -147,7 +150,7 @@ def model_only(args, checkpoint, device, files) -> dict:
                 started = time.perf_counter()
                 for _ in range(args.model_passes):
                     for batch in batches:
-                        score(batch).float().cpu()
+                        torch.as_tensor(score(batch)).float().cpu()  # Detector.score's are numpy
                 sync(device)
                 seconds[name] = min(seconds[name], time.perf_counter() - started)
     rows = [{"name": name, "images": len(crops) * args.model_passes, "seconds": t, "setup": setups.get(name)}
@@ -163,18 +166,19 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
 
     from ipdscan.decode import read_jpeg_header
     from ipdscan.device_decode import decode_jpegs
-    from ipdscan.cpu_stage import ScanDataset, collate_prepared
     from ipdscan.options import ScanOptions
+    from ipdscan.plan import plan_scan
+    from ipdscan.score import Detector
     from ipdscan.tiles import crops_of
+    from ipdscan.torch_loader import ScanDataset
     from torch.utils.data import DataLoader
 
     rows = []
-    options = ScanOptions(batch_size=args.batch_size, workers=args.workers)
-    on_device = options.decodes_on_device(device)
-    workers = options.resolved_workers(device, on_device)
-    dataset = ScanDataset(files, options, checkpoint.preprocessing, on_device)
+    plan = plan_scan(Detector(checkpoint, device, "fp32"), ScanOptions(batch_size=args.batch_size, workers=args.workers),
+                     files)
+    on_device, workers = plan.decodes_on_device, plan.workers
     started, count = time.perf_counter(), 0
-    for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, collate_fn=collate_prepared,
+    for batch in DataLoader(ScanDataset(plan), batch_size=None, num_workers=workers,
                             prefetch_factor=4 if workers else None):
         count += len(batch.samples)
     rows.append({"name": f"stage: workers alone ({workers}, {'headers' if on_device else 'Pillow decode'})",

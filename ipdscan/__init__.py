@@ -1,7 +1,7 @@
 """ipdscan: flag AI-generated images in folders and URL lists with IPD-Net.
 
     import ipdscan
-    detector = ipdscan.load_detector()            # the shipped default weights, on CUDA when present
+    detector = ipdscan.load_backend()             # the shipped default weights: torch on CUDA, else ONNX Runtime
     for result in ipdscan.scan(["photos/"], detector):
         print(result.input, result.score, result.label, result.error_code)
 """
@@ -17,8 +17,8 @@ HOMEPAGE = "https://github.com/ipdscan/ipdscan"  # [project.urls] Homepage; SARI
 # Loaded on first use (PEP 562), not here: `import ipdscan` stays instant, so the command's entry point
 # (entry.py) is running before torch starts importing and can turn a Ctrl-C during that import into one line.
 _EXPORTS = {"ScanOptions": "options", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",
-            "Detector": "score", "load_detector": "score"}
-__all__ = ["Detector", "Result", "ScanOptions", "__version__", "load_detector", "scan", "scan_batches"]
+            "Detector": "score", "load_detector": "score", "load_backend": "backends"}
+__all__ = ["Detector", "Result", "ScanOptions", "__version__", "load_backend", "load_detector", "scan", "scan_batches"]
 
 
 def __getattr__(name: str):

@@ -1,6 +1,8 @@
 """The closed sets of values the options take, and the exit codes, in a module that imports nothing: the CLI's
-help and argument checks use them without loading torch (``pipeline``, ``runtime`` and ``job`` import them)."""
+help and argument checks use them without loading torch (``options``, ``runtime`` and ``backends`` import them)."""
 DECODE_CHOICES = ("auto", "workers", "device")
+# What scores the crops (backends.py): "auto" is torch on CUDA, else ONNX Runtime where the weights have an .onnx beside them.
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 PRECISIONS = ("auto", "fp32", "bf16", "mixed")
 # The exit codes (verdict.py says when each applies): 0 the scan finished, 1 flagged, 2 an error.
 EXIT_OK, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2

@@ -1,32 +1,30 @@
-"""The CPU stage, run in DataLoader workers: one input's bytes -> a ``Prepared`` sample (``prepare``), decoded and
-cropped here, or, for a plain JPEG the scoring device will decode, only its header read.
+"""The CPU stage, run in worker processes: a batch of items -> a ``ScanBatch`` (``prepare_batch``, what every
+executor runs): each item fetched, and its bytes -> a ``Prepared`` sample (``prepare``), decoded and cropped here,
+or, for a plain JPEG the scoring device will decode, only its header read.
 
-Work is split between workers in chunks of ``batch_size`` consecutive items (chunk k goes to worker k mod W).
-Every worker walks the same lazy item stream and keeps only its own chunks, so nothing is ever held whole in
-memory, and because the DataLoader takes batches from workers round-robin, they come back in input order.
-``collate_prepared`` packs a batch's tensors so that each crosses processes once.
+Numpy and Pillow only, no torch: the base install scans without it. ``collate_prepared`` packs a batch's
+arrays so that each crosses processes once.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
 from .evidence import find_evidence
 from .fetch import fetch_many
 from .fetch_options import FetchError
-from .options import ScanOptions
 from .preprocess import Preprocessing
 from .result import Result
 from .item import Item
-from .sources import selected_items
 from .tiles import crops_of
 from .urls import redact_credentials
+
+if TYPE_CHECKING:
+    from .plan import ScanPlan
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class Prepared:
     input: str  # as the report names it: a URL without its credentials
     columns: dict = field(default_factory=dict)  # Result fields known before scoring: sha256, size, EXIF, evidence
     failed: Result | None = None  # the finished error row: nothing to score
-    crops: torch.Tensor | None = None  # (K, 3, crop, crop) uint8: the centre crop, then any tiles
+    crops: np.ndarray | None = None  # (K, 3, crop, crop) uint8: the centre crop, then any tiles
     offsets: list[tuple[int, int]] = field(default_factory=list)  # the tiles' (top, left)
     jpeg: JpegHeader | None = None  # set when the scoring device decodes this file (ScanOptions.decode)
     data: bytes | None = None  # that file's bytes, until the batch packs them
@@ -47,15 +45,17 @@ class Prepared:
 
 @dataclass(frozen=True)
 class ScanBatch:
-    """Prepared samples as they cross from a worker to the scoring process: tensors packed so each crosses once."""
+    """Prepared samples as they cross from a worker to the scoring process: arrays packed so each crosses once."""
 
     samples: list[Prepared]
-    crops: torch.Tensor  # (N, 3, crop, crop) uint8: the samples' crops, in order
-    encoded: torch.Tensor  # (bytes,) uint8: the device-decoded samples' files, back to back
+    crops: np.ndarray  # (N, 3, crop, crop) uint8: the samples' crops, in order (a tensor on the device once
+    # device_stage.decode_on_device has run)
+    encoded: np.ndarray  # (bytes,) uint8: the device-decoded samples' files, back to back
 
-    def pin_memory(self) -> "ScanBatch":
-        """Called by the DataLoader's pinning thread: pinned crops copy to the GPU asynchronously."""
-        return replace(self, crops=self.crops.pin_memory())
+    @property
+    def undecoded(self) -> bool:
+        """Whether JPEGs wait for the scoring device to decode them."""
+        return any(sample.jpeg is not None for sample in self.samples)
 
 
 def prepare(item: Item, data: bytes | FetchError, preprocessing: Preprocessing, max_pixels: int, tiles: int = 0,
@@ -98,37 +98,17 @@ def described_columns(data: bytes, format: str, width: int, height: int, frames:
             "evidence": evidence.codes, "evidence_detail": evidence.detail}
 
 
-class ScanDataset(IterableDataset):
-    """Yields Prepared samples for this worker's chunks of the item stream."""
-
-    def __init__(self, inputs: list[str], options: ScanOptions, preprocessing: Preprocessing, device_decode: bool,
-                 stdin=None):
-        self.inputs, self.options, self.preprocessing, self.stdin = inputs, options, preprocessing, stdin
-        self.device_decode = device_decode
-
-    def _my_items(self) -> Iterator[Item]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        chunk = self.options.batch_size
-        for position, item in enumerate(selected_items(self.inputs, self.options, self.stdin)):
-            if (position // chunk) % workers == worker:
-                yield item
-
-    def __iter__(self) -> Iterator[Prepared]:
-        return prepare_items(self._my_items(), self.options, self.preprocessing, self.device_decode)
-
-
-def prepare_items(items: Iterable[Item], options: ScanOptions, preprocessing: Preprocessing,
-                  device_decode: bool) -> Iterator[Prepared]:
-    """Items -> their Prepared samples, in order: fetched (``options.fetch_concurrency`` at a time), then
-    ``prepare``d. What a DataLoader worker runs, and a Ray task too (``ray_workers``)."""
+def prepare_batch(items: list[Item], plan: ScanPlan) -> ScanBatch:
+    """A batch of items -> its ScanBatch: fetched (``fetch_concurrency`` at a time), each ``prepare``d, collated.
+    What every executor's workers run: the local ones (``pipeline``) and Ray's tasks (``ray_workers``)."""
+    options = plan.options
     fetched = fetch_many(items, options.fetch, concurrency=options.fetch_concurrency)
-    for item, data in fetched:
-        yield prepare(item, data, preprocessing, options.max_pixels, options.tiles, device_decode)
+    return collate_prepared([prepare(item, data, plan.preprocessing, options.max_pixels, options.tiles,
+                                     plan.decodes_on_device) for item, data in fetched])
 
 
 def collate_prepared(samples: list[Prepared]) -> ScanBatch:
-    """Runs in the worker: one crops tensor and one bytes tensor per batch, so each crosses processes once."""
+    """Runs in the worker: one crops array and one bytes array per batch, so each crosses processes once."""
     packed, crops, files, position = [], [], [], 0
     for sample in samples:
         if sample.crops is not None:
@@ -140,5 +120,5 @@ def collate_prepared(samples: list[Prepared]) -> ScanBatch:
             position = sample.span[1]
         packed.append(sample)
     return ScanBatch(samples=packed,
-                     crops=torch.cat(crops) if crops else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
-                     encoded=torch.from_numpy(np.concatenate(files)) if files else torch.empty(0, dtype=torch.uint8))
+                     crops=np.concatenate(crops) if crops else np.empty((0, 3, 0, 0), np.uint8),
+                     encoded=np.concatenate(files) if files else np.empty(0, np.uint8))

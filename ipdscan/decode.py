@@ -11,7 +11,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exif import EXIF_TAGS, exif_fields
@@ -34,7 +33,7 @@ STRIP_BYTES = 1 << 22  # Pillow pixels converted at a time
 
 @dataclass
 class Decoded:
-    pixels: torch.Tensor  # (3, H, W) uint8 RGB, contiguous: the first frame, EXIF orientation applied
+    pixels: np.ndarray  # (3, H, W) uint8 RGB, contiguous: the first frame, EXIF orientation applied
     format: str  # Pillow's name: JPEG, PNG, WEBP, GIF, BMP, TIFF, MPO
     width: int  # as displayed, after orientation
     height: int
@@ -141,7 +140,7 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Decoded, bytes | None]:
                 raise DecodeError("decode_error", f"cannot convert {im.mode} pixels to RGB: {exc}") from exc
             image_format = im.format
             embedded = im.info.get("exif") if image_format in BMFF_FORMATS else None
-    return Decoded(pixels=torch.from_numpy(pixels), format=image_format, width=pixels.shape[2],
+    return Decoded(pixels=pixels, format=image_format, width=pixels.shape[2],
                    height=pixels.shape[1], frames=frames, exif={}), embedded
 
 

@@ -42,7 +42,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             labels += [label] * len(files)
             owner += [set_index] * len(files)
     labels_np, owner_np = np.array(labels, dtype=int), np.array(owner, dtype=int)
-    workers = default_workers(workers, detector.device)
+    workers = default_workers(workers, detector.device.type)
     scores_file = open(scores_out, "w", encoding="utf-8", newline="") if scores_out else None
     writer = csv.writer(scores_file) if scores_file else None
     if writer:
@@ -57,7 +57,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             scores = np.full(len(paths), np.nan)
             errors = {}
             for indices, crops, bad in tqdm(loader, desc=f"eval {tag}", unit="batch", disable=not progress):
-                scores[indices] = detector.score(crops).numpy()
+                scores[indices] = detector.score(crops)
                 errors.update(dict(bad))
             if first_unreadable is None:
                 first_unreadable = [errors[index] for index in sorted(errors)]

@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .decode import decode
@@ -26,7 +25,7 @@ MAX_SIDE = 1600  # heatmaps of huge images are drawn downscaled, same aspect rat
 
 @dataclass
 class TileMap:
-    pixels: torch.Tensor  # (3, H, W) uint8, the decoded image
+    pixels: np.ndarray  # (3, H, W) uint8, the decoded image
     centre_score: float  # the paper's single centre-crop score (what `scan` reports)
     offsets: list[tuple[int, int]]  # (top, left) of each tile in image pixels
     scores: list[float]  # one per tile
@@ -63,7 +62,7 @@ def coverage_mean(tile_map: TileMap) -> np.ndarray:
 
 def heatmap(tile_map: TileMap, opacity: float = 0.5) -> Image.Image:
     """The image with its per-pixel tile score blended in where tiles cover it, and a legend bar below."""
-    image = tile_map.pixels.permute(1, 2, 0).numpy().astype(np.float32)
+    image = tile_map.pixels.transpose(1, 2, 0).astype(np.float32)
     score = coverage_mean(tile_map)
     covered = ~np.isnan(score)[..., None]
     colour = score_colours(np.nan_to_num(score), tile_map.threshold).astype(np.float32)

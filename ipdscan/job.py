@@ -22,7 +22,9 @@ from .item import Item
 from .merge import MergeError, merge_reports
 from .options import ScanOptions
 from .output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
-from .pipeline import scan_batches
+from .extras import MissingExtra, require_torch
+from .pipeline import run_plan
+from .plan import plan_scan
 from .ray_scan import RayOptions, RayUnavailable, import_ray, scan_batches_on_ray
 from .header_file import header_path
 from .report import check_report_path, open_report
@@ -31,7 +33,7 @@ from .report_header import ReportHeader, utc_now
 from .report_lock import ReportLock
 from .result import Result
 from .scan_group import ScanGroup
-from .score import Detector
+from .backends import Backend
 from .sources import selected_items
 from .suppress import Suppressions
 from .urls import ARGUMENT_URL
@@ -99,7 +101,7 @@ class ScanJob:
     group: ScanGroup | None = None
     stdin: TextIO | None = None  # where "-" reads inputs from
     suppressions: Suppressions | None = None  # the ignore rules and baseline findings to mark, not count
-    ray: RayOptions | None = None  # scan on Ray Data (ray_scan.py) instead of this machine's DataLoader
+    ray: RayOptions | None = None  # scan on Ray Data (ray_scan.py) instead of this machine's worker processes
 
     def __post_init__(self):
         self.inputs = list(self.inputs)
@@ -131,9 +133,12 @@ class ScanJob:
         if self.ray is not None:
             if self.group:
                 raise JobError("--ray scans with Ray's workers, not torchrun's: run it as one process")
+            if self.options.backend == "onnxruntime":
+                raise JobError("--ray scores with the torch backend: leave out --backend onnxruntime")
             try:
                 import_ray()  # before the weights load: the pip command, at once
-            except RayUnavailable as exc:
+                require_torch("scan --ray", "ray")  # Ray's scoring actors run the torch backend
+            except (RayUnavailable, MissingExtra) as exc:
                 raise JobError(str(exc)) from None
         self.missing = missing_paths(self.inputs)
         self._lock = ReportLock(self.report_path) if to_file else None
@@ -155,15 +160,22 @@ class ScanJob:
         """The device to load the detector on: under torchrun, ``auto`` is this rank's own GPU."""
         return self.group.device(requested) if self.group else requested
 
+    @property
+    def backend(self) -> str:
+        """The backend to load the detector with: Ray's scoring actors run torch's."""
+        return "torch" if self.ray is not None else self.options.backend
+
     def items(self) -> Iterator[Item]:
         """The inputs this job covers (after sharding and resume), e.g. to count them for a progress bar."""
         return selected_items(self.inputs, self.options, self.stdin)
 
-    def start(self, detector: Detector, threshold_source: str = "weights") -> ReportHeader:
-        """Open the report for ``detector``'s scan: OSError or ValueError (a resume of another scan's report)
-        if it cannot be. Returns the header the report records."""
+    def start(self, detector: Backend) -> ReportHeader:
+        """Plan the scan with ``detector`` (``plan.ScanPlan``) and open its report: OSError or ValueError (options
+        the detector cannot meet, a resume of another scan's report) if it cannot be. Returns the header the
+        report records."""
         self.detector = detector
-        self.header = ReportHeader.for_scan(detector, self.options, self.inputs, threshold_source)
+        self.plan = plan_scan(detector, self.options, self.inputs)
+        self.header = ReportHeader.for_scan(self.plan)
         sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
         format = "jsonl" if self.group else self.format  # a torchrun rank writes a .jsonl part
         self.writer = open_report(self.report_path, self.header.to_dict(), format=format, resume=self.resume,
@@ -180,10 +192,9 @@ class ScanJob:
         stopped_by: str | None = None
         try:
             if self.ray is None:
-                batches = scan_batches(self.inputs, self.detector, options=self.options, stdin=self.stdin)
+                batches = run_plan(self.plan, self.detector, self.stdin)
             else:
-                batches = scan_batches_on_ray(self.inputs, self.detector, options=self.options, stdin=self.stdin,
-                                              ray_options=self.ray)
+                batches = scan_batches_on_ray(self.plan, self.detector, stdin=self.stdin, ray_options=self.ray)
             for batch in batches:
                 with interrupts_deferred():  # a batch's rows are written whole
                     for result in batch:

@@ -170,7 +170,7 @@ def read_pixels(path: str) -> torch.Tensor:
     """(3, H, W) uint8 RGB, read and decoded exactly as a scan reads and decodes the file: EXIF orientation,
     16-bit and palette/alpha handling, the first frame. Evaluating or training on other pixels than the scan
     scores would measure, or teach the model, images it never sees (a rotated phone photo, a darkened 16-bit PNG)."""
-    return decode(read_item(Item(path, "file"))).pixels
+    return torch.from_numpy(decode(read_item(Item(path, "file"))).pixels)
 
 
 class Unreadable(NamedTuple):

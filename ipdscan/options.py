@@ -1,17 +1,18 @@
 """``ScanOptions``: what a scan is asked to do, from listing to scoring. A job derives its own copy
-(``dataclasses.replace``) with the shard and resume filter it adds, never changing the caller's."""
+(``dataclasses.replace``) with the shard and resume filter it adds, never changing the caller's.
+
+Only what was asked: what it comes to on this machine (the backend, where JPEGs are decoded, how many workers,
+the threshold) is worked out once the detector has loaded, in the scan's ``plan.ScanPlan``. No torch here:
+``ipdscan merge`` reads ScanOptions too.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .choices import DECODE_CHOICES
-import torch
-
+from .choices import BACKEND_CHOICES, DECODE_CHOICES
 from .decode import MAX_PIXELS
-from .device_decode import device_decodes_jpeg
 from .fetch_options import FetchOptions
-from .runtime import default_workers
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,15 @@ class ScanOptions:
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
     decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
+    backend: str = "auto"  # what scores: "torch", "onnxruntime", "auto" (backends.choose_backend)
 
     def __post_init__(self):
         if self.decode not in DECODE_CHOICES:
             raise ValueError(f"unknown decode {self.decode!r}: use {', '.join(DECODE_CHOICES)}")
+        if self.backend not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend {self.backend!r}: use {', '.join(BACKEND_CHOICES)}")
 
     @property
     def tiles(self) -> int:
         """The tiles scored beside the centre crop: --crops 1 is the centre crop alone."""
         return self.crops if self.crops > 1 else 0
-
-    def decodes_on_device(self, device: torch.device) -> bool:
-        """Whether plain JPEGs go to the scoring ``device`` to be decoded ("auto": on CUDA, where nvjpeg works)."""
-        if self.decode == "auto":
-            return device.type == "cuda" and device_decodes_jpeg(device)
-        return self.decode == "device"
-
-    def resolved_workers(self, device: torch.device, device_decode: bool = False) -> int:
-        return default_workers(self.workers, device, device_decode)

@@ -1,19 +1,22 @@
 """The paper's preprocessing, in one place for scan, eval and train.
 
 Reflect-pad 224 px on every side, crop 224 (centre at test, random in training),
-resize to 256x256, normalise. The crop runs on uint8 (B, 3, 224, 224) tensors in
-data-loader workers, cheap to ship between processes; resize and normalisation run
-batched on the scoring device (`to_model_input`). Padding is never materialised:
-the crop window is mapped back into the image with reflection indices, which also
-works where the image is smaller than the pad (a 1x1 image reflects onto itself).
+resize to 256x256, normalise. The crop runs on uint8 (3, H, W) images in the CPU
+stage's workers, in numpy (no torch: the base install scans without it), and gives
+(3, 224, 224) windows, cheap to ship between processes; resize and normalisation run
+batched in the backend (torch: ``torch_preprocess.to_model_input``). Padding is never
+materialised: each window is gathered from the image with reflection indices, which
+also works where the image is smaller than the pad (a 1x1 image reflects onto itself).
+The gather indexes numpy arrays and torch tensors alike, so the GPU decode path crops
+its device tensors with the same code.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,49 +58,42 @@ class Preprocessing:
         return cls(**d)
 
 
-def reflect_indices(length: int, start: int, count: int) -> torch.Tensor:
+def reflect_indices(length: int, start: int, count: int) -> np.ndarray:
     """Indices into an axis of ``length`` for positions start..start+count-1 of its reflect-padded version.
 
     Position p counts from the first original pixel (negative p lies in the left pad). Reflection
     repeats with period 2*(length-1), as np.pad(mode="reflect") does for pads wider than the image.
     """
-    positions = torch.arange(start, start + count)
+    positions = np.arange(start, start + count)
     if length == 1:
-        return torch.zeros(count, dtype=torch.long)
+        return np.zeros(count, dtype=np.int64)
     period = 2 * (length - 1)
-    folded = positions.remainder(period)
-    return torch.where(folded < length, folded, period - folded)
+    folded = positions % period  # numpy's remainder takes the divisor's sign: 0..period-1
+    return np.where(folded < length, folded, period - folded)
 
 
-def crop(image: torch.Tensor, p: Preprocessing = Preprocessing(), top: int | None = None, left: int | None = None) -> torch.Tensor:
-    """(C, H, W) image -> (C, crop, crop) window of the image reflect-padded by ``p.pad``.
+def centre_offset(h: int, w: int, p: Preprocessing) -> tuple[int, int]:
+    """(top, left) of the centre window, in padded coordinates."""
+    return (h + 2 * p.pad - p.crop) // 2, (w + 2 * p.pad - p.crop) // 2
+
+
+def windows(image, p: Preprocessing, offsets: Sequence[tuple[int, int]]):
+    """(C, H, W) image -> (K, C, crop, crop): the windows at ``offsets`` ((top, left) in padded coordinates,
+    0..H+2*pad-crop) of the image reflect-padded by ``p.pad``; a numpy array or a torch tensor (on its device),
+    as ``image`` is, contiguous, never a view of the image."""
+    channels, h, w = image.shape
+    rows = np.stack([reflect_indices(h, top - p.pad, p.crop) for top, _ in offsets])
+    cols = np.stack([reflect_indices(w, left - p.pad, p.crop) for _, left in offsets])
+    # One gather for every window: (K, 1, crop, 1) rows and (K, 1, 1, crop) columns broadcast to the windows.
+    return image[np.arange(channels)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def crop(image, p: Preprocessing = Preprocessing(), top: int | None = None, left: int | None = None):
+    """(C, H, W) image -> (C, crop, crop) window of the image reflect-padded by ``p.pad`` (numpy or torch, as
+    ``image`` is).
 
     ``top``/``left`` are offsets in padded coordinates, 0..H+2*pad-crop; None centres the window.
     """
     _, h, w = image.shape
-    top = (h + 2 * p.pad - p.crop) // 2 if top is None else top
-    left = (w + 2 * p.pad - p.crop) // 2 if left is None else left
-    row, col = top - p.pad, left - p.pad  # in image coordinates
-    if 0 <= row <= h - p.crop and 0 <= col <= w - p.crop:  # inside the image: no reflection, a plain copy
-        return image[:, row:row + p.crop, col:col + p.crop].clone()
-    rows = reflect_indices(h, top - p.pad, p.crop).to(image.device)
-    cols = reflect_indices(w, left - p.pad, p.crop).to(image.device)
-    return image.index_select(1, rows).index_select(2, cols)
-
-
-def random_crop(image: torch.Tensor, p: Preprocessing = Preprocessing(), generator: torch.Generator | None = None) -> torch.Tensor:
-    """The training crop: a uniformly random window of the reflect-padded image."""
-    _, h, w = image.shape
-    top = int(torch.randint(0, h + 2 * p.pad - p.crop + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w + 2 * p.pad - p.crop + 1, (1,), generator=generator))
-    return crop(image, p, top, left)
-
-
-def to_model_input(batch: torch.Tensor, p: Preprocessing = Preprocessing()) -> torch.Tensor:
-    """(B, 3, crop, crop) uint8 -> (B, 3, size, size) float32, resized (bilinear) and normalised."""
-    x = batch.float().div_(255)
-    if x.shape[-1] != p.size or x.shape[-2] != p.size:
-        x = F.interpolate(x, size=(p.size, p.size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(p.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(p.std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    centre_top, centre_left = centre_offset(h, w, p)
+    return windows(image, p, [(centre_top if top is None else top, centre_left if left is None else left)])[0]

@@ -17,25 +17,24 @@ Retries are set here, not left to Ray Data's defaults (which retry forever: a fi
 time would hang the scan): ``max_retries`` for the CPU tasks, ``max_restarts`` / ``max_task_retries`` for the
 scoring actors.
 
-The per-item work is a local scan's stages (``cpu_stage.prepare`` and ``collate_prepared``, then
-``device_stage.decode_on_device`` and ``score.score_batch``), run on the cluster by ``ray_workers``; this module
-is the driver.
+The per-batch work is a local scan's (``cpu_stage.prepare_batch``, then ``scoring.score_batch``), as the scan's
+plan (``plan.ScanPlan``) says, run on the cluster by ``ray_workers``; this module is the driver.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from .interrupt import signal_handlers_kept
-from .ray_workers import Scorer, Stage, prepare_rows
+from .plan import ScanPlan
+from .ray_workers import Scorer, prepare_rows
 from .result import Result
+from .worker_pool import batches_of
 
 RAY_MISSING = "--ray needs Ray Data, which is not installed: pip install 'ipdscan[ray]'"
 CHUNK = 32_768  # inputs per Ray Data dataset: the most the driver lists ahead of the rows it has written
@@ -75,12 +74,6 @@ def import_ray():
 
 # --- the driver -------------------------------------------------------------------------------------------------
 
-def batches_of(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def connect(ray, ray_options: RayOptions) -> bool:
     """Join or start Ray (unless this process already has); whether this call started it (and must stop it)."""
     if ray.is_initialized():
@@ -101,13 +94,13 @@ def actor_count(ray, ray_options: RayOptions, gpus: bool) -> int:
     return max(1, int(ray.cluster_resources().get("GPU", 0))) if gpus else 1
 
 
-def scan_batches_on_ray(inputs: Iterable[str], detector, *, options, stdin=None,
+def scan_batches_on_ray(plan: ScanPlan, detector, *, stdin=None,
                         ray_options: RayOptions = RayOptions()) -> Iterator[list[Result]]:
-    """What ``pipeline.scan_batches`` yields (a batch's finished Results at a time, in input order, one per input),
-    computed on Ray. Ray is joined or started here and, if started here, shut down when the scan ends."""
+    """What ``pipeline.run_plan`` yields (a batch's finished Results at a time, in input order, one per input),
+    computed on Ray with the torch ``detector`` the plan was made for. Ray is joined or started here and, if
+    started here, shut down when the scan ends."""
     import torch
 
-    from .score import resolve_threshold
     from .sources import selected_items
     ray = import_ray()
     started = connect(ray, ray_options)
@@ -117,22 +110,17 @@ def scan_batches_on_ray(inputs: Iterable[str], detector, *, options, stdin=None,
         context.enable_progress_bars = False  # the CLI shows its own
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-dataset INFO lines and notices
-        gpus = detector.device.type == "cuda"
-        stage = Stage(dataclasses.replace(options, skip=None), detector.preprocessing,
-                      options.decodes_on_device(detector.device),
-                      resolve_threshold(detector, options.threshold))
+        gpus, options, portable = plan.on_cuda, plan.options, plan.for_workers()
         # The weights go to the object store once, held by this process for the whole scan (a restarted actor
         # reads them again); the actors check them against the sha256 the report's header records.
         weights = [ray.put(Path(detector.checkpoint.path).read_bytes())]
         # A local instance's actors compute with this process's torch threads, as a local scan does: scores
         # equal to the last bit (a different thread count changes them in the 6th decimal place).
         threads = ray_options.threads or (None if ray_options.address else torch.get_num_threads())
-        scorer_args = {"weights": weights, "sha256": detector.sha256,
-                       "device": "cuda" if gpus else "cpu", "precision": detector.precision, "stage": stage,
-                       "threads": threads}
+        scorer_args = {"weights": weights, "plan": portable, "threads": threads}
         actors = actor_count(ray, ray_options, gpus)
         per_chunk = max(1, -(-(ray_options.chunk or CHUNK) // options.batch_size))
-        batches = enumerate_batches(batches_of(selected_items(inputs, options, stdin), options.batch_size))
+        batches = enumerate_batches(batches_of(selected_items(plan.inputs, options, stdin), options.batch_size))
         expected = 0
         for chunk in batches_of(batches, per_chunk):
             rows = [{"index": index, "items": pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)}
@@ -143,7 +131,7 @@ def scan_batches_on_ray(inputs: Iterable[str], detector, *, options, stdin=None,
             with warnings.catch_warnings():
                 # Ray 2.60 deprecates passing max_retries & co. as ray_remote_args but names no replacement.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                dataset = dataset.map_batches(prepare_rows, fn_kwargs={"stage": stage}, batch_size=1, num_cpus=1,
+                dataset = dataset.map_batches(prepare_rows, fn_kwargs={"plan": portable}, batch_size=1, num_cpus=1,
                                               max_retries=ray_options.max_retries)
                 dataset = dataset.map_batches(
                     Scorer, fn_constructor_kwargs=scorer_args, batch_size=1,

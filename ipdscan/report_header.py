@@ -2,13 +2,11 @@
 and merge check."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from . import __version__
-from .options import ScanOptions
-from .score import Detector, resolve_threshold
+from .plan import ScanPlan
 from .urls import redact_credentials
 
 
@@ -29,18 +27,17 @@ class ReportHeader:
     precision: str  # the resolved model arithmetic: fp32, mixed or bf16
     decode: str  # where JPEGs were decoded: "device" (nvjpeg) or "workers" (Pillow)
     inputs: list[str]  # as given, credentials redacted
+    backend: str = "torch"  # what scored: "torch" or "onnxruntime" (reports before backends were all torch's)
     start_time: str = field(default_factory=utc_now)
     tool: str = "ipdscan"
     version: str = __version__
 
     @classmethod
-    def for_scan(cls, detector: Detector, options: ScanOptions, inputs: Iterable[str],
-                 threshold_source: str) -> "ReportHeader":
-        return cls(model=detector.name, variant=detector.variant, weights_sha256=detector.sha256,
-                   threshold=resolve_threshold(detector, options.threshold),
-                   threshold_source=threshold_source, device=str(detector.device), precision=detector.precision,
-                   decode="device" if options.decodes_on_device(detector.device) else "workers",
-                   inputs=[redact_credentials(argument) for argument in inputs])
+    def for_scan(cls, plan: ScanPlan) -> "ReportHeader":
+        return cls(model=plan.model, variant=plan.variant, weights_sha256=plan.weights_sha256,
+                   threshold=plan.threshold, threshold_source=plan.threshold_source, device=plan.device,
+                   precision=plan.precision, decode="device" if plan.decodes_on_device else "workers",
+                   inputs=[redact_credentials(argument) for argument in plan.inputs], backend=plan.backend)
 
     def to_dict(self) -> dict:
         """The header as the reports write it; tool and version first, as a reader looks for them."""

@@ -8,14 +8,18 @@ One policy for scan, eval and train, so that they cannot drift apart:
   H200) and "mixed" by at most 0.3 (0.4), so "auto" picks "mixed" for layer2 where bf16 is native:
   benchmarks/RESULTS.md.
 - ``default_workers``: one decoding process on the CPU, more beside a GPU.
+
+torch is imported by the functions that need it, not here: the torch-free CPU scan asks ``default_workers`` too.
 """
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from .choices import PRECISIONS
+
+if TYPE_CHECKING:
+    import torch
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86; elsewhere bf16 is emulated (slower than fp32)
 # What "auto" picks where bf16 is native: only precisions whose dev-eval AP stayed within 0.5 points of fp32
@@ -28,6 +32,7 @@ class DeviceError(ValueError):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    import torch
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -59,10 +64,12 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_has_native_bf16() -> bool:
+    import torch
     return torch.backends.mkldnn.is_available() and bool(cpu_flags() & NATIVE_BF16_FLAGS)
 
 
 def has_native_bf16(device: torch.device) -> bool:
+    import torch
     return torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
 
 
@@ -84,17 +91,17 @@ def usable_cpus() -> int:
 
 def worker_limit() -> int:
     """The most decoding processes worth starting: one a CPU. More only compete for the CPUs (each fetches 8 URLs
-    at a time already), each holding its own copy of torch: --workers 500 started 500 of them."""
+    at a time already): --workers 500 started 500 of them."""
     return usable_cpus()
 
 
-def default_workers(requested: int | None, device: torch.device, device_decode: bool = False) -> int:
-    """Decoding processes: ``requested`` (up to ``worker_limit``) when given, else what keeps ``device`` busy
-    without starving it."""
+def default_workers(requested: int | None, device_type: str, device_decode: bool = False) -> int:
+    """Decoding processes: ``requested`` (up to ``worker_limit``) when given, else what keeps the scoring device
+    (``device_type``: "cpu" or "cuda") busy without starving it."""
     if requested is not None:
         return min(max(0, requested), worker_limit())
     cpus = usable_cpus()
-    if device.type == "cuda":
+    if device_type == "cuda":
         # Workers that only read files and parse headers need few cores; keep two for the scoring
         # process and its reader thread.
         return max(1, min(8, cpus - 2)) if device_decode else min(16, cpus)

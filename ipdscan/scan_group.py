@@ -1,12 +1,11 @@
 """Scans launched by torchrun: each process takes one shard and writes a part; rank 0 merges the parts.
-Who the process is and its process group come from ``torchrun.py``, which training shares."""
+Who the process is and its process group come from ``torchrun.py``, which training shares. torch loads only in a
+torchrun rank: every scan asks ``from_env``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-
-import torch
 
 from .torchrun import Launch, join, leave
 
@@ -29,6 +28,7 @@ class ScanGroup:
 
     def device(self, requested: str) -> str:
         """``auto`` means this process's own GPU (cuda:LOCAL_RANK) when there are GPUs."""
+        import torch
         if requested == "auto" and torch.cuda.is_available():
             return f"cuda:{self.local_rank % torch.cuda.device_count()}"
         return requested

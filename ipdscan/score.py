@@ -1,5 +1,4 @@
-"""The scoring stage: a loaded detector on a device turns uint8 crops into P(AI-generated), and a batch of
-prepared samples into finished report rows (``score_batch``).
+"""The torch backend (``backends.py``): a loaded detector on a device turns uint8 crops into P(AI-generated).
 
 ``Detector.score`` runs ``IPDNet.forward_pooled`` (the same logits as ``model(x)``, less work) on copies of the
 trunk with BatchNorm folded into the convs, and, at the precision ``runtime.resolve_precision`` chose, the
@@ -8,21 +7,16 @@ fp32, deeper stages bf16).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch.fx.experimental.optimization import fuse as fold_batchnorm
 
-from .preprocess import to_model_input
-from .result import Result
 from .runtime import resolve_device, resolve_precision
+from .torch_preprocess import to_model_input
 from .weights import Checkpoint, default_weights_path, load_checkpoint
-
-if TYPE_CHECKING:
-    from .cpu_stage import Prepared, ScanBatch
 
 
 FP32_STAGES = 1  # "mixed": residual stages kept in fp32 after the stem, where the SRM residuals are still raw
@@ -37,6 +31,7 @@ class Detector:
     checkpoint: Checkpoint
     device: torch.device
     precision: str = "auto"  # one of runtime.PRECISIONS; "auto" is resolved on creation
+    backend = "torch"  # backends.TORCH: what scored, as the report header records it
 
     def __post_init__(self):
         self.precision = resolve_precision(self.precision, self.device, self.checkpoint.config.variant)
@@ -70,12 +65,13 @@ class Detector:
         return self.checkpoint.threshold
 
     @torch.inference_mode()
-    def score(self, crops: torch.Tensor) -> torch.Tensor:
-        """(B, 3, crop, crop) uint8 -> (B,) float32 probabilities on the CPU."""
+    def score(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(B, 3, crop, crop) uint8 (a numpy array, or a tensor on any device) -> (B,) float32 probabilities."""
+        crops = torch.as_tensor(crops)  # a numpy array's memory, not a copy
         if crops.numel() == 0:
-            return torch.empty(0)
+            return np.empty(0, np.float32)
         step = CPU_MICRO_BATCH[self.precision] if self.device.type == "cpu" else len(crops)
-        return torch.cat([self._score(part) for part in crops.split(step)])
+        return torch.cat([self._score(part) for part in crops.split(step)]).numpy()
 
     def _score(self, crops: torch.Tensor) -> torch.Tensor:
         x = to_model_input(crops.to(self.device, non_blocking=True), self.preprocessing)
@@ -85,43 +81,6 @@ class Detector:
         """(B, 3, S, S) normalised float32 -> (B,) float32 logits, as ``self.model(x)`` computes them."""
         return self.model.forward_pooled(x.contiguous(memory_format=torch.channels_last), self.stages,
                                          bf16_from=self.fp32_stages)
-
-
-def resolve_threshold(detector: Detector, threshold: float | None) -> float:
-    """The threshold a scan labels by: ``threshold`` (--threshold) when given, else the weights' own."""
-    return detector.threshold if threshold is None else threshold
-
-
-def score_batch(detector: Detector, batch: ScanBatch, threshold: float) -> list[Result]:
-    """A collated batch, its crops on any device -> its samples' finished rows, in order."""
-    scores, start, rows = detector.score(batch.crops).tolist(), 0, []
-    for sample in batch.samples:
-        rows.append(finished_row(sample, scores[start:start + sample.crop_count], threshold, detector.preprocessing.crop))
-        start += sample.crop_count
-    return rows
-
-
-def finished_row(sample: Prepared, scores: list[float], threshold: float, crop_size: int) -> Result:
-    """A sample's report row: its score (the centre crop's) and label and, with tiles, their max, mean and the best
-    tile's box; a model_error if any score is not a number (NaN >= threshold is False: it would pass as "real",
-    and --fail-on never trip)."""
-    if sample.failed:
-        return sample.failed
-    if not all(map(math.isfinite, scores)):
-        return Result.failed(sample.input, "model_error", "the model's output is not a number (NaN or infinite): "
-                             "the weights or the device are faulty", **sample.columns)
-    score = scores[0]
-    tiles = {}
-    if sample.offsets:
-        tile_scores = scores[1:]
-        best = max(range(len(tile_scores)), key=tile_scores.__getitem__)
-        top, left = sample.offsets[best]
-        x, y = max(0, left), max(0, top)
-        width = min(sample.columns["width"], left + crop_size) - x
-        height = min(sample.columns["height"], top + crop_size) - y
-        tiles = {"crops_max": tile_scores[best], "crops_mean": sum(tile_scores) / len(tile_scores),
-                 "crops_max_tile": f"{x},{y},{width},{height}"}
-    return Result(sample.input, score=score, label="ai" if score >= threshold else "real", **sample.columns, **tiles)
 
 
 def load_detector(weights: str | Path | None = None, device: str | torch.device = "auto",

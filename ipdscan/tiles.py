@@ -1,16 +1,15 @@
 """Multi-crop scoring: the paper scores one centre crop; a large image has room for many.
 
 ``tile_offsets`` lays a grid of crop windows over the image (matched to its aspect ratio), and
-``crop_tiles`` cuts them with the same reflect-pad crop the centre score uses, so a tile over a
-small image is exactly the centre crop.
+``crops_of`` cuts them with the same reflect-pad gather the centre crop uses (``preprocess.windows``), so a
+tile over a small image is exactly the centre crop. Numpy arrays in the CPU stage, torch tensors in the GPU
+decode path: the same code for both.
 """
 from __future__ import annotations
 
 import math
 
-import torch
-
-from .preprocess import Preprocessing, crop
+from .preprocess import Preprocessing, centre_offset, windows
 
 
 def grid_shape(height: int, width: int, tiles: int) -> tuple[int, int]:
@@ -40,21 +39,12 @@ def tile_offsets(height: int, width: int, tiles: int, window: int, distinct: boo
     return [(top, left) for top in _starts(height, window, rows) for left in _starts(width, window, cols)]
 
 
-def crop_tiles(pixels: torch.Tensor, tiles: int, p: Preprocessing = Preprocessing(),
-               distinct: bool = False) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """(3, H, W) -> ((T, 3, crop, crop) uint8, their (top, left) offsets); ``distinct`` as for tile_offsets."""
+def crops_of(pixels, p: Preprocessing, tiles: int = 0,
+             distinct: bool = False) -> tuple[object, list[tuple[int, int]]]:
+    """(3, H, W) -> ((K, 3, crop, crop): the centre crop, then about ``tiles`` tiles; the tiles' offsets), as
+    ``pixels`` is: a numpy array or a torch tensor. What a scan and explain score; ``distinct`` as for
+    tile_offsets."""
     _, h, w = pixels.shape
-    offsets = tile_offsets(h, w, tiles, p.crop, distinct)
-    windows = [crop(pixels, p, top + p.pad, left + p.pad) for top, left in offsets]
-    return torch.stack(windows), offsets
-
-
-def crops_of(pixels: torch.Tensor, p: Preprocessing, tiles: int = 0,
-             distinct: bool = False) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """(3, H, W) -> ((K, 3, crop, crop): the centre crop, then about ``tiles`` tiles; the tiles' offsets).
-    What a scan and explain score; ``distinct`` as for tile_offsets."""
-    centre = crop(pixels, p)[None]
-    if not tiles:
-        return centre, []
-    windows, offsets = crop_tiles(pixels, tiles, p, distinct)
-    return torch.cat([centre, windows]), offsets
+    offsets = tile_offsets(h, w, tiles, p.crop, distinct) if tiles else []
+    padded = [centre_offset(h, w, p), *((top + p.pad, left + p.pad) for top, left in offsets)]
+    return windows(pixels, p, padded), offsets

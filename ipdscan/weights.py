@@ -14,6 +14,9 @@ A checkpoint is a ``torch.save``d dict of tensors and plain data only (so it loa
 
 Beside it, ``<file>.sha256`` (sha256sum format) records the whole file's hash; when present it
 must match. The shipped default is also pinned by ``DEFAULT_WEIGHTS`` below (torchvision style).
+
+torch and the model load inside the functions that read or write a checkpoint: the torch-free scan imports this
+module for ``WeightsError`` and ``default_weights_path`` only.
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .model import IPDConfig, IPDNet
 from .preprocess import Preprocessing
 from .publish import write_atomically
+
+if TYPE_CHECKING:
+    from .model import IPDConfig, IPDNet
 
 FORMAT = "ipdscan-checkpoint"
 FORMAT_VERSION = 1
@@ -77,6 +81,7 @@ def bytes_sha256(data: bytes) -> str:
 
 def content_sha256(config: dict, preprocessing: dict, provenance: dict, name: str, state_dict: dict,
                    calibration: dict | None = None) -> str:
+    import torch
     h = hashlib.sha256()
     described = {"config": config, "preprocessing": preprocessing, "provenance": provenance, "name": name}
     if calibration is not None:  # absent from files written before calibration existed: their hashes stay valid
@@ -92,6 +97,7 @@ def content_sha256(config: dict, preprocessing: dict, provenance: dict, name: st
 def save_checkpoint(path: str | Path, model: IPDNet, preprocessing: Preprocessing, *, name: str,
                     provenance: dict | None = None, half: bool = False, calibration: dict | None = None) -> str:
     """Write a checkpoint and its ``.sha256`` sidecar; returns the file's sha256."""
+    import torch
     if calibration is not None:
         check_calibration(calibration, Path(path))
     path = Path(path)
@@ -142,6 +148,7 @@ def recorded_sha256(path: Path) -> str | None:
 
 def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> Checkpoint:
     """Read, verify and rebuild a checkpoint on the CPU. Raises WeightsError with a one-line fix."""
+    import torch
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path} (pass --weights PATH to a checkpoint made by 'ipdscan train')")
@@ -171,6 +178,9 @@ def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
 
 
 def _rebuild(payload, path: Path, digest: str) -> Checkpoint:
+    import torch
+
+    from .model import IPDConfig, IPDNet
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path} is not an ipdscan checkpoint (make one with 'ipdscan train')")
     if payload.get("format_version") != FORMAT_VERSION:

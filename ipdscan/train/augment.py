@@ -21,7 +21,8 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ipdscan.perturbations import gaussian_blur, jpeg_reencode
-from ipdscan.preprocess import Preprocessing, crop, random_crop
+from ipdscan.preprocess import Preprocessing, crop
+from ipdscan.torch_preprocess import random_crop
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def per_rank_batch(config: TrainConfig, topology: Topology) -> int:
 
 def make_loaders(data: Split, config: TrainConfig, topology: Topology, per_rank: int) -> Loaders:
     """TrainError when the training images give no full batch of ``config.batch_size``."""
-    workers = default_workers(config.workers, topology.device)
+    workers = default_workers(config.workers, topology.device.type)
     if config.workers is None and workers:
         workers = max(1, workers // topology.world)  # processes on one machine share its cores
     if config.pair_sync:  # a loader item is a pair: half as many items make a batch

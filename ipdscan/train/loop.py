@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ipdscan.model import IPDNet
-from ipdscan.preprocess import to_model_input
+from ipdscan.torch_preprocess import to_model_input
 
 from .checkpoints import resume_into, run_record, save_run, start_from
 from .config import TrainConfig, TrainError

@@ -155,7 +155,7 @@ def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tm
     scanned = decode_on_cpu(str(path), path.read_bytes(), {}, prep, 100_000_000, 0).crops[0]
     samples = split_roots([str(tmp_path / "data")], 0, 0).train
     (trained, label), = [LabelledImages([s], prep)[0] for s in samples if s.label == 0]
-    assert label == 0 and torch.equal(trained, scanned)
+    assert label == 0 and torch.equal(trained, torch.from_numpy(scanned))
 
 
 def test_symlink_loops_do_not_repeat_training_images(tmp_path):

@@ -14,6 +14,7 @@ from ipdscan import device_decode
 from ipdscan.decode import decode, read_jpeg_header
 from ipdscan.device_decode import decode_jpegs, device_decodes_jpeg
 from ipdscan.device_stage import in_background
+from ipdscan.plan import decodes_on_device
 
 CPU = torch.device("cpu")
 # nvjpeg (the GPU's hardware JPEG engines) rounds its IDCT and upsamples chroma differently from libjpeg-turbo:
@@ -40,13 +41,13 @@ def test_device_decode_applies_exif_orientation_as_pillow_does(orientation):
     reference = decode(data)
     assert (header.width, header.height) == (reference.width, reference.height)
     pixels = decode_jpegs([as_tensor(data)], [header], CPU)[0]
-    assert torch.equal(pixels, reference.pixels)
+    assert torch.equal(pixels, torch.from_numpy(reference.pixels))
 
 
 def test_grayscale_jpeg_decodes_to_the_same_rgb():
     data = encoded(natural(40, 24).convert("L"), "JPEG")
     pixels = decode_jpegs([as_tensor(data)], [read_jpeg_header(data)], CPU)[0]
-    assert torch.equal(pixels, decode(data).pixels)
+    assert torch.equal(pixels, torch.from_numpy(decode(data).pixels))
 
 
 @pytest.mark.parametrize("kind", ["png", "cmyk_jpeg", "mpo", "truncated_jpeg", "corrupt_jpeg", "empty", "text_as_jpg"])
@@ -94,7 +95,8 @@ def test_a_stream_the_decoder_rejects_fails_alone(monkeypatch):
     monkeypatch.setattr(device_decode, "_decode", strict)
     pixels = decode_jpegs([as_tensor(f) for f in files], headers, CPU)
     assert pixels[1] is None
-    assert torch.equal(pixels[0], decode(good[0]).pixels) and torch.equal(pixels[2], decode(good[2]).pixels)
+    assert torch.equal(pixels[0], torch.from_numpy(decode(good[0]).pixels))
+    assert torch.equal(pixels[2], torch.from_numpy(decode(good[2]).pixels))
 
 
 def test_a_size_that_disagrees_with_the_header_is_not_trusted():
@@ -173,9 +175,9 @@ def test_unknown_decode_choice_is_refused(detector):
 
 
 def test_auto_decodes_on_the_device_only_on_cuda():
-    assert not ScanOptions().decodes_on_device(CPU)
-    assert ScanOptions(decode="device").decodes_on_device(CPU)
-    assert not ScanOptions(decode="workers").decodes_on_device(CPU)
+    assert not decodes_on_device("auto", CPU)
+    assert decodes_on_device("device", CPU)
+    assert not decodes_on_device("workers", CPU)
 
 
 def test_background_reader_keeps_order_and_raises_the_readers_error():

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 import ipdscan.runtime as runtime
 from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing, to_model_input
+from ipdscan.preprocess import Preprocessing
+from ipdscan.torch_preprocess import to_model_input
 from ipdscan.runtime import resolve_precision
 from ipdscan.score import Detector, load_detector
 from ipdscan.weights import load_checkpoint, save_checkpoint
@@ -70,8 +71,13 @@ def reference_logits(path, crops: torch.Tensor) -> torch.Tensor:
         return checkpoint.model.eval()(to_model_input(crops, checkpoint.preprocessing))
 
 
+def probabilities(detector: Detector, crops: torch.Tensor) -> torch.Tensor:
+    """``Detector.score``'s numpy probabilities as a tensor, to compare with the reference network's."""
+    return torch.from_numpy(detector.score(crops))
+
+
 def detector_logits(detector: Detector, crops: torch.Tensor) -> torch.Tensor:
-    probs = detector.score(crops).double()
+    probs = probabilities(detector, crops).double()
     return torch.log(probs / (1 - probs)).float()
 
 
@@ -105,7 +111,7 @@ def test_bf16_scores_stay_close_to_fp32(layer2, crops):
     the SRM filter in bf16 too, the tempting one-line autocast, gives 0.11 / 0.42 / 0.87: these bounds fail it."""
     sample = crops[12:]
     reference = torch.sigmoid(reference_logits(layer2, sample))
-    probs = load_detector(layer2, "cpu", precision="bf16").score(sample)
+    probs = probabilities(load_detector(layer2, "cpu", precision="bf16"), sample)
     difference = (probs - reference).abs()
     assert difference.mean() <= 0.04 and difference.max() <= 0.15, difference
     ranks = lambda t: t.argsort().argsort().double().numpy()  # noqa: E731
@@ -115,16 +121,18 @@ def test_bf16_scores_stay_close_to_fp32(layer2, crops):
 def test_score_returns_probabilities(layer2, crops):
     detector = load_detector(layer2, "cpu", precision="fp32")
     probs = detector.score(crops[:3])
-    assert probs.shape == (3,) and probs.dtype == torch.float32
+    assert probs.shape == (3,) and probs.dtype == np.float32  # the Backend protocol's scores
     assert ((probs > 0) & (probs < 1)).all()
+    assert np.array_equal(detector.score(crops[:3].numpy()), probs)  # the CPU stage hands it numpy crops
     assert detector.score(torch.empty(0, 3, 224, 224, dtype=torch.uint8)).shape == (0,)
+    assert detector.score(np.empty((0, 3, 224, 224), np.uint8)).shape == (0,)
 
 
 def test_cpu_micro_batches_score_each_image_on_its_own(layer2, crops):
     detector = load_detector(layer2, "cpu", precision="fp32")
     batch = crops[:5]  # more than one micro-batch, and a short last one
-    one_by_one = torch.cat([detector.score(crop[None]) for crop in batch])
-    torch.testing.assert_close(detector.score(batch), one_by_one, atol=1e-4, rtol=1e-4)
+    one_by_one = torch.cat([probabilities(detector, crop[None]) for crop in batch])
+    torch.testing.assert_close(probabilities(detector, batch), one_by_one, atol=1e-4, rtol=1e-4)
 
 
 def test_auto_picks_fp32_without_native_bf16(layer2, monkeypatch):
@@ -148,8 +156,8 @@ def test_mixed_keeps_the_stem_and_first_stage_in_fp32(layer2, crops):
     reference = torch.sigmoid(reference_logits(layer2, sample))
     mixed, bf16 = (load_detector(layer2, "cpu", precision=p) for p in ("mixed", "bf16"))
     assert mixed.fp32_stages == 2 and bf16.fp32_stages == 0 and len(mixed.stages) == 3  # stem, layer1, layer2
-    mixed_error = (mixed.score(sample) - reference).abs().mean()
-    assert mixed_error < (bf16.score(sample) - reference).abs().mean()
+    mixed_error = (probabilities(mixed, sample) - reference).abs().mean()
+    assert mixed_error < (probabilities(bf16, sample) - reference).abs().mean()
     assert mixed_error > 0  # layer2 did run in bf16
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ipdscan.preprocess import Preprocessing, crop, random_crop, reflect_indices, to_model_input
+from ipdscan.preprocess import Preprocessing, crop, reflect_indices
+from ipdscan.torch_preprocess import random_crop, to_model_input
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 7), (5, 3), (200, 3000), (3000, 200), (224, 224), (481, 321)])
@@ -20,11 +21,16 @@ def test_centre_crop_equals_numpy_reflect_pad_then_crop(h, w):
     padded = np.pad(image[0].numpy(), 224, mode="reflect")
     top, left = (padded.shape[0] - 224) // 2, (padded.shape[1] - 224) // 2
     assert np.array_equal(crop(image)[0].numpy(), padded[top:top + 224, left:left + 224])
+    numpy_crop = crop(image.numpy())  # the CPU stage's: numpy in, numpy out, the same pixels
+    assert isinstance(numpy_crop, np.ndarray) and np.array_equal(numpy_crop[0], padded[top:top + 224, left:left + 224])
 
 
 def test_large_image_centre_crop_is_its_centre():
     image = torch.randint(0, 256, (3, 600, 800), dtype=torch.uint8)
     assert torch.equal(crop(image), image[:, 188:412, 288:512])
+    window = crop(image.numpy())
+    assert np.array_equal(window, image[:, 188:412, 288:512].numpy()) and window.flags.c_contiguous
+    assert not np.shares_memory(window, image.numpy())  # a sample never keeps its whole image alive
 
 
 def test_random_crop_spans_the_padded_image():

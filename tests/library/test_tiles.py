@@ -42,7 +42,8 @@ BASE, PATCH = smooth(1, 448, 448), noisy(2, 448, 448)
 @pytest.fixture(scope="module")
 def calm_detector(tmp_path_factory):
     """Random weights whose last layer is rescaled so the two test textures land at about 0.1 and 0.9."""
-    from ipdscan.preprocess import crop, to_model_input
+    from ipdscan.preprocess import crop
+    from ipdscan.torch_preprocess import to_model_input
     torch.manual_seed(0)
     model = IPDNet(IPDConfig()).eval()
     as_input = lambda a: to_model_input(crop(torch.from_numpy(a.copy()).permute(2, 0, 1))[None])
