@@ -1,7 +1,8 @@
 """The command line: a thin typer layer over the library. Exit codes: 0 clean, 1 --fail-on tripped, 2 error.
 
 Only light modules are imported up here: --help, --version's first line, `config` and argument errors answer at
-once, without torch (seconds and hundreds of MB to load); each command imports the library it runs. The commands
+once, without torch (seconds and hundreds of MB to load); each command imports the library it runs, and one that
+needs torch where it is not installed says which extra brings it (``extras.require_torch``). The commands
 live by group: ``cli_scan`` (scan), ``cli_reports`` (merge, report), ``cli_model`` (eval, explain); this module
 holds the app, the options every command shares, train, config and the entry point.
 """
@@ -11,8 +12,9 @@ import sys
 
 import typer
 
-from . import __version__, cli_model, cli_reports, cli_scan
+from . import __version__, cli_export, cli_model, cli_reports, cli_scan
 from .cli_support import fail, failures_exit_2
+from .extras import MissingExtra, require_torch
 from .config import ConfigError, default_map, settings, show_value
 from .console import shown, stdout
 
@@ -26,13 +28,22 @@ app = typer.Typer(
 
 
 def version_callback(value: bool):
-    """The version at once; then what a bug report needs, which takes importing torch."""
+    """The version at once; then what a bug report needs, which takes importing torch where it is installed."""
     if value:
         print(f"ipdscan {__version__}", flush=True)
-        import torch
+        from importlib.metadata import PackageNotFoundError, version
 
         from .weights import DEFAULT_WEIGHTS
-        print(f"torch {torch.__version__}, CUDA {'available' if torch.cuda.is_available() else 'not available'}")
+        try:
+            onnxruntime = f"onnxruntime {version('onnxruntime')}"
+        except PackageNotFoundError:
+            onnxruntime = "onnxruntime not installed"
+        try:
+            import torch
+            print(f"torch {torch.__version__}, CUDA {'available' if torch.cuda.is_available() else 'not available'}; "
+                  f"{onnxruntime}")
+        except ImportError:
+            print(f"torch not installed, CUDA not available; {onnxruntime}")
         if DEFAULT_WEIGHTS:
             print(f"default weights {DEFAULT_WEIGHTS.file} sha256 {DEFAULT_WEIGHTS.sha256}")
         raise typer.Exit()
@@ -55,6 +66,10 @@ app.command("scan", epilog=cli_scan.EPILOG)(cli_scan.scan)
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(ctx: typer.Context):
     """Train IPD-Net on CNNSpot/GenImage-style folders (the paper's recipe). See `ipdscan train --help`."""
+    try:
+        require_torch("train", "train")
+    except MissingExtra as exc:
+        raise fail(str(exc))
     from .train.__main__ import main as train_main  # torch training code loads only when asked for
     raise typer.Exit(train_main(ctx.args, prog="ipdscan train"))
 
@@ -63,6 +78,7 @@ app.command("eval", epilog=cli_model.EVAL_EPILOG)(cli_model.evaluate_command)
 app.command("merge", epilog=cli_reports.MERGE_EPILOG)(cli_reports.merge)
 app.command("report", epilog=cli_reports.REPORT_EPILOG)(cli_reports.report)
 app.command("explain", epilog=cli_model.EXPLAIN_EPILOG)(cli_model.explain)
+app.command("export", epilog=cli_export.EXPORT_EPILOG)(cli_export.export)
 
 
 @app.command("config")

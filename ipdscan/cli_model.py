@@ -9,6 +9,7 @@ import typer
 from .choices import PRECISIONS
 from .cli_support import UsageError, fail, failures_exit_2, warn_about_workers
 from .console import printable, shown, stderr, stdout
+from .extras import require_torch
 from .publish import check_output_folder
 
 EVAL_EPILOG = """\b
@@ -34,6 +35,7 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
+    require_torch("eval", "train")
     from .labelled import DatasetError
     from .runtime import DeviceError
     from .score import load_detector
@@ -76,6 +78,7 @@ def explain(
     device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N."),
 ):
     """Show where in an image the detector reacts: per-tile scores and a heatmap."""
+    require_torch("explain", "train")
     from .decode import DecodeError
     from .explain import explain as explain_image, heatmap, read_image_file
     from .fetch_options import FetchError

@@ -1,5 +1,5 @@
-"""`ipdscan scan`: the options, what the arguments alone decide before torch loads, then a ``job.ScanJob`` run
-with progress, the summary and the exit code."""
+"""`ipdscan scan`: the options, what the arguments alone decide before any model code loads, then a
+``job.ScanJob`` run with progress, the summary and the exit code."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import typer
 
-from .choices import DECODE_CHOICES, EXIT_ERROR, PRECISIONS
+from .choices import BACKEND_CHOICES, DECODE_CHOICES, EXIT_ERROR, PRECISIONS
 from .cli_support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2, warn_about_workers
 from .console import ScanProgress, print_input_error, print_summary, print_warning, result_table, stdout
 from .output_format import FORMAT_NAMES, STDOUT, TABLE, format_of, report_target
@@ -42,6 +42,7 @@ def scan(
     workers: Optional[int] = typer.Option(None, min=0, metavar="N", help="Decoding processes (default: 1 on CPU; on CUDA up to 8, or 16 with --decode workers)."),
     decode: Literal[DECODE_CHOICES] = typer.Option("auto", help="Where JPEGs are decoded: device (nvjpeg batches on the GPU), workers (Pillow), auto (device on CUDA)."),
     precision: Literal[PRECISIONS] = typer.Option("auto", help="Model arithmetic: auto (mixed for layer2 where bf16 is native, else fp32), fp32, mixed or bf16."),
+    backend: Literal[BACKEND_CHOICES] = typer.Option("auto", help="What scores: torch (pip install 'ipdscan[gpu]'), onnxruntime (CPU, from the .onnx beside the weights), auto (torch on CUDA, else onnxruntime where that .onnx exists, else torch)."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, metavar="T", help="Score at or above which an image is labelled ai. Default: the weights' own calibrated threshold (0.5 for uncalibrated weights)."),
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, metavar="S", help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
@@ -79,7 +80,7 @@ def scan(
     An error wins over a flag.
     """
     from .suppress import SuppressionError, Suppressions
-    try:  # what the arguments alone decide, before torch loads: a mistake there is answered at once
+    try:  # what the arguments alone decide, before the model code loads: a mistake there is answered at once
         target = report_target(out)
         format_of(report_format, target)
         shard_range = parse_shard(shard) if shard else None
@@ -97,12 +98,12 @@ def scan(
     from .publish import ReportError
     from .ray_scan import RayOptions
     from .report_lock import ReportBusy
+    from .backends import load_backend
     from .runtime import DeviceError
-    from .score import load_detector
     from .weights import WeightsError
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
-                              shard=shard_range, crops=crops, decode=decode,
+                              shard=shard_range, crops=crops, decode=decode, backend=backend,
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
         warn_about_workers(workers)
@@ -111,13 +112,13 @@ def scan(
                       group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions,
                       ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None)
         ctx.with_resource(job)  # the report's lock, held until the command ends: a second scan never touches it
-        detector = load_detector(weights, job.device(device), precision)
+        detector = load_backend(weights, job.device(device), precision, job.backend)
         if variant and variant != detector.variant:
             raise UsageError(f"--variant {variant} does not match the weights, which are {detector.variant}")
     except (UsageError, WeightsError, DeviceError, ValueError, ReportBusy, ReportError) as exc:
         raise fail(str(exc))
     try:
-        header = job.start(detector, threshold_source="weights" if threshold is None else "--threshold")
+        header = job.start(detector)
     except (OSError, ValueError) as exc:
         raise fail(str(exc))
     with ScanProgress(quiet) as progress:

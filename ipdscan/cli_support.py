@@ -8,6 +8,7 @@ import typer
 
 from .choices import EXIT_ERROR
 from .console import print_warning, shown, stderr
+from .extras import MissingExtra
 from .interrupt import sigterm_as_interrupt
 from .output_format import FORMATS
 
@@ -37,6 +38,8 @@ def failures_exit_2(command):
             raise  # the command's own exit code
         except KeyboardInterrupt as exc:
             raise fail(str(exc) or "interrupted") from None
+        except MissingExtra as exc:  # the pip command, as it is
+            raise fail(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the boundary: one line, not a traceback
             raise fail(f"{type(exc).__name__}: {exc}") from None
     return guarded
@@ -44,6 +47,6 @@ def failures_exit_2(command):
 
 def warn_about_workers(workers: int | None) -> None:
     """Say so when --workers asks for more processes than will be started (runtime.default_workers caps them)."""
-    from .runtime import worker_limit  # torch: only once the command runs
+    from .runtime import worker_limit
     if workers is not None and workers > (limit := worker_limit()):
         print_warning(f"--workers {workers}: more than this machine's {limit} CPUs can use; starting {limit}")

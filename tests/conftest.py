@@ -114,6 +114,32 @@ def run_cli():
     return Processes()
 
 
+# A sitecustomize that makes ``import torch`` (and torchvision) fail, as in the base install, without it.
+TORCH_BLOCKER = """import sys
+
+
+class WithoutTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"No module named {name!r} (blocked: the base install has no torch)")
+        return None
+
+
+sys.meta_path.insert(0, WithoutTorch())
+"""
+
+
+@pytest.fixture(scope="session")
+def run_cli_without_torch(tmp_path_factory):
+    """``run_cli`` in processes where ``import torch`` raises ImportError, as in the base install (a sitecustomize
+    on PYTHONPATH blocks it, in the worker processes too)."""
+    folder = tmp_path_factory.mktemp("without-torch")
+    (folder / "sitecustomize.py").write_text(TORCH_BLOCKER)
+    runner = Processes()
+    runner.env = {**SUBPROCESS_ENV, "PYTHONPATH": os.pathsep.join([str(folder), SUBPROCESS_ENV["PYTHONPATH"]])}
+    return runner
+
+
 @pytest.fixture
 def write_report():
     """Report writer: ``write_report(path, rows, header=None, summary=None, **open_report options) -> path``, in
