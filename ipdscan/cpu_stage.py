@@ -37,7 +37,7 @@ class Prepared:
     failed: Result | None = None  # the finished error row: nothing to score
     crops: np.ndarray | None = None  # (K, 3, crop, crop) uint8: the centre crop, then any tiles
     offsets: list[tuple[int, int]] = field(default_factory=list)  # the tiles' (top, left)
-    jpeg: JpegHeader | None = None  # set when the scoring device decodes this file (ScanOptions.decode)
+    jpeg: JpegHeader | None = None  # set when the scoring device decodes this file (ScanPlan.decodes_on_device)
     data: bytes | None = None  # that file's bytes, until the batch packs them
     crop_count: int = 0  # rows of ScanBatch.crops that are this sample's (0: failed, or still to decode)
     span: tuple[int, int] = (0, 0)  # this sample's bytes in ScanBatch.encoded
