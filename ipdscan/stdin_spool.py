@@ -1,7 +1,7 @@
-"""Standard input for DataLoader worker processes, which cannot read it themselves.
+"""Standard input for the torch backend's DataLoader worker processes, which cannot read it themselves.
 
 A worker process does not share its parent's stdin (multiprocessing closes it in the child), stdin can be read
-only once, and every worker walks the whole input stream to pick its own chunks (see cpu_stage.py). So the scanning
+only once, and every worker walks the whole input stream to pick its own chunks (see torch_loader.py). So the scanning
 process copies stdin, line by line as it arrives, into a temporary file that each worker follows like ``tail -f``
 until an end mark. The scan starts on the first lines, and the names wait on disk, not in memory. The copy holds
 one name a line, its backslashes and newlines escaped (a NUL-separated name may hold a newline).
