@@ -9,6 +9,7 @@ from ipdscan import ScanOptions, load_detector
 from ipdscan.scan_group import ScanGroup
 from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
 from ipdscan.job import JobError, ScanJob
+from ipdscan.ray_scan import RayOptions
 from ipdscan.report_header import ReportHeader
 from ipdscan.verdict import ScanStats, verdict
 from ipdscan.header_file import header_path
@@ -28,6 +29,14 @@ def test_a_request_that_cannot_run_is_refused_before_anything_is_opened(tmp_path
     with pytest.raises(JobError, match=message):
         ScanJob(["photos/"], ScanOptions(), **request_)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ray_scores_with_the_torch_backend(tmp_path, monkeypatch):
+    """Ray's scoring actors load the torch detector: --ray with --backend onnxruntime is refused at once."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(JobError, match="--ray scores with the torch backend"):
+        ScanJob(["photos/"], ScanOptions(backend="onnxruntime"), ray=RayOptions())
+    assert ScanJob(["photos/"], ScanOptions(backend="onnxruntime")).backend == "onnxruntime"
 
 
 def test_the_job_writes_every_row_and_a_typed_header(tmp_path, checkpoint):
