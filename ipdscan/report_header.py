@@ -27,7 +27,7 @@ class ReportHeader:
     precision: str  # the resolved model arithmetic: fp32, mixed or bf16
     decode: str  # where JPEGs were decoded: "device" (nvjpeg) or "workers" (Pillow)
     inputs: list[str]  # as given, credentials redacted
-    backend: str = "torch"  # what scored: "torch" or "onnxruntime" (reports before backends were all torch's)
+    backend: str  # what scored: "torch" or "onnxruntime"
     start_time: str = field(default_factory=utc_now)
     tool: str = "ipdscan"
     version: str = __version__
