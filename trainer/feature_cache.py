@@ -102,9 +102,14 @@ def processed(view: np.ndarray, rng: np.random.Generator, p: Processing) -> np.n
     return np.asarray(image)
 
 
+def hwc_pixels(path: str) -> np.ndarray:
+    """(H, W, 3) uint8, read and decoded exactly as a scan reads and decodes the file."""
+    return np.asarray(read_pixels(path)).transpose(1, 2, 0)
+
+
 def views_of(entry: Entry, content_sha: str, recipe: str, count: int, p: Processing = Processing()) -> np.ndarray:
     """The entry's views, (count, 224, 224, 3) uint8."""
-    pixels = np.asarray(read_pixels(entry.path)).transpose(1, 2, 0)
+    pixels = hwc_pixels(entry.path)
     if recipe == "centre":
         return window(pixels, None)[None]
     out = []

@@ -30,7 +30,8 @@ from ipdscan.labelled import image_files
 from ipdscan.metrics import bootstrap, percentile_interval
 
 from trainer.calibrate import threshold_for
-from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entries
+from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entries, window
+from trainer.shortcuts import balanced_sample, shifts_markdown, shortcut_shifts
 
 REGULARISATION = (0.003, 0.03, 0.3, 3.0)  # LogisticRegression's C, picked on the val split
 RESAMPLES = 1000
@@ -85,6 +86,15 @@ def fit(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
 def centre_scores(probe: Probe, entries: list[Entry], located: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     features, labels = stacked(entries, located)
     return labels, probe.scores(features)
+
+
+def probe_scorer(probe: Probe, extractor: Extractor, batch: int = 32):
+    """The probe as a shortcut scorer: each image's centre window, as evaluation scores it."""
+    def score(images: list[np.ndarray]) -> np.ndarray:
+        windows = np.stack([window(image, None) for image in images])
+        return np.concatenate([probe.scores(extractor.features(windows[start:start + batch]))
+                               for start in range(0, len(windows), batch)])
+    return score
 
 
 def interval_text(value: float | None, resampled: np.ndarray | None) -> str:
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=Path, nargs="+", default=[])
     parser.add_argument("--calibration", type=Path, help="whole real photos no model saw, for the threshold")
     parser.add_argument("--max-flagged", type=float, default=0.05)
+    parser.add_argument("--shortcuts", type=Path, nargs="+", default=[], help="labelled roots for the shortcut checks")
+    parser.add_argument("--shortcut-per-class", type=int, default=10, help="reals and fakes per generator checked")
     parser.add_argument("--trunk", default="lite0")
     parser.add_argument("--views", type=int, default=2, help="the views per training image the cache holds")
     parser.add_argument("--threads", type=int, default=2)
@@ -171,12 +183,18 @@ def main(argv: list[str] | None = None) -> int:
             scored[root] = {generator: centre_scores(probe, group, cached)
                             for generator, group in by_generator(root_entries).items()}
         fitted[kind] = (probe, scored)
+        if kind == "pretrained" and args.shortcuts:
+            images, labels = balanced_sample(args.shortcuts, args.shortcut_per_class)
+            shifts = shortcut_shifts(probe_scorer(probe, extractor), images, labels)
+            shortcut_lines = ["", "## Shortcut checks", "", *shifts_markdown(shifts, (labels.count(0), labels.count(1)))]
     probe, scored = fitted["pretrained"]
     for root in evaluation:
         lines += evaluation_rows(root, scored[root], fitted["control"][1][root], probe.threshold)
     lines += ["", f"Threshold {probe.threshold:.4f} (at most {args.max_flagged:.0%} of {len(calibration)} "
               f"calibration photos flagged); C = {probe.regularisation} (control C = "
               f"{fitted['control'][0].regularisation}); {RESAMPLES} stratified bootstrap resamples."]
+    if args.shortcuts:
+        lines += shortcut_lines
     probe.save(args.out / "probe.npz", {"corpus": str(args.corpus), "views": args.views,
                                         "calibration_photos": len(calibration)})
     (args.out / "report.md").write_text("\n".join(lines) + "\n")

@@ -110,3 +110,17 @@ def test_the_probe_separates_what_the_features_separate_and_picks_c_on_val():
     scores = fitted.scores(x)
     assert fitted.regularisation in probe.REGULARISATION
     assert scores[labels == 1].mean() > 0.7 > 0.3 > scores[labels == 0].mean()
+
+
+def test_shortcut_checks_catch_a_detector_that_reads_sharpness():
+    from trainer.shortcuts import PROCESSING, shortcut_shifts
+
+    def sharpness(images):  # "fake" = sharp: the processing-history shortcut the checks exist to catch
+        return np.array([np.abs(np.diff(image.astype(float), axis=1)).mean() / 20 for image in images])
+
+    images = [np.asarray(natural(96, 80, seed=seed)) for seed in range(6)]
+    labels = [0, 0, 0, 1, 1, 1]
+    shifts = shortcut_shifts(sharpness, images, labels)
+    assert set(shifts) == {(name, kind) for name in PROCESSING for kind in ("real", "fake")}
+    assert shifts[("blur sigma 0.5-1", "real")] < -0.05 and shifts[("blur sigma 0.5-1", "fake")] < -0.05
+    assert all(value == 0 for value in shortcut_shifts(lambda batch: np.full(len(batch), 0.5), images, labels).values())
