@@ -15,7 +15,8 @@ from .publish import check_output_folder
 EVAL_EPILOG = """\b
 Examples:
   ipdscan eval /data/cnnspot_test /data/GenImage --weights best.pt --out table.md --group
-  ipdscan eval data/dev-eval --perturb jpeg=95,75,50 --perturb blur=1,2 --plot robustness.png"""
+  ipdscan eval data/dev-eval --perturb jpeg=95,75,50 --perturb blur=1,2 --plot robustness.png
+  ipdscan eval data/dev-eval --intervals 1000 --out table.json"""
 EXPLAIN_EPILOG = "\b\nExample:\n  ipdscan explain suspect.jpg --out suspect-heat.png --crops 24"
 
 
@@ -32,9 +33,11 @@ def evaluate_command(
     scores: Optional[Path] = typer.Option(None, metavar="FILE", help="Write every image's score to this CSV."),
     perturb: Optional[list[str]] = typer.Option(None, metavar="KIND=V,...", help="Re-score under jpeg=Q,..., blur=SIGMA,..., resize=FACTOR,..."),
     plot: Optional[Path] = typer.Option(None, metavar="FILE", help="With --perturb: AP-vs-strength plot (.png)."),
+    intervals: Optional[int] = typer.Option(None, metavar="N", help="Bootstrap 95% intervals for AP and AUC from N resamples (e.g. 1000)."),
+    seed: int = typer.Option(0, metavar="N", help="With --intervals: the resamples' seed (same seed, same intervals)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
-    """Per-generator AP, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
+    """Per-generator AP, ROC AUC, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
     require_torch("eval", "train")
     from .labelled import DatasetError
     from .runtime import DeviceError
@@ -48,6 +51,10 @@ def evaluate_command(
             raise UsageError(f"unsupported table format {out.suffix or out.name!r}: use .md, .csv or .json")
         if plot is not None and not perturb:
             raise UsageError("--plot draws AP against perturbation strength: give --perturb too")
+        if intervals is not None and intervals < 1:
+            raise UsageError(f"--intervals takes the number of bootstrap resamples, 1 or more (e.g. 1000), not {intervals}")
+        if seed < 0:
+            raise UsageError(f"--seed takes 0 or more, not {seed}")
         for path in (out, scores, plot):
             if path is not None:
                 check_output_folder(path)
@@ -56,6 +63,8 @@ def evaluate_command(
         detector = load_detector(weights, device, precision)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)
+        if intervals:
+            report = report.with_intervals(intervals, seed)
     except (UsageError, WeightsError, DeviceError, DatasetError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
     stdout.print("\n".join(map(printable, to_markdown(report, group).splitlines())), highlight=False, markup=False)

@@ -1,9 +1,9 @@
-"""Evaluation on labelled folders: per-generator AP / accuracy exactly as CNNDetection's validate.py.
+"""Evaluation on labelled folders: per-generator AP / ROC AUC / accuracy exactly as CNNDetection's validate.py.
 
 Every image goes through the scan's path (``labelled.read_pixels``, centre crop, ``Detector.score``), a
 perturbation (JPEG, blur, resize) applied to the decoded image before the crop; a file that cannot
 be decoded is counted per generator and left out of its metrics. The pieces: ``labelled`` (layouts, files,
-pixels), ``perturbations``, ``metrics``, ``eval_report`` (tables, files, plots).
+pixels), ``perturbations``, ``metrics`` (and its bootstrap), ``eval_report`` (tables, intervals, files, plots).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Acceptance checks for a detector we ship: format bias, dev-set AP (clean, JPEG q75, blur σ=1), the shipped
-threshold on held-out real photos, examples.
+threshold on held-out real photos, shortcut checks (``--shortcuts``: trainer/shortcuts.py), examples.
 
     python -m trainer.check_default --weights weights/ipdnet-layer2-corpus-v3.pt \\
         --reals ../shared/data/dev-eval --dev ../shared/data/dev-eval --examples examples --out weights/CHECKS.md
@@ -27,6 +27,8 @@ from ipdscan.evaluate import evaluate
 from ipdscan.perturbations import parse_perturbations
 from ipdscan.sources import iter_items
 from ipdscan.text import threshold_text
+
+from trainer.shortcuts import SHIFT_LIMIT, balanced_sample, shifts_markdown, shortcut_shifts
 
 BIAS_LIMIT = 0.05
 FLAGGED_LIMIT = 0.10  # of dev-eval's real photos at the shipped threshold (issue 20; 5% is the calibration photos' own)
@@ -76,6 +78,19 @@ def format_bias(detector, photos: list[str], workdir: Path, seed: int) -> tuple[
     return means, originals
 
 
+def scanned_scores(detector, workdir: Path):
+    """A shortcut scorer through the scan itself: each image saved as a lossless PNG, then scanned."""
+    def score(images: list[np.ndarray]) -> np.ndarray:
+        workdir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, image in enumerate(images):
+            paths.append(str(workdir / f"{index:05d}.png"))
+            Image.fromarray(image).save(paths[-1])
+        results = scan(paths, detector, options=ScanOptions(workers=1))
+        return np.array([result.score if result.ok else np.nan for result in results])
+    return score
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.check_default", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reals", nargs="+", required=True, help="folders of real photos for the format-bias check")
     parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
     parser.add_argument("--examples", help="folder of example images to score")
+    parser.add_argument("--shortcuts", nargs="+", default=[],
+                        help="labelled roots for the shortcut checks (trainer/shortcuts.py), e.g. dev-eval 2")
+    parser.add_argument("--shortcut-per-class", type=int, default=10, help="reals and fakes per generator checked")
     parser.add_argument("--n-reals", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -127,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"- {row.generator}: AP {100 * (row.ap or 0):.1f} (target ≥ {100 * target:.0f}) — {'pass' if ok else 'FAIL'}")
     at_threshold = report.at_threshold(threshold)
     lines += ["", f"### Dev-eval accuracy at the shipped threshold {threshold_text(threshold)} (in %)", "", to_markdown(at_threshold), ""]
+
+    if args.shortcuts:
+        images, labels = balanced_sample(args.shortcuts, args.shortcut_per_class, args.seed)
+        shifts = shortcut_shifts(scanned_scores(detector, Path(args.workdir) / "shortcuts"), images, labels, args.seed)
+        passed &= all(abs(shift) < SHIFT_LIMIT for shift in shifts.values())
+        lines += ["## Shortcut checks", "", *shifts_markdown(shifts, (labels.count(0), labels.count(1))), ""]
 
     if args.examples:
         lines += ["## Examples", "", f"real-* must score below the threshold {threshold_text(threshold)}, fake-* at or above it", "",

@@ -1,0 +1,126 @@
+"""The pretrained trunk (ipdscan/efficientnet_lite.py), the feature cache and the probe (trainer/feature_cache.py,
+trainer/probe.py): issue 31's frozen-feature path."""
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from images import natural
+
+import ipdscan.efficientnet_lite as lite
+from trainer import feature_cache, probe
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ESPRESSO, MISSILE = 967, 657  # ImageNet classes
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return lite.load_lite("lite0")
+
+
+@pytest.mark.parametrize("photo_name, label", [("real-coffee.jpg", ESPRESSO), ("real-rocket.jpg", MISSILE)])
+def test_the_port_classifies_photos_as_imagenet_does(lite0, photo_name, label):
+    # Wrong padding, input scaling or block layout would still run; only the right port names these photos.
+    pixels = np.asarray(Image.open(EXAMPLES / photo_name).convert("RGB").resize((224, 224)))
+    x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        assert lite0(x).argmax().item() == label
+
+
+def test_stages_and_their_strides(lite0):
+    with torch.inference_mode():
+        stages = lite0.forward_features(torch.rand(1, 3, 224, 224))
+    assert [s.shape[1] for s in stages] == lite0.stage_channels == [16, 24, 40, 80, 112, 192, 320]
+    assert [224 // s.shape[-1] for s in stages] == [2, 4, 8, 16, 16, 32, 32]
+
+
+def test_a_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
+    monkeypatch.setitem(lite.PRETRAINED, "lite0", replace(lite.PRETRAINED["lite0"], sha256="0" * 64))
+    with pytest.raises(ValueError, match="sha256"):
+        lite.load_lite("lite0")
+
+
+def test_the_control_is_the_same_architecture_freshly_initialised(lite0):
+    control = lite.load_lite("lite0", pretrained=False, seed=1)
+    again = lite.load_lite("lite0", pretrained=False, seed=1)
+    assert not torch.equal(control._conv_stem.weight, lite0._conv_stem.weight)
+    assert torch.equal(control._conv_stem.weight, again._conv_stem.weight)
+
+
+def write_pair(root: Path, split: str, generator: str, name: str, seed: int) -> None:
+    for label, shift in (("0_real", 0), ("1_fake", 40)):
+        folder = root / split / generator / label
+        folder.mkdir(parents=True, exist_ok=True)
+        image = natural(300, 260, seed=seed)
+        if shift:  # the "fake": the same content, brighter
+            image = Image.fromarray(np.clip(np.asarray(image).astype(int) + shift, 0, 255).astype(np.uint8))
+        image.save(folder / f"{name}.png")
+
+
+def test_pair_synced_views_share_window_and_processing_and_the_rest_do_not(tmp_path):
+    write_pair(tmp_path, "train", "gen", "a", seed=3)
+    real, fake = sorted(feature_cache.corpus_entries(tmp_path), key=lambda e: e.label)
+    always = feature_cache.Processing(resize_p=1, blur_p=1, jpeg_p=1)
+    real_views = feature_cache.views_of(real, "sha-real", "train", 4, always)
+    fake_views = feature_cache.views_of(fake, "sha-fake", "train", 4, always)
+    assert real_views.shape == (4, 224, 224, 3)
+    difference = np.abs(real_views.astype(int) - fake_views.astype(int)).mean(axis=(1, 2, 3))
+    # Synced views (0, 1) differ only by the fake's brightness shift (JPEG-rounded); the own-seed views (2, 3) sit
+    # at other windows, so they differ by far more.
+    assert difference[:2].max() < 45 < difference[2:].min()
+
+
+def test_the_cache_is_resumable_and_skips_unreadable_files(tmp_path):
+    write_pair(tmp_path / "corpus", "train", "gen", "a", seed=1)
+    write_pair(tmp_path / "corpus", "val", "gen", "b", seed=2)
+    broken = tmp_path / "corpus" / "val" / "gen" / "0_real" / "c.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    entries = feature_cache.corpus_entries(tmp_path / "corpus")
+    calls = []
+
+    class Counting(feature_cache.Extractor):
+        def features(self, views):
+            calls.append(len(views))
+            return np.tile(views.reshape(len(views), -1)[:, :8].astype(np.float16), 1)
+
+    extractor = Counting(model=None, id="fake-extractor")
+    located = feature_cache.cache_features(entries, extractor, tmp_path / "cache", "train", 2, log=lambda _: None)
+    assert str(broken) not in located and len(located) == 4
+    assert sum(calls) == 8 and all(np.load(path).shape == (2, 8) for path in located.values())
+    calls.clear()
+    again = feature_cache.cache_features(entries, extractor, tmp_path / "cache", "train", 2, log=lambda _: None)
+    assert calls == [] and again == located
+
+
+def test_the_probe_separates_what_the_features_separate_and_picks_c_on_val():
+    rng = np.random.default_rng(0)
+
+    def features(n):
+        labels = rng.integers(0, 2, n)
+        x = rng.normal(size=(n, 20)).astype(np.float32)
+        x[:, 0] += 2 * labels
+        return x, labels
+
+    fitted = probe.fit(features(400), features(200), "test", log=lambda _: None)
+    x, labels = features(400)
+    scores = fitted.scores(x)
+    assert fitted.regularisation in probe.REGULARISATION
+    assert scores[labels == 1].mean() > 0.7 > 0.3 > scores[labels == 0].mean()
+
+
+def test_shortcut_checks_catch_a_detector_that_reads_sharpness():
+    from trainer.shortcuts import PROCESSING, shortcut_shifts
+
+    def sharpness(images):  # "fake" = sharp: the processing-history shortcut the checks exist to catch
+        return np.array([np.abs(np.diff(image.astype(float), axis=1)).mean() / 20 for image in images])
+
+    images = [np.asarray(natural(96, 80, seed=seed)) for seed in range(6)]
+    labels = [0, 0, 0, 1, 1, 1]
+    shifts = shortcut_shifts(sharpness, images, labels)
+    assert set(shifts) == {(name, kind) for name in PROCESSING for kind in ("real", "fake")}
+    assert shifts[("blur sigma 0.5-1", "real")] < -0.05 and shifts[("blur sigma 0.5-1", "fake")] < -0.05
+    assert all(value == 0 for value in shortcut_shifts(lambda batch: np.full(len(batch), 0.5), images, labels).values())
