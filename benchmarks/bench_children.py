@@ -15,7 +15,7 @@ def steady_scan(args) -> dict:
     the start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
     started = time.perf_counter()
     from ipdscan import ScanOptions, load_detector
-    from ipdscan.job import ScanJob
+    from ipdscan.scanning.job import ScanJob
     imported = time.perf_counter()
     detector = load_detector(args.weights, args.device)
     loaded = time.perf_counter()
@@ -48,10 +48,10 @@ def child_main(args) -> dict:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from ipdscan.preprocess import crop
-    from ipdscan.runtime import default_workers, resolve_device
-    from ipdscan.torch_preprocess import to_model_input
-    from ipdscan.weights import load_checkpoint
+    from ipdscan.model.preprocess import crop
+    from ipdscan.model.runtime import default_workers, resolve_device
+    from ipdscan.model.torch_preprocess import to_model_input
+    from ipdscan.model.weights import load_checkpoint
 
     device = resolve_device(args.device)
     files = Path(args.files).read_text().split("\n")
@@ -108,12 +108,12 @@ def model_only(args, checkpoint, device, files) -> dict:
     """The model alone, on crops decoded up front: naive eager IPD-Net and Detector.score at each precision."""
     import torch
 
-    from ipdscan.decode import decode
-    from ipdscan.preprocess import crop
-    from ipdscan.runtime import has_native_bf16
-    from ipdscan.score import CPU_MICRO_BATCH, Detector
-    from ipdscan.torch_preprocess import to_model_input
-    from ipdscan.weights import load_checkpoint
+    from ipdscan.scanning.decode import decode
+    from ipdscan.model.preprocess import crop
+    from ipdscan.model.runtime import has_native_bf16
+    from ipdscan.model.detector import CPU_MICRO_BATCH, Detector
+    from ipdscan.model.torch_preprocess import to_model_input
+    from ipdscan.model.weights import load_checkpoint
 
     files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
     crops = torch.from_numpy(np.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing)
@@ -164,13 +164,13 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
     where JPEGs are decoded on the device, that decode + crop on bytes already in memory."""
     import torch
 
-    from ipdscan.decode import read_jpeg_header
-    from ipdscan.device_decode import decode_jpegs
-    from ipdscan.options import ScanOptions
-    from ipdscan.plan import plan_scan
-    from ipdscan.score import Detector
-    from ipdscan.tiles import crops_of
-    from ipdscan.torch_loader import ScanDataset
+    from ipdscan.scanning.decode import read_jpeg_header
+    from ipdscan.scanning.device_decode import decode_jpegs
+    from ipdscan.scanning.options import ScanOptions
+    from ipdscan.scanning.plan import plan_scan
+    from ipdscan.model.detector import Detector
+    from ipdscan.scanning.tiles import crops_of
+    from ipdscan.scanning.torch_loader import ScanDataset
     from torch.utils.data import DataLoader
 
     rows = []

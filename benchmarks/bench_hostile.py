@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_measure import Measured, run_measured  # noqa: E402
 
-DECODE = "import sys; from ipdscan.decode import decode; decode(open(sys.argv[1], 'rb').read())"
+DECODE = "import sys; from ipdscan.scanning.decode import decode; decode(open(sys.argv[1], 'rb').read())"
 
 
 def scan(target: str, out: Path, *extra: str) -> list[str]:

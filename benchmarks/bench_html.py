@@ -27,8 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 from browser import Browser, find_chromium  # noqa: E402 - the tests' headless chromium runner
 
-from ipdscan.html_report import render  # noqa: E402
-from ipdscan.result import Result  # noqa: E402
+from ipdscan.reports.html_report import render  # noqa: E402
+from ipdscan.scanning.result import Result  # noqa: E402
 
 
 def make_images(folder: Path, n: int, side: int, seed: int) -> list[Path]:

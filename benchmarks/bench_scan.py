@@ -103,7 +103,7 @@ def bench_size(args, size: str, work: Path) -> list[dict]:
 def machine() -> str:
     import torch
 
-    from ipdscan.runtime import cpu_has_native_bf16
+    from ipdscan.model.runtime import cpu_has_native_bf16
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -137,9 +137,9 @@ def ensure_weights(args, work: Path) -> None:
         return
     import torch
 
-    from ipdscan.model import IPDConfig, IPDNet
-    from ipdscan.preprocess import Preprocessing
-    from ipdscan.weights import save_checkpoint
+    from ipdscan.model.ipdnet import IPDConfig, IPDNet
+    from ipdscan.model.preprocess import Preprocessing
+    from ipdscan.model.weights import save_checkpoint
     torch.manual_seed(args.seed)
     args.weights = work / f"random-{args.variant}.pt"
     save_checkpoint(args.weights, IPDNet(IPDConfig(variant=args.variant)), Preprocessing(),

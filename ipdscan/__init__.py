@@ -16,8 +16,9 @@ HOMEPAGE = "https://github.com/ipdscan/ipdscan"  # [project.urls] Homepage; SARI
 
 # Loaded on first use (PEP 562), not here: `import ipdscan` stays instant, so the command's entry point
 # (entry.py) is running before torch starts importing and can turn a Ctrl-C during that import into one line.
-_EXPORTS = {"ScanOptions": "options", "scan": "pipeline", "scan_batches": "pipeline", "Result": "result",
-            "Detector": "score", "load_detector": "score", "load_backend": "backends"}
+_EXPORTS = {"ScanOptions": "scanning.options", "scan": "scanning.pipeline", "scan_batches": "scanning.pipeline",
+            "Result": "scanning.result", "Detector": "model.detector", "load_detector": "model.detector",
+            "load_backend": "model.backends"}
 __all__ = ["Detector", "Result", "ScanOptions", "__version__", "load_backend", "load_detector", "scan", "scan_batches"]
 
 

@@ -1,6 +1,6 @@
 """The `ipdscan` command's entry point. Importing the CLI is light (torch loads inside the commands, which turn a
 Ctrl-C into one line themselves); a Ctrl-C (or SIGTERM) during this import still ends the command as one during a
-scan does, one line and exit 2, not a traceback from inside an import. ``cli.main`` takes over from there."""
+scan does, one line and exit 2, not a traceback from inside an import. ``cli.commands.main`` takes over from there."""
 from __future__ import annotations
 
 import sys
@@ -11,7 +11,7 @@ from .interrupt import sigterm_as_interrupt
 def main() -> None:
     try:
         with sigterm_as_interrupt():
-            from .cli import main as cli_main
+            from .cli.commands import main as cli_main
     except KeyboardInterrupt as exc:  # Terminated (SIGTERM) is one too, and says so
         print(f"error: {str(exc) or 'interrupted'}", file=sys.stderr)
         sys.exit(2)

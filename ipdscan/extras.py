@@ -2,7 +2,7 @@
 
 The base install scans on the CPU with ONNX Runtime; PyTorch comes with the extras that need it (``gpu``,
 ``train``, ``ray``). A command that needs torch where it is missing ends with ``MissingExtra``: one line naming
-the pip command, exit 2 (``cli_support.failures_exit_2`` prints it).
+the pip command, exit 2 (``cli.support.failures_exit_2`` prints it).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Fixtures shared by every test (tests/cli, tests/library); tests/README.md lists them.
 
-Every fixture lives here, none in a test module or a helper module: a test uses one by naming it, with no import.
+Every fixture that more than one test module uses lives here, none in a helper module (a fixture only one test
+module needs may stay in it): a test uses one by naming it, with no import.
 Helper modules that are not fixtures (images, evidence_files, http_server, browser, checkpoints, filesystem, tls,
 training) live in tests/helpers/, which pyproject's [tool.pytest.ini_options] pythonpath puts on sys.path:
 ``from images import ...``. No test module imports from another test module.
@@ -45,7 +46,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def detector(checkpoint):
     """The ``checkpoint`` loaded for scoring on the CPU in fp32 (bf16 rounds differently by batch size)."""
-    from ipdscan.score import load_detector
+    from ipdscan.model.detector import load_detector
     return load_detector(checkpoint, "cpu", "fp32")
 
 
@@ -73,7 +74,7 @@ class Cli:
 
     def invoke(self, args, input=None, env=None):
         """``ipdscan`` with the argument list ``args`` -> click's Result."""
-        from ipdscan.cli import app
+        from ipdscan.cli.commands import app
         return self.runner.invoke(app, [str(arg) for arg in args], input=input, env=env)
 
     def scan(self, *args, input=None, env=None):
@@ -144,7 +145,7 @@ def run_cli_without_torch(tmp_path_factory):
 def write_report():
     """Report writer: ``write_report(path, rows, header=None, summary=None, **open_report options) -> path``, in
     the format its extension names, closed as a finished scan."""
-    from ipdscan.report import open_report
+    from ipdscan.reports.writers import open_report
 
     def write(path, rows, header=None, summary=None, **options):
         writer = open_report(path, REPORT_HEADER if header is None else header, **options)
@@ -210,7 +211,8 @@ def opened_paths(monkeypatch):
 
 @pytest.fixture
 def shared_tmp():
-    """A temporary directory that nobody can enter (pytest's tmp_path is private to its user)."""
+    """A temporary directory that others may enter (0o755; pytest's tmp_path is private to its user), for permission
+    tests with filesystem.run_unprivileged."""
     path = tempfile.mkdtemp(prefix="ipdscan-test-")
     os.chmod(path, 0o755)
     yield path

@@ -30,11 +30,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ipdscan.eval_report import EvalReport, percent, to_markdown
-from ipdscan.evaluate import evaluate
-from ipdscan.labelled import DatasetError
-from ipdscan.runtime import DeviceError
-from ipdscan.score import load_detector
+from ipdscan.eval.eval_report import EvalReport, percent, to_markdown
+from ipdscan.eval.evaluate import evaluate
+from ipdscan.eval.labelled import DatasetError
+from ipdscan.model.runtime import DeviceError
+from ipdscan.model.detector import load_detector
 
 from ipdscan.train import __main__ as train_cli
 from ipdscan.train import TrainError, train

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.publish import write_atomically
+from ipdscan.reports.publish import write_atomically
 
 from trainer import faces, generators, local_fakes, sd15
 from trainer.corpus_plan import (CAMERA_QUALITY, GRID, JPEG_EXTENSIONS, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Framing,

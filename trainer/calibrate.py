@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ipdscan.labelled import image_files
-from ipdscan.options import ScanOptions
-from ipdscan.pipeline import scan
-from ipdscan.score import Detector, load_detector
+from ipdscan.eval.labelled import image_files
+from ipdscan.scanning.options import ScanOptions
+from ipdscan.scanning.pipeline import scan
+from ipdscan.model.detector import Detector, load_detector
 from ipdscan.text import threshold_text
-from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+from ipdscan.model.weights import WeightsError, load_checkpoint, save_checkpoint
 
 from trainer.corpus_plan import file_sha256
 

@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.eval_report import to_markdown
-from ipdscan.evaluate import evaluate
-from ipdscan.perturbations import parse_perturbations
-from ipdscan.sources import iter_items
+from ipdscan.eval.eval_report import to_markdown
+from ipdscan.eval.evaluate import evaluate
+from ipdscan.eval.perturbations import parse_perturbations
+from ipdscan.scanning.sources import iter_items
 from ipdscan.text import threshold_text
 
 from trainer.shortcuts import SHIFT_LIMIT, balanced_sample, shifts_markdown, shortcut_shifts

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ipdscan.labelled import image_files
+from ipdscan.eval.labelled import image_files
 
 WINDOW = 256
 GRID = 16  # JPEG MCU with 4:2:0 chroma: keeps both luma (8) and chroma (16) block grids aligned

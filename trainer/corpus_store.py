@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ipdscan.publish import write_atomically
+from ipdscan.reports.publish import write_atomically
 
 from . import generators, local_fakes, sd15
 from .corpus_plan import Plan

@@ -15,9 +15,9 @@ import sys
 import numpy as np
 
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan.labelled import DatasetError, find_generators
-from ipdscan.metrics import metrics
-from ipdscan.weights import WeightsError
+from ipdscan.eval.labelled import DatasetError, find_generators
+from ipdscan.eval.metrics import metrics
+from ipdscan.model.weights import WeightsError
 
 READINGS = ("score", "crops_max", "crops_mean")
 

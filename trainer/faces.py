@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipdscan.labelled import image_files
-from ipdscan.publish import write_atomically
+from ipdscan.eval.labelled import image_files
+from ipdscan.reports.publish import write_atomically
 
 from .corpus_plan import source_rng
 

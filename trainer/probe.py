@@ -26,8 +26,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ipdscan.labelled import image_files
-from ipdscan.metrics import bootstrap, percentile_interval
+from ipdscan.eval.labelled import image_files
+from ipdscan.eval.metrics import bootstrap, percentile_interval
 
 from trainer.calibrate import threshold_for
 from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entries, window

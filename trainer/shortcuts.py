@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ipdscan.labelled import find_generators
+from ipdscan.eval.labelled import find_generators
 from trainer.feature_cache import hwc_pixels
 
 SHIFT_LIMIT = 0.05

@@ -8,8 +8,8 @@ import zlib
 
 from PIL import Image
 
-from ..formats import AVIF_BRANDS
-from ..image_plugins import BMFF_FORMATS
+from ..scanning.formats import AVIF_BRANDS
+from ..scanning.image_plugins import BMFF_FORMATS
 from .vocabulary import MAX_ERRORS, MAX_FIELD, MAX_RECORDS, Evidence, clip
 
 # PNG text keywords worth reading; other chunks are skipped without being inflated.

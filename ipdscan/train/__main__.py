@@ -16,9 +16,9 @@ import typing
 import typer
 
 from ipdscan.interrupt import sigterm_as_interrupt
-from ipdscan.labelled import DatasetError
-from ipdscan.runtime import DeviceError
-from ipdscan.torchrun import Launch
+from ipdscan.eval.labelled import DatasetError
+from ipdscan.model.runtime import DeviceError
+from ipdscan.scanning.torchrun import Launch
 
 from .config import TrainConfig, TrainError
 from .loop import train

@@ -1,8 +1,8 @@
 """The paper's training views (CNNDetection's "Blur+JPEG (0.1)" recipe, then IPD-Net's crop).
 
-On the decoded image (``ipdscan.decode``, exactly as a scan decodes it), as CNNDetection does: Gaussian blur (sigma ~ U[0, 3]) with p = 0.1,
+On the decoded image (``ipdscan.scanning.decode``, exactly as a scan decodes it), as CNNDetection does: Gaussian blur (sigma ~ U[0, 3]) with p = 0.1,
 then JPEG re-encoding (quality ~ U{30..100}) with p = 0.1; then the paper's random crop of the
-reflect-padded image (``ipdscan.preprocess.random_crop``) and a horizontal flip with p = 0.5.
+reflect-padded image (``ipdscan.model.torch_preprocess.random_crop``) and a horizontal flip with p = 0.5.
 Beyond the paper, off by default: a down-scale (factor ~ U[0.5, 1], antialiased) between the blur and the JPEG
 step, as images on the web are resized before they are re-saved.
 The resize to the model's input size happens batched on the device (``to_model_input``).
@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from ipdscan.perturbations import gaussian_blur, jpeg_reencode
-from ipdscan.preprocess import Preprocessing, crop
-from ipdscan.torch_preprocess import random_crop
+from ipdscan.eval.perturbations import gaussian_blur, jpeg_reencode
+from ipdscan.model.preprocess import Preprocessing, crop
+from ipdscan.model.torch_preprocess import random_crop
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import torch
 import torchvision
 
 import ipdscan
-from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing
-from ipdscan.publish import write_atomically
-from ipdscan.weights import Checkpoint, WeightsError, load_checkpoint, save_checkpoint
+from ipdscan.model.ipdnet import IPDConfig, IPDNet
+from ipdscan.model.preprocess import Preprocessing
+from ipdscan.reports.publish import write_atomically
+from ipdscan.model.weights import Checkpoint, WeightsError, load_checkpoint, save_checkpoint
 
 from .config import TrainConfig, TrainError
 from .schedule import Progress

@@ -6,8 +6,8 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ipdscan.model import IPDConfig
-from ipdscan.preprocess import Preprocessing
+from ipdscan.model.ipdnet import IPDConfig
+from ipdscan.model.preprocess import Preprocessing
 
 from .augment import Augmentation
 

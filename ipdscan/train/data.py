@@ -1,6 +1,6 @@
 """Training data: labelled folders -> (path, label, generator) samples -> uint8 crops.
 
-Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.labelled.labelled_images``:
+Layouts (CNNSpot, GenImage, flat 0_real/1_fake) are discovered by ``ipdscan.eval.labelled.labelled_images``:
 labels come from folder names, never from sort order. Per root, train/ and unsplit folders train
 and val/ folders validate; test/ folders are left for ``ipdscan eval``. A root without val/ gives
 ``val_split`` of its images to validation, chosen by a hash of (seed, generator, file stem), so the
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from ipdscan.labelled import DatasetError, Unreadable, guarded, labelled_images, read_pixels
-from ipdscan.preprocess import Preprocessing
+from ipdscan.eval.labelled import DatasetError, Unreadable, guarded, labelled_images, read_pixels
+from ipdscan.model.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view, val_view
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader
 
-from ipdscan.runtime import default_workers
+from ipdscan.model.runtime import default_workers
 
 from .config import TrainConfig, TrainError
 from .data import EpochSampler, LabelledImages, Split, collate

@@ -30,8 +30,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ipdscan.model import IPDNet
-from ipdscan.torch_preprocess import to_model_input
+from ipdscan.model.ipdnet import IPDNet
+from ipdscan.model.torch_preprocess import to_model_input
 
 from .checkpoints import resume_into, run_record, save_run, start_from
 from .config import TrainConfig, TrainError

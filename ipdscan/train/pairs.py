@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ipdscan.labelled import Unreadable, guarded, read_pixels
-from ipdscan.preprocess import Preprocessing
+from ipdscan.eval.labelled import Unreadable, guarded, read_pixels
+from ipdscan.model.preprocess import Preprocessing
 
 from .augment import Augmentation, train_view
 from .data import Batch, Sample, collate

@@ -1,5 +1,5 @@
 """Training in one process or many: ``Topology`` (this process's rank, the world, its device), set up from
-torchrun's environment and group (``ipdscan.torchrun``: nccl on CUDA, gloo on CPU), and the two collectives
+torchrun's environment and group (``ipdscan.scanning.torchrun``: nccl on CUDA, gloo on CPU), and the two collectives
 by which every rank follows rank 0's decisions."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from ipdscan import torchrun
-from ipdscan.score import resolve_device
+from ipdscan.scanning import torchrun
+from ipdscan.model.detector import resolve_device
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ipdscan.metrics import metrics
+from ipdscan.eval.metrics import metrics
 
 from .data import Batch
 

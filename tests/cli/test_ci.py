@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from images import make_image
-from ipdscan.result import FIELDS
+from ipdscan.scanning.result import FIELDS
 
 KINDS = ("png", "jpeg", "webp", "gray")  # distinct bytes, so distinct sha256
 
@@ -270,8 +270,8 @@ sys.modules["msvcrt"] = msvcrt
 
 def test_the_report_lock_works_where_fcntl_is_missing(tmp_path, run_cli):
     script = WINDOWS_LIKE + '''
-import ipdscan.cli
-from ipdscan import report_lock
+import ipdscan.cli.commands
+from ipdscan.reports import lock as report_lock
 assert report_lock.fcntl is None
 first, second = report_lock.ReportLock("r.jsonl"), report_lock.ReportLock("r.jsonl")
 first.acquire()
@@ -286,7 +286,7 @@ assert not os.path.exists("r.jsonl.lock")
 second.acquire()
 second.release()
 sys.argv = ["ipdscan", "--help"]
-ipdscan.cli.main()
+ipdscan.cli.commands.main()
 '''
     proc = run_cli.python("-c", script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -9,7 +9,7 @@ import pytest
 from checkpoints import make_checkpoint
 from http_server import LocalServer
 from images import encoded, make_corpus, make_image, natural
-from ipdscan.result import FIELDS
+from ipdscan.scanning.result import FIELDS
 
 KINDS = ["jpeg", "png", "webp", "gray", "rgba", "cmyk_jpeg", "png16", "corrupt_jpeg", "empty", "text_as_jpg"]
 

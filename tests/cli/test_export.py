@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from ipdscan.onnx_backend import load_onnx_detector
-from ipdscan.weights import load_checkpoint, sidecar
+from ipdscan.model.onnx_backend import load_onnx_detector
+from ipdscan.model.weights import load_checkpoint, sidecar
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_export_writes_a_verified_onnx_beside_the_checkpoint(cli, checkpoint, tm
 
 @pytest.mark.slow
 def test_an_export_that_scores_differently_is_refused(cli, checkpoint, tmp_path, monkeypatch, one_thread):
-    monkeypatch.setattr("ipdscan.export.MAX_DIFFERENCE", -1.0)  # any difference, even none, is too large
+    monkeypatch.setattr("ipdscan.model.export.MAX_DIFFERENCE", -1.0)  # any difference, even none, is too large
     done = cli("export", checkpoint, "--out", tmp_path / "x.onnx")
     assert done.exit_code == 2 and done.stdout == ""
     assert "scores differently from it: max |difference|" in done.stderr and "nothing written" in done.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from images import make_image
-from ipdscan.cli import main
-from ipdscan.console import printable
+from ipdscan.cli.commands import main
+from ipdscan.cli.console import printable
 
 
 def jsonl_inputs(path):
@@ -37,7 +37,7 @@ def test_stdin_paths_with_worker_processes(tmp_path, checkpoint, run_cli):
 
 @pytest.mark.parametrize("kind", ["pipe", "in-memory"])
 def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
-    from ipdscan.stdin_spool import StdinSpool
+    from ipdscan.scanning.stdin_spool import StdinSpool
     data = b"caf\xe9.jpg\r\n.\n+x\n\nlast-without-newline"
     if kind == "pipe":
         read_end, write_end = os.pipe()
@@ -57,7 +57,7 @@ def test_stdin_spool_copies_lines_as_bytes_and_ends_at_the_end_mark(kind):
 
 @pytest.mark.parametrize("null", [False, True])
 def test_stdin_spool_carries_names_with_newlines_and_backslashes(null):
-    from ipdscan.stdin_spool import StdinSpool
+    from ipdscan.scanning.stdin_spool import StdinSpool
     names = [b"a\\n.jpg", b"back\\\\slash.png", b"x\xe9.png"] + ([b"new\nline.png", b"cr\r"] if null else [])
     spool = StdinSpool(io.BytesIO(b"".join(name + (b"\0" if null else b"\n") for name in names)), null)
     try:
@@ -68,7 +68,7 @@ def test_stdin_spool_carries_names_with_newlines_and_backslashes(null):
 
 def test_stdin_names_cuts_an_endless_line_and_reads_the_next():
     """Issue 21, item 3: a line without a newline was joined to each new chunk (quadratic) and held whole."""
-    from ipdscan.sources import STDIN_LINE_BYTES, stdin_names
+    from ipdscan.scanning.sources import STDIN_LINE_BYTES, stdin_names
     read_end, write_end = os.pipe()
     stdin = os.fdopen(read_end, "rb")
 
@@ -111,7 +111,7 @@ def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracket
     monkeypatch.chdir(bracketed)
     result = cli.scan(".", "--weights", checkpoint, "--out", "no[/such]/r.csv")
     assert result.exit_code == 2 and "no[/such]/r.csv" in result.stderr, result.output
-    monkeypatch.setattr("ipdscan.cli_scan.print_summary", lambda *args: 1 / 0)
+    monkeypatch.setattr("ipdscan.cli.scan.print_summary", lambda *args: 1 / 0)
     result = cli.scan(".", "--weights", checkpoint, "--out", "r.csv")
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == "error: ZeroDivisionError: division by zero"
@@ -120,7 +120,7 @@ def test_brackets_in_an_error_message_and_a_crash_are_exit_2_in_one_line(bracket
 def test_a_crash_escaping_the_app_is_exit_2_in_one_line(monkeypatch, capsys):
     def crash():
         raise RuntimeError("bad [/oops] \x1b[2J")
-    monkeypatch.setattr("ipdscan.cli.app", crash)
+    monkeypatch.setattr("ipdscan.cli.commands.app", crash)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
@@ -277,7 +277,7 @@ def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, c
 def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
     from checkpoints import make_checkpoint
-    from ipdscan.score import Detector
+    from ipdscan.model.detector import Detector
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     make_image(tmp_path / "b.png", "png")
@@ -327,9 +327,9 @@ def test_resume_refuses_the_rows_merge_refuses(tmp_path, checkpoint, monkeypatch
 
 def test_more_workers_than_cpus_are_capped_with_a_warning(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21: --workers 500 started 500 processes, each with its own torch."""
-    from ipdscan.runtime import default_workers
+    from ipdscan.model.runtime import default_workers
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("ipdscan.runtime.usable_cpus", lambda: 1)
+    monkeypatch.setattr("ipdscan.model.runtime.usable_cpus", lambda: 1)
     assert default_workers(500, "cpu") == 1
     make_image(tmp_path / "a.png", "png")
     result = cli.invoke(["scan", "a.png", "--weights", str(checkpoint), "--workers", "500", "-q"])
@@ -414,17 +414,17 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("ipdscan.score.load_detector", interrupted)  # the CLI imports it when it runs
+    monkeypatch.setattr("ipdscan.model.detector.load_detector", interrupted)  # the CLI imports it when it runs
     result = cli.scan(tmp_path / "a.png", "--weights", checkpoint)
     assert result.exit_code == 2 and stderr_lines(result) == ["error: interrupted"]
-    monkeypatch.setattr("ipdscan.cli.app", interrupted)
+    monkeypatch.setattr("ipdscan.cli.commands.app", interrupted)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and capsys.readouterr().err == "error: interrupted\n"
 
 
-@pytest.mark.parametrize("command,patched", [("merge", "merge.merge_reports"), ("report", "merge.merge_reports"),
-                                             ("eval", "score.load_detector"), ("explain", "score.load_detector")])
+@pytest.mark.parametrize("command,patched", [("merge", "reports.merge.merge_reports"), ("report", "reports.merge.merge_reports"),
+                                             ("eval", "model.detector.load_detector"), ("explain", "model.detector.load_detector")])
 def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched, cli):
     """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
     (tmp_path / "part.jsonl").write_text("")
@@ -448,7 +448,7 @@ def test_a_signal_while_the_command_is_still_importing_is_one_line_and_exit_2(si
 import os, sys, time
 class SignalDuringImport:
     def find_spec(self, name, path=None, target=None):
-        if name == "ipdscan.cli":
+        if name == "ipdscan.cli.commands":
             os.kill(os.getpid(), {int(signum)})
             time.sleep(5)  # the handler raises before this ends
 sys.meta_path.insert(0, SignalDuringImport())
@@ -523,7 +523,7 @@ def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, mon
 
 HOLDER = """
 import os, sys, time
-from ipdscan.report_lock import ReportLock
+from ipdscan.reports.lock import ReportLock
 lock = ReportLock(sys.argv[1]).acquire()
 child = os.fork()  # as the DataLoader forks its workers
 if child == 0:
@@ -537,7 +537,7 @@ time.sleep(120)
 def test_processes_forked_by_a_scan_do_not_hold_its_lock_after_it_is_killed(tmp_path, run_cli):
     """Issue 21, item 4: DataLoader workers inherited the lock's descriptor, so a --resume right after kill -9
     was refused as "another scan is writing" for as long as the orphaned workers lived."""
-    from ipdscan.report_lock import ReportLock
+    from ipdscan.reports.lock import ReportLock
     scan_process = run_cli.popen("-c", HOLDER, tmp_path / "r.jsonl", stdout=subprocess.PIPE, text=True)
     child = int(scan_process.stdout.readline())
     try:

@@ -6,9 +6,9 @@ Most tests want the session's shared one: the ``checkpoint`` fixture (tests/conf
 """
 import torch
 
-from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing
-from ipdscan.weights import save_checkpoint
+from ipdscan.model.ipdnet import IPDConfig, IPDNet
+from ipdscan.model.preprocess import Preprocessing
+from ipdscan.model.weights import save_checkpoint
 
 
 def make_checkpoint(path, variant="layer2", seed=0, half=False, nan=False):

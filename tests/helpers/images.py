@@ -225,7 +225,7 @@ def _bmp():
 
 
 def _heic():
-    importlib.import_module("ipdscan.image_plugins")  # registers pillow-heif's HEIF plugin, which can also encode
+    importlib.import_module("ipdscan.scanning.image_plugins")  # registers pillow-heif's HEIF plugin, which can also encode
     return encoded(natural(), "HEIF", quality=90)
 
 

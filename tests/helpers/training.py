@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ipdscan.preprocess import Preprocessing
+from ipdscan.model.preprocess import Preprocessing
 from ipdscan.train import TrainConfig
 
 SMALL = Preprocessing(pad=32, crop=32, size=32)  # layer2 sees 4x4 patches: a real IPD-Net, small enough for a CPU test

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import ipdscan.train.augment as augment
-from ipdscan.preprocess import Preprocessing, crop
+from ipdscan.model.preprocess import Preprocessing, crop
 from ipdscan.train.augment import Augmentation, ViewParams, degrade, sample_params, train_view, val_view
 
 SMALL = Preprocessing(pad=16, crop=16, size=16)

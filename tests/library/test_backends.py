@@ -2,10 +2,10 @@
 where the weights have their .onnx export beside them, else torch; what each refuses."""
 import pytest
 
-from ipdscan import backends
-from ipdscan.backends import choose_backend, load_backend, onnx_beside
-from ipdscan.runtime import DeviceError
-from ipdscan.weights import WeightsError
+from ipdscan.model import backends
+from ipdscan.model.backends import choose_backend, load_backend, onnx_beside
+from ipdscan.model.runtime import DeviceError
+from ipdscan.model.weights import WeightsError
 
 
 @pytest.fixture

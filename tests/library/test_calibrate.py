@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from checkpoints import make_checkpoint
-from ipdscan.weights import WeightsError, load_checkpoint, save_checkpoint
+from ipdscan.model.weights import WeightsError, load_checkpoint, save_checkpoint
 from trainer.calibrate import calibrate, main as calibrate_main, photos_to_score, threshold_for
 
 

@@ -3,10 +3,10 @@ import pytest
 from rich.console import Console
 
 import evidence_files
-from ipdscan import console
-from ipdscan.console import print_summary, result_table
-from ipdscan.verdict import ScanStats
-from ipdscan.result import Result
+from ipdscan.cli import console
+from ipdscan.cli.console import print_summary, result_table
+from ipdscan.scanning.verdict import ScanStats
+from ipdscan.scanning.result import Result
 from ipdscan.text import threshold_text
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ipdscan.labelled import DatasetError, Unreadable
-from ipdscan.preprocess import Preprocessing
+from ipdscan.eval.labelled import DatasetError, Unreadable
+from ipdscan.model.preprocess import Preprocessing
 from ipdscan.train.augment import Augmentation
 from ipdscan.train.data import EpochSampler, LabelledImages, collate, split_roots
 
@@ -146,7 +146,7 @@ def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tm
     """Training decodes as a scan does: a rotated phone JPEG, a 16-bit PNG, alpha, CMYK... give the same crop."""
     from images import KINDS, make_image
 
-    from ipdscan.cpu_stage import decode_on_cpu
+    from ipdscan.scanning.cpu_stage import decode_on_cpu
 
     (tmp_path / "data" / "0_real").mkdir(parents=True)
     path = make_image(tmp_path / "data" / "0_real" / KINDS[kind][0], kind)
@@ -173,7 +173,7 @@ def test_symlink_loops_do_not_repeat_training_images(tmp_path):
 def test_links_inside_labelled_folders_never_count_a_file_twice(tmp_path):
     """Issue 21, item 9: with 0_real/up -> .., each fake was counted as real and as fake (9 real + 5 fake from 4 + 5
     images), and training leaked those duplicates into val."""
-    from ipdscan.labelled import find_generators
+    from ipdscan.eval.labelled import find_generators
     gen = tmp_path / "data" / "gen"
     put(gen / "0_real", "r1", "r2", "r3", "r4")
     put(gen / "1_fake", "f1", "f2", "f3", "f4", "f5", value=200)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-import ipdscan.decode as decode_module
-from ipdscan.decode import SUPPORTED_FORMATS, DecodeError, decode
-from ipdscan.exif import exif_fields
-from ipdscan.formats import ERROR_CODES
+import ipdscan.scanning.decode as decode_module
+from ipdscan.scanning.decode import SUPPORTED_FORMATS, DecodeError, decode
+from ipdscan.scanning.exif import exif_fields
+from ipdscan.scanning.formats import ERROR_CODES
 
 from images import (CAMERA, CAMERA_DATETIME, HOSTILE_KINDS, KINDS, camera_exif, encoded, expected, float_gray, gray16,
                     make_hostile_corpus, natural, natural_rgb, png_bytes, rgb16, with_png_text_bomb)
@@ -211,7 +211,7 @@ def test_exif_fields_never_raises_and_stays_quiet(data, caplog):
 def test_exif_fields_survives_exifread_raising(monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError
-    monkeypatch.setattr("ipdscan.exif.exifread.process_file", broken)
+    monkeypatch.setattr("ipdscan.scanning.exif.exifread.process_file", broken)
     assert exif_fields(image_bytes("jpeg")) == NO_EXIF
 
 

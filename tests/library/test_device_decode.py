@@ -10,11 +10,11 @@ import torch
 
 from images import KINDS, camera_exif, encoded, make_corpus, natural
 from ipdscan import ScanOptions, load_detector, scan
-from ipdscan import device_decode
-from ipdscan.decode import decode, read_jpeg_header
-from ipdscan.device_decode import decode_jpegs, device_decodes_jpeg
-from ipdscan.device_stage import in_background
-from ipdscan.plan import decodes_on_device
+from ipdscan.scanning import device_decode
+from ipdscan.scanning.decode import decode, read_jpeg_header
+from ipdscan.scanning.device_decode import decode_jpegs, device_decodes_jpeg
+from ipdscan.scanning.device_stage import in_background
+from ipdscan.scanning.plan import decodes_on_device
 
 CPU = torch.device("cpu")
 # nvjpeg (the GPU's hardware JPEG engines) rounds its IDCT and upsamples chroma differently from libjpeg-turbo:
@@ -119,7 +119,7 @@ def rows(scan):
 def spy_on_device_decoding(monkeypatch) -> list[int]:
     """Counts the files that reach the device decoder."""
     counted, real = [], device_decode.decode_jpegs
-    monkeypatch.setattr("ipdscan.device_stage.decode_jpegs",
+    monkeypatch.setattr("ipdscan.scanning.device_stage.decode_jpegs",
                         lambda files, headers, device: counted.append(len(files)) or real(files, headers, device))
     return counted
 
@@ -152,7 +152,7 @@ def test_a_jpeg_the_device_cannot_decode_is_decoded_on_the_cpu(tmp_path, detecto
         photo(f"{i}.jpg", 260, 240, seed=i)
     expected = rows([str(tmp_path)], detector, decode="workers")
     real = device_decode.decode_jpegs
-    monkeypatch.setattr("ipdscan.device_stage.decode_jpegs",  # as if the device failed the second file
+    monkeypatch.setattr("ipdscan.scanning.device_stage.decode_jpegs",  # as if the device failed the second file
                         lambda files, headers, device: [None if i == 1 else p for i, p in enumerate(real(files, headers, device))])
     assert rows([str(tmp_path)], detector, decode="device") == expected
 

@@ -13,7 +13,7 @@ from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_C
 from ipdscan import evidence
 from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, containers, find_evidence, manifests
 from ipdscan.evidence.vocabulary import MAX_FIELD
-from ipdscan.result import Result
+from ipdscan.scanning.result import Result
 
 
 @pytest.fixture
@@ -389,9 +389,9 @@ def test_heif_and_avif_exif_and_xmp_are_read_from_the_bytes_alone(format):
 
 
 def test_heif_evidence_reaches_the_scan_report(tmp_path):
-    from ipdscan.cpu_stage import prepare
-    from ipdscan.preprocess import Preprocessing
-    from ipdscan.item import Item
+    from ipdscan.scanning.cpu_stage import prepare
+    from ipdscan.model.preprocess import Preprocessing
+    from ipdscan.scanning.item import Item
 
     data = encoded(picture(), "HEIF", exif=exif(software="DALL-E 3").tobytes())
     sample = prepare(Item("phone.heic", "file"), data, Preprocessing(), max_pixels=10**6)

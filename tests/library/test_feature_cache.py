@@ -1,4 +1,4 @@
-"""The pretrained trunk (ipdscan/efficientnet_lite.py), the feature cache and the probe (trainer/feature_cache.py,
+"""The pretrained trunk (ipdscan/model/efficientnet_lite.py), the feature cache and the probe (trainer/feature_cache.py,
 trainer/probe.py): issue 31's frozen-feature path."""
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +10,7 @@ from PIL import Image
 
 from images import natural
 
-import ipdscan.efficientnet_lite as lite
+import ipdscan.model.efficientnet_lite as lite
 from trainer import feature_cache, probe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

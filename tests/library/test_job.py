@@ -6,14 +6,14 @@ import pytest
 
 from images import make_corpus
 from ipdscan import ScanOptions, load_detector
-from ipdscan.scan_group import ScanGroup
+from ipdscan.scanning.scan_group import ScanGroup
 from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
-from ipdscan.job import JobError, ScanJob
-from ipdscan.ray_scan import RayOptions
-from ipdscan.report_header import ReportHeader
-from ipdscan.verdict import ScanStats, verdict
-from ipdscan.header_file import header_path
-from ipdscan.result import Result
+from ipdscan.scanning.job import JobError, ScanJob
+from ipdscan.scanning.ray_scan import RayOptions
+from ipdscan.reports.header import ReportHeader
+from ipdscan.scanning.verdict import ScanStats, verdict
+from ipdscan.reports.header_file import header_path
+from ipdscan.scanning.result import Result
 
 
 @pytest.mark.parametrize("request_, message", [

@@ -1,12 +1,12 @@
-"""ipdscan.merge on hand-made parts: row validation, parts that do not belong together, header, order."""
+"""ipdscan.reports.merge on hand-made parts: row validation, parts that do not belong together, header, order."""
 import json
 
 import pytest
 
-from ipdscan.merge import MergeError, merge_reports
-from ipdscan.header_file import header_path
-from ipdscan.report import open_report
-from ipdscan.result import Result
+from ipdscan.reports.merge import MergeError, merge_reports
+from ipdscan.reports.header_file import header_path
+from ipdscan.reports.writers import open_report
+from ipdscan.scanning.result import Result
 
 SCAN = {"tool": "ipdscan", "version": "1.0", "model": "ipdnet-test", "variant": "layer2", "weights_sha256": "ab" * 32,
         "threshold": 0.3, "device": "cpu", "start_time": "2024-01-02T03:04:05+00:00", "inputs": ["photos"]}

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from ipdscan.model import IPDConfig, IPDNet, srm_kernels
+from ipdscan.model.ipdnet import IPDConfig, IPDNet, srm_kernels
 
 torch.set_num_threads(2)
 
@@ -77,7 +77,7 @@ def torchvision_trunk_state(net, variant: str) -> dict:
 
 @pytest.mark.parametrize("variant", ["layer2", "layer3", "layer4"])
 def test_trunk_is_torchvisions_resnet50_cut_after_the_variant(variant):
-    from ipdscan.model import ResNetTrunk
+    from ipdscan.model.ipdnet import ResNetTrunk
     torch.manual_seed(0)
     net = resnet50(weights=None).eval()
     trunk = ResNetTrunk(variant).eval()
@@ -92,7 +92,7 @@ def test_trunk_is_torchvisions_resnet50_cut_after_the_variant(variant):
 
 
 def test_trunk_is_initialised_as_torchvision_does():
-    from ipdscan.model import ResNetTrunk
+    from ipdscan.model.ipdnet import ResNetTrunk
     torch.manual_seed(0)
     trunk = ResNetTrunk("layer2")
     conv = trunk.stages[1][0].conv2  # 128 -> 128, 3x3: kaiming normal, fan_out, relu gain
@@ -106,7 +106,7 @@ def test_trunk_is_initialised_as_torchvision_does():
 @pytest.mark.slow
 def test_a_scan_does_not_import_torchvision(run_cli):
     """torchvision costs ~1 s of start-up (torch._dynamo, through torchvision.ops); only GPU decoding needs it."""
-    code = "import sys, ipdscan.cli; print('torchvision' in sys.modules)"
+    code = "import sys, ipdscan.cli.commands; print('torchvision' in sys.modules)"
     run = run_cli.python("-c", code)
     assert run.returncode == 0 and run.stdout.strip() == "False", run.stderr
 

@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from ipdscan.decode import decode
-from ipdscan.onnx_backend import DEFAULT_ONNX, default_onnx_path, load_onnx_detector
-from ipdscan.preprocess import crop
-from ipdscan.score import load_detector
-from ipdscan.weights import DEFAULT_WEIGHTS, WeightsError, load_checkpoint, sidecar
+from ipdscan.scanning.decode import decode
+from ipdscan.model.onnx_backend import DEFAULT_ONNX, default_onnx_path, load_onnx_detector
+from ipdscan.model.preprocess import crop
+from ipdscan.model.detector import load_detector
+from ipdscan.model.weights import DEFAULT_WEIGHTS, WeightsError, load_checkpoint, sidecar
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -96,7 +96,7 @@ def test_missing_and_non_onnx_files_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_the_backend_scores_without_importing_torch(run_cli):
-    done = run_cli.python("-c", "import sys, numpy as np; from ipdscan.onnx_backend import load_onnx_detector; "
+    done = run_cli.python("-c", "import sys, numpy as np; from ipdscan.model.onnx_backend import load_onnx_detector; "
                                 "d = load_onnx_detector(threads=1); print(d.score(np.zeros((1, 3, 224, 224), np.uint8))); "
                                 "print('torch' in sys.modules)")
     assert done.returncode == 0, done.stderr

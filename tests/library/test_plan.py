@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from ipdscan.job import ScanJob
-from ipdscan.options import ScanOptions
-from ipdscan.pipeline import run_plan
-from ipdscan.plan import plan_scan
+from ipdscan.scanning.job import ScanJob
+from ipdscan.scanning.options import ScanOptions
+from ipdscan.scanning.pipeline import run_plan
+from ipdscan.scanning.plan import plan_scan
 
 
 def test_a_library_callers_threshold_is_recorded_as_its_own(tmp_path, detector, photo):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ipdscan.preprocess import Preprocessing, crop, reflect_indices
-from ipdscan.torch_preprocess import random_crop, to_model_input
+from ipdscan.model.preprocess import Preprocessing, crop, reflect_indices
+from ipdscan.model.torch_preprocess import random_crop, to_model_input
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 7), (5, 3), (200, 3000), (3000, 200), (224, 224), (481, 321)])

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-import ipdscan.http_get as http_get
+import ipdscan.net.http_get as http_get
 from http_server import IMAGE, LocalServer
-from ipdscan.fetch import read_item
-from ipdscan.fetch_options import FetchError, FetchOptions
-from ipdscan.item import Item
+from ipdscan.scanning.fetch import read_item
+from ipdscan.scanning.fetch_options import FetchError, FetchOptions
+from ipdscan.scanning.item import Item
 
 PUBLIC = FetchOptions(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeout=20.0)
 NAMES = {"public.test": "8.8.8.8", "private.test": "10.0.0.1"}

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from ipdscan.report import REPORT_FORMATS, open_report
-from ipdscan.report_json import completed_inputs
+from ipdscan.reports.writers import REPORT_FORMATS, open_report
+from ipdscan.reports.json_report import completed_inputs
 from ipdscan.text import report_text
-from ipdscan.result import FIELDS, Result
+from ipdscan.scanning.result import FIELDS, Result
 
 HEADER = {"tool": "ipdscan", "model": "test", "threshold": 0.5, "inputs": ["photos", "caf\udce9"]}
 SUMMARY = {"end_time": "2024-01-01T00:00:00+00:00", "scanned": 3, "ok": 2, "errors": 1, "flagged": 1}
@@ -229,7 +229,7 @@ def test_a_failed_close_leaves_neither_report_nor_temporary_file(tmp_path, monke
         raise OSError(28, "No space left on device")
     writer = open_report(tmp_path / name, HEADER)
     writer.write(results()[0])
-    monkeypatch.setattr("ipdscan.publish.shutil.copyfileobj", disk_full)
+    monkeypatch.setattr("ipdscan.reports.publish.shutil.copyfileobj", disk_full)
     with pytest.raises(OSError, match="No space"):
         writer.close(SUMMARY)
     assert os.listdir(tmp_path) == []
@@ -280,8 +280,8 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
 
 
 def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path, write_report):
-    from ipdscan.header_file import header_path, read_header
-    from ipdscan.report_csv import csv_records
+    from ipdscan.reports.header_file import header_path, read_header
+    from ipdscan.reports.csv_report import csv_records
     formula = Result(input="=HYPERLINK(\"x\").png", score=0.5, label="ai", exif_software="+1", width=3, height=4)
     path = write_report(tmp_path / "report.csv", results() + [formula])
     header = read_header(path)
@@ -309,6 +309,6 @@ def test_csv_cells_write_control_characters_as_escapes(tmp_path, write_report):
     assert (written["input"], written["exif_make"]) == ("photos/clear\\x1b[2J\\x07.png", "Ca\\x00non\\x7f")
     assert [report_bytes(written[key]) for key in ("input", "exif_make", "exif_model")] == \
         [name, "Ca\x00non\x7f", "back\\\x1bslash"]
-    from ipdscan.merge import read_part  # merge and report read the CSV back as the scan had it
+    from ipdscan.reports.merge import read_part  # merge and report read the CSV back as the scan had it
     (back,) = read_part(tmp_path / "r.csv")
     assert (back.input, back.exif_make, back.exif_model) == (name, "Ca\x00non\x7f", "back\\\x1bslash")

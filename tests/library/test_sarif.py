@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 import ipdscan
-from ipdscan.result import Result
-from ipdscan.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
+from ipdscan.scanning.result import Result
+from ipdscan.reports.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "weights_sha256": "ab" * 32,

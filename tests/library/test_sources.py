@@ -7,13 +7,13 @@ import pytest
 from PIL import Image
 
 from filesystem import finishes, posix, run_unprivileged, unblock_fifo
-from ipdscan.formats import signature_format
-from ipdscan.local_files import open_regular, os_error_code
-from ipdscan.shards import shard_filter
-from ipdscan.item import Item
-from ipdscan.sources import iter_items, url_item
-from ipdscan.urls import url_problem
-from ipdscan.walk import SortedNames
+from ipdscan.scanning.formats import signature_format
+from ipdscan.scanning.local_files import open_regular, os_error_code
+from ipdscan.scanning.shards import shard_filter
+from ipdscan.scanning.item import Item
+from ipdscan.scanning.sources import iter_items, url_item
+from ipdscan.scanning.urls import url_problem
+from ipdscan.scanning.walk import SortedNames
 
 
 def image_bytes(format: str = "PNG") -> bytes:
@@ -344,7 +344,7 @@ def test_unreadable_directory_and_url_list_are_permission_denied(shared_tmp):
 
 
 def test_credentials_are_redacted_from_urls_and_messages():
-    from ipdscan.urls import redact_credentials
+    from ipdscan.scanning.urls import redact_credentials
     assert redact_credentials("https://user:p@ss@host.example/a@b.png?x=@") == "https://***@host.example/a@b.png?x=@"
     assert redact_credentials("invalid URL 'HTTP://u:p@h/x' and ftp://t@h/y") == "invalid URL 'HTTP://***@h/x' and ftp://***@h/y"
     assert redact_credentials("https://host/a@b.png") == "https://host/a@b.png"  # an @ in the path is no credential

@@ -6,11 +6,11 @@ from PIL import Image
 
 from images import encoded
 from ipdscan import load_detector
-from ipdscan.model import IPDConfig, IPDNet
-from ipdscan.preprocess import Preprocessing
-from ipdscan.score_colours import score_colours
-from ipdscan.tiles import distinct_count, grid_shape, tile_offsets
-from ipdscan.weights import save_checkpoint
+from ipdscan.model.ipdnet import IPDConfig, IPDNet
+from ipdscan.model.preprocess import Preprocessing
+from ipdscan.reports.score_colours import score_colours
+from ipdscan.scanning.tiles import distinct_count, grid_shape, tile_offsets
+from ipdscan.model.weights import save_checkpoint
 
 
 @pytest.mark.parametrize("h,w,n,shape", [(480, 640, 4, (2, 2)), (1000, 250, 4, (4, 1)), (100, 100, 9, (3, 3)),
@@ -42,8 +42,8 @@ BASE, PATCH = smooth(1, 448, 448), noisy(2, 448, 448)
 @pytest.fixture(scope="module")
 def calm_detector(tmp_path_factory):
     """Random weights whose last layer is rescaled so the two test textures land at about 0.1 and 0.9."""
-    from ipdscan.preprocess import crop
-    from ipdscan.torch_preprocess import to_model_input
+    from ipdscan.model.preprocess import crop
+    from ipdscan.model.torch_preprocess import to_model_input
     torch.manual_seed(0)
     model = IPDNet(IPDConfig()).eval()
     as_input = lambda a: to_model_input(crop(torch.from_numpy(a.copy()).permute(2, 0, 1))[None])

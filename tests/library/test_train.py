@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from ipdscan.metrics import metrics
-from ipdscan.preprocess import crop
-from ipdscan.score import load_detector
-from ipdscan.weights import load_checkpoint
+from ipdscan.eval.metrics import metrics
+from ipdscan.model.preprocess import crop
+from ipdscan.model.detector import load_detector
+from ipdscan.model.weights import load_checkpoint
 from ipdscan.train import TrainConfig, TrainError, train
-from ipdscan.labelled import read_pixels
+from ipdscan.eval.labelled import read_pixels
 from ipdscan.train.data import split_roots
-from ipdscan.model import IPDConfig, IPDNet
+from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Logits, Run
 from ipdscan.train.schedule import Progress

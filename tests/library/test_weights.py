@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from checkpoints import make_checkpoint
-from ipdscan.weights import WeightsError, load_checkpoint, sidecar
+from ipdscan.model.weights import WeightsError, load_checkpoint, sidecar
 
 
 def scores(ckpt, x):
@@ -75,7 +75,7 @@ def test_not_a_checkpoint_and_mismatched_config_are_refused(tmp_path):
     path = make_checkpoint(tmp_path / "l3.pt", variant="layer3")
     payload = torch.load(path, weights_only=True)
     payload["config"]["variant"] = "layer2"  # tensors no longer fit the config
-    from ipdscan.weights import content_sha256
+    from ipdscan.model.weights import content_sha256
     payload["content_sha256"] = content_sha256(payload["config"], payload["preprocessing"], payload["provenance"],
                                                payload["name"], payload["state_dict"])
     torch.save(payload, path)
@@ -104,7 +104,7 @@ def test_a_pickle_refusal_keeps_torch_s_reason_and_warning(tmp_path):
 
 def resaved(path, section: str, **changes):
     """The checkpoint at ``path`` with ``changes`` to one section, its content hash redone and no sidecar."""
-    from ipdscan.weights import content_sha256
+    from ipdscan.model.weights import content_sha256
     payload = torch.load(path, weights_only=True)
     payload[section].update(changes)
     payload["content_sha256"] = content_sha256(payload["config"], payload["preprocessing"], payload["provenance"],
