@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+
 def steady_scan(args) -> dict:
     """The scan job in this process (into a JSONL report, as `ipdscan scan` runs it), timed batch by batch: where
     the start-up goes, and the rate once running, which a CLI run of a few seconds cannot separate from start-up."""
@@ -108,12 +109,12 @@ def model_only(args, checkpoint, device, files) -> dict:
     """The model alone, on crops decoded up front: naive eager IPD-Net and Detector.score at each precision."""
     import torch
 
-    from ipdscan.scanning.decode import decode
+    from ipdscan.model.detector import CPU_MICRO_BATCH, Detector
     from ipdscan.model.preprocess import crop
     from ipdscan.model.runtime import has_native_bf16
-    from ipdscan.model.detector import CPU_MICRO_BATCH, Detector
     from ipdscan.model.torch_preprocess import to_model_input
     from ipdscan.model.weights import load_checkpoint
+    from ipdscan.scanning.decode import decode
 
     files = files[:args.model_images]  # decoded up front, one by one: enough for a stable rate, not the whole set
     crops = torch.from_numpy(np.stack([crop(decode(Path(f).read_bytes()).pixels, checkpoint.preprocessing)
@@ -142,7 +143,7 @@ def model_only(args, checkpoint, device, files) -> dict:
         setups[configs[-1][0]] = setup
     seconds = {name: float("inf") for name, _ in configs}
     with torch.inference_mode():
-        for name, score in configs:
+        for _name, score in configs:
             score(batches[0])
         for _ in range(args.repeat):  # interleaved, so a burst of other work slows one round, not one configuration
             for name, score in configs:
@@ -163,15 +164,15 @@ def stage_ceilings(args, checkpoint, device, files) -> list[dict]:
     the workers (read, hash, parse headers or decode: the DataLoader with nothing downstream) and,
     where JPEGs are decoded on the device, that decode + crop on bytes already in memory."""
     import torch
+    from torch.utils.data import DataLoader
 
+    from ipdscan.model.detector import Detector
     from ipdscan.scanning.decode import read_jpeg_header
     from ipdscan.scanning.device_decode import decode_jpegs
     from ipdscan.scanning.options import ScanOptions
     from ipdscan.scanning.plan import plan_scan
-    from ipdscan.model.detector import Detector
     from ipdscan.scanning.tiles import crops_of
     from ipdscan.scanning.torch_loader import ScanDataset
-    from torch.utils.data import DataLoader
 
     rows = []
     plan = plan_scan(Detector(checkpoint, device, "fp32"), ScanOptions(batch_size=args.batch_size, workers=args.workers),

@@ -14,8 +14,6 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import io
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

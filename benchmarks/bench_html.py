@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
-from browser import Browser, find_chromium  # noqa: E402 - the tests' headless chromium runner
-
 from ipdscan.reports.html_report import render  # noqa: E402
 from ipdscan.scanning.result import Result  # noqa: E402
+
+from browser import Browser, find_chromium  # noqa: E402 - the tests' headless chromium runner
 
 
 def make_images(folder: Path, n: int, side: int, seed: int) -> list[Path]:

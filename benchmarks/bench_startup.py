@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     measure(["--help"])  # warm the file cache: the first process reads every .pyc from disk
     print(f"| command | median wall s (of {args.repeat}) | peak RSS MB |\n|---|---|---|")
-    for name, command in COMMANDS.items():
+    for command in COMMANDS.values():
         runs = [measure(command) for _ in range(args.repeat)]
         print(f"| `ipdscan {' '.join(command)}` | {statistics.median(t for t, _ in runs):.2f} | "
               f"{max(m for _, m in runs):.0f} |")

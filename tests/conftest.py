@@ -54,7 +54,8 @@ def detector(checkpoint):
 def scan(detector):
     """Library scan: ``scan(inputs, detector=None, **ScanOptions fields) -> list[Result]``, in this process
     (workers=0) with the ``detector`` fixture unless another is given."""
-    from ipdscan import ScanOptions, scan as scan_inputs
+    from ipdscan import ScanOptions
+    from ipdscan import scan as scan_inputs
 
     def run(inputs, detector=detector, **options):
         return list(scan_inputs([str(i) for i in inputs], detector, options=ScanOptions(**{"workers": 0, **options})))

@@ -33,11 +33,10 @@ from pathlib import Path
 from ipdscan.eval.eval_report import EvalReport, percent, to_markdown
 from ipdscan.eval.evaluate import evaluate
 from ipdscan.eval.labelled import DatasetError
-from ipdscan.model.runtime import DeviceError
 from ipdscan.model.detector import load_detector
-
-from ipdscan.train import __main__ as train_cli
+from ipdscan.model.runtime import DeviceError
 from ipdscan.train import TrainError, train
+from ipdscan.train import __main__ as train_cli
 
 from .calibrate import flagged_share, photos_to_score, require_photos, score_photos, threshold_for
 from .corpus_store import folder_family

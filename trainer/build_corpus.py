@@ -34,11 +34,28 @@ from pathlib import Path
 import numpy as np
 
 from ipdscan.reports.publish import write_atomically
-
 from trainer import faces, generators, local_fakes, sd15
-from trainer.corpus_plan import (CAMERA_QUALITY, GRID, JPEG_EXTENSIONS, PNG_PROBABILITY, STORAGE_QUALITY, WINDOW, Framing,
-                                 Plan, assign_generators, choose_sources, cut, decoded_rgb, file_sha256, held_out_hashes,
-                                 list_sources, load_window, plan_for, source_rng, split_of)
+from trainer.corpus_plan import (
+    CAMERA_QUALITY,
+    GRID,
+    JPEG_EXTENSIONS,
+    PNG_PROBABILITY,
+    STORAGE_QUALITY,
+    WINDOW,
+    Framing,
+    Plan,
+    assign_generators,
+    choose_sources,
+    cut,
+    decoded_rgb,
+    file_sha256,
+    held_out_hashes,
+    list_sources,
+    load_window,
+    plan_for,
+    source_rng,
+    split_of,
+)
 from trainer.corpus_store import Manifest, claim_output, sharpness_summary, write_pair
 
 # Turns per round of the family round-robin. TAEF2 stands for the latent-diffusion decoders that modern

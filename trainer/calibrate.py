@@ -21,14 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ipdscan.eval.labelled import image_files
+from ipdscan.model.detector import Detector, load_detector
+from ipdscan.model.weights import WeightsError, load_checkpoint, save_checkpoint
 from ipdscan.scanning.options import ScanOptions
 from ipdscan.scanning.pipeline import scan
-from ipdscan.model.detector import Detector, load_detector
 from ipdscan.text import threshold_text
-from ipdscan.model.weights import WeightsError, load_checkpoint, save_checkpoint
-
 from trainer.corpus_plan import file_sha256
-
 
 MIN_PHOTOS = 20  # fewer cannot place a 5% threshold (a few hundred make it stable)
 

@@ -27,7 +27,6 @@ from ipdscan.eval.evaluate import evaluate
 from ipdscan.eval.perturbations import parse_perturbations
 from ipdscan.scanning.sources import iter_items
 from ipdscan.text import threshold_text
-
 from trainer.shortcuts import SHIFT_LIMIT, balanced_sample, shifts_markdown, shortcut_shifts
 
 BIAS_LIMIT = 0.05

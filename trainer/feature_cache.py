@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from ipdscan.model.efficientnet_lite import PRETRAINED, EfficientNetLite, load_lite
 from ipdscan.eval.labelled import labelled_images, read_pixels
+from ipdscan.model.efficientnet_lite import PRETRAINED, EfficientNetLite, load_lite
 
 WINDOW = 224
 RECIPES = ("train", "centre")

@@ -28,7 +28,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ipdscan.eval.labelled import image_files
 from ipdscan.eval.metrics import bootstrap, percentile_interval
-
 from trainer.calibrate import threshold_for
 from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entries, window
 from trainer.shortcuts import balanced_sample, shifts_markdown, shortcut_shifts
@@ -130,7 +129,7 @@ def evaluation_rows(name: str, by_generator: dict[str, tuple[np.ndarray, np.ndar
         auc_draws = np.mean([d["auc"] for d in resampled], axis=0)
         ap_draws = np.mean([d["ap"] for d in resampled], axis=0)
         mean_control = float(np.mean(control_aucs))
-        reals = np.concatenate([s[l == 0] for l, s in by_generator.values()])
+        reals = np.concatenate([s[labels == 0] for labels, s in by_generator.values()])
         rows.append(f"| {name} | **mean** | {interval_text(mean_auc, auc_draws)} | {interval_text(mean_ap, ap_draws)} | "
                     f"{100 * mean_control:.1f} | {100 * (mean_auc - mean_control):+.1f} | "
                     f"{100 * float((reals >= threshold).mean()):.1f}% |")

@@ -13,11 +13,11 @@ import sys
 import typer
 
 from .. import __version__
-from . import export, model, reports, scan
-from .support import fail, failures_exit_2
 from ..extras import MissingExtra, require_torch
+from . import export, model, reports, scan
 from .config_file import ConfigError, default_map, settings, show_value
 from .console import shown, stdout
+from .support import fail, failures_exit_2
 
 app = typer.Typer(
     help="Flag AI-generated images in folders and URL lists with IPD-Net.",

@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-from .support import fail, failures_exit_2
-from .console import shown, stdout
 from ..extras import require_torch
+from .console import shown, stdout
+from .support import fail, failures_exit_2
 
 EXPORT_EPILOG = """\b
 Examples:

@@ -7,10 +7,10 @@ from typing import Literal, Optional
 import typer
 
 from ..choices import PRECISIONS
-from .support import UsageError, fail, failures_exit_2, warn_about_workers
-from .console import printable, shown, stderr, stdout
 from ..extras import require_torch
 from ..reports.publish import check_output_folder
+from .console import printable, shown, stderr, stdout
+from .support import UsageError, fail, failures_exit_2, warn_about_workers
 
 EVAL_EPILOG = """\b
 Examples:
@@ -39,13 +39,13 @@ def evaluate_command(
 ):
     """Per-generator AP, ROC AUC, accuracy, real and fake accuracy, computed as CNNDetection's validate.py."""
     require_torch("eval", "train")
-    from ..eval.labelled import DatasetError
-    from ..model.runtime import DeviceError
-    from ..model.detector import load_detector
-    from ..model.weights import WeightsError
     from ..eval.eval_report import plot_robustness, to_markdown, write_report
     from ..eval.evaluate import evaluate
+    from ..eval.labelled import DatasetError
     from ..eval.perturbations import parse_perturbations
+    from ..model.detector import load_detector
+    from ..model.runtime import DeviceError
+    from ..model.weights import WeightsError
     try:
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UsageError(f"unsupported table format {out.suffix or out.name!r}: use .md, .csv or .json")
@@ -88,12 +88,13 @@ def explain(
 ):
     """Show where in an image the detector reacts: per-tile scores and a heatmap."""
     require_torch("explain", "train")
-    from ..scanning.decode import DecodeError
-    from ..eval.explain import explain as explain_image, heatmap, read_image_file
-    from ..scanning.fetch_options import FetchError
-    from ..model.runtime import DeviceError
+    from ..eval.explain import explain as explain_image
+    from ..eval.explain import heatmap, read_image_file
     from ..model.detector import load_detector
+    from ..model.runtime import DeviceError
     from ..model.weights import WeightsError
+    from ..scanning.decode import DecodeError
+    from ..scanning.fetch_options import FetchError
     try:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2
 from .console import shown, stderr
+from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2
 
 MERGE_EPILOG = "\b\nExample:\n  ipdscan merge shard-*.jsonl --out all.csv --expect ./photos"
 REPORT_EPILOG = "\b\nExample:\n  ipdscan report scan.jsonl --out scan.html"
@@ -35,9 +35,9 @@ def merge(
     allow_duplicates: bool = typer.Option(False, help="Keep the first row of an input found twice instead of failing."),
 ):
     """Combine sharded scan reports into one, checking for duplicates and gaps."""
+    from ..reports.header import utc_now
     from ..reports.merge import MergeError, merge_reports
     from ..scanning.options import ScanOptions
-    from ..reports.header import utc_now
     from ..scanning.sources import selected_items
     try:
         check_rewrite(parts, out, "one of the parts")
@@ -56,9 +56,9 @@ def report(
 ):
     """Write an existing report again in another format, e.g. as the HTML page; model and threshold come from
     its header file. Thumbnails are made from the files the rows name, relative to the current directory."""
-    from ..reports.merge import MergeError, merge_reports
-    from ..reports.header_file import read_header
     from ..reports.header import utc_now
+    from ..reports.header_file import read_header
+    from ..reports.merge import MergeError, merge_reports
     try:
         check_rewrite([source], out, "the report being read")
         stats = merge_reports([source], out, {**(read_header(source) or {}), "rendered_at": utc_now()})

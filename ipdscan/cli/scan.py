@@ -9,10 +9,10 @@ from typing import Literal, Optional
 import typer
 
 from ..choices import BACKEND_CHOICES, DECODE_CHOICES, EXIT_ERROR, PRECISIONS
-from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2, warn_about_workers
-from .console import ScanProgress, print_input_error, print_summary, print_warning, result_table, stdout
 from ..reports.output_format import FORMAT_NAMES, STDOUT, TABLE, format_of, report_target
 from ..scanning.shards import parse_shard
+from .console import ScanProgress, print_input_error, print_summary, print_warning, result_table, stdout
+from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2, warn_about_workers
 
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
 EPILOG = """\b
@@ -91,16 +91,16 @@ def scan(
         suppressions = Suppressions.load(inputs, ignore_file, baseline)
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
-    from ..scanning.scan_group import ScanGroup
-    from ..scanning.fetch_options import FetchOptions
-    from ..scanning.job import JobError, ScanJob
-    from ..scanning.options import ScanOptions
-    from ..reports.publish import ReportError
-    from ..scanning.ray_scan import RayOptions
-    from ..reports.lock import ReportBusy
     from ..model.backends import load_backend
     from ..model.runtime import DeviceError
     from ..model.weights import WeightsError
+    from ..reports.lock import ReportBusy
+    from ..reports.publish import ReportError
+    from ..scanning.fetch_options import FetchOptions
+    from ..scanning.job import JobError, ScanJob
+    from ..scanning.options import ScanOptions
+    from ..scanning.ray_scan import RayOptions
+    from ..scanning.scan_group import ScanGroup
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
                               shard=shard_range, crops=crops, decode=decode, backend=backend,

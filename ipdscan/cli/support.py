@@ -7,10 +7,10 @@ import functools
 import typer
 
 from ..choices import EXIT_ERROR
-from .console import print_warning, shown, stderr
 from ..extras import MissingExtra
 from ..interrupt import sigterm_as_interrupt
 from ..reports.output_format import FORMATS
+from .console import print_warning, shown, stderr
 
 REPORT_SUFFIXES = ", ".join(spec.suffix for spec in FORMATS.values())
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..text import csv_text
 from .labelled import Unreadable
 from .metrics import LEVEL, RANKING_METRICS, Row, bootstrap, mean_interval, mean_row, metrics, percentile_interval
 from .perturbations import STRENGTH_LABELS, parse_perturbations
-from ..text import csv_text
 
 
 @dataclass

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..model.detector import Detector
+from ..model.runtime import default_workers
+from ..text import csv_text
 from .eval_report import EvalReport
 from .labelled import EvalImages, collate_indexed, find_generators
 from .metrics import Row, metrics
 from .perturbations import Perturbation
-from ..model.runtime import default_workers
-from ..model.detector import Detector
-from ..text import csv_text
 
 
 def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int = 32, workers: int | None = None,

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..scanning.decode import decode
-from ..scanning.fetch import read_item
 from ..model.detector import Detector
 from ..reports.score_colours import score_colours
+from ..scanning.decode import decode
+from ..scanning.fetch import read_item
 from ..scanning.item import Item
-from ..text import threshold_text
 from ..scanning.tiles import crops_of
+from ..text import threshold_text
 
 MAX_SIDE = 1600  # heatmaps of huge images are drawn downscaled, same aspect ratio
 

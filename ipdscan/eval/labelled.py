@@ -30,13 +30,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
+from ..model.preprocess import Preprocessing, crop
 from ..scanning.decode import decode
 from ..scanning.fetch import read_item
-from .perturbations import Perturbation
-from ..model.preprocess import Preprocessing, crop
 from ..scanning.item import Item
 from ..scanning.sources import iter_items, walk_items
 from ..scanning.walk import walk_tree
+from .perturbations import Perturbation
 
 LABELS = {"0_real": 0, "nature": 0, "1_fake": 1, "ai": 1}  # by name, never by sort order
 SPLITS = ("train", "val", "test")

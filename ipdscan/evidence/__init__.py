@@ -62,7 +62,7 @@ def find_evidence(data: bytes, image: Image.Image | None = None) -> Evidence:
     return found.evidence()
 
 
-def _guarded(found: "Collector", source: str, function, *args):
+def _guarded(found: Collector, source: str, function, *args):
     try:
         return function(*args)
     except Exception as exc:  # a parser bug must cost a note, not the scan

@@ -18,7 +18,6 @@ from .runtime import resolve_device, resolve_precision
 from .torch_preprocess import to_model_input
 from .weights import Checkpoint, default_weights_path, load_checkpoint
 
-
 FP32_STAGES = 1  # "mixed": residual stages kept in fp32 after the stem, where the SRM residuals are still raw
 # Images per model call on the CPU, by precision: the activations of a few images stay in cache, and a
 # 32-image batch ran 2.3x faster as calls of 4 in bf16, or of 2 in fp32 (twice the bytes per image); see

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 # Each stage's first block has this stride (TensorFlow's efficientnet_lite_builder block arguments); a stage is a
 # run of blocks with the same output channels, so the table holds for every width and depth multiplier.

@@ -20,11 +20,11 @@ import onnx
 import torch
 from torch import nn
 
+from ..reports.publish import write_atomically
 from .backends import onnx_beside
+from .detector import Detector
 from .onnx_backend import INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME, OnnxDetector, opened
 from .preprocess import Preprocessing
-from ..reports.publish import write_atomically
-from .detector import Detector
 from .torch_preprocess import to_model_input
 from .weights import Checkpoint, bytes_sha256, load_checkpoint, sidecar
 

@@ -21,8 +21,14 @@ import numpy as np
 from ..extras import MissingExtra
 from .preprocess import Preprocessing
 from .runtime import usable_cpus
-from .weights import (MAX_CHECKPOINT_BYTES, WeightsEntry, WeightsError, bytes_sha256, default_weights_path,
-                      recorded_sha256)
+from .weights import (
+    MAX_CHECKPOINT_BYTES,
+    WeightsEntry,
+    WeightsError,
+    bytes_sha256,
+    default_weights_path,
+    recorded_sha256,
+)
 
 try:
     import onnxruntime

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .preprocess import Preprocessing
 from ..reports.publish import write_atomically
+from .preprocess import Preprocessing
 
 if TYPE_CHECKING:
     from .ipdnet import IPDConfig, IPDNet

@@ -35,10 +35,10 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from .addresses import resolve
-from .deadline_socket import DeadlineReader, DeadlineSocket, connect, time_left, tls_context
 from ..scanning.fetch_options import FetchError, FetchOptions
 from ..scanning.urls import redact_credentials, url_problem
+from .addresses import resolve
+from .deadline_socket import DeadlineReader, DeadlineSocket, connect, time_left, tls_context
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

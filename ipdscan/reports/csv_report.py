@@ -6,11 +6,11 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..scanning.result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
+from ..text import csv_cell_value, csv_text
 from .header_file import publish_header
 from .output_format import STDOUT
 from .publish import Spool, StdoutText, publish_spooled
-from ..scanning.result import FIELDS, FLOAT_FIELDS, INT_FIELDS, Result
-from ..text import csv_cell_value, csv_text
 
 CSV_SCORE_DECIMALS = 6  # a .csv's scores are rounded to these: a score read back from one is off by half a unit
 

@@ -33,7 +33,7 @@ class ReportHeader:
     version: str = __version__
 
     @classmethod
-    def for_scan(cls, plan: ScanPlan) -> "ReportHeader":
+    def for_scan(cls, plan: ScanPlan) -> ReportHeader:
         return cls(model=plan.model, variant=plan.variant, weights_sha256=plan.weights_sha256,
                    threshold=plan.threshold, threshold_source=plan.threshold_source, device=plan.device,
                    precision=plan.precision, decode="device" if plan.decodes_on_device else "workers",

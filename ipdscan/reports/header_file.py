@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .publish import publish
 from ..text import clean_strings, report_text
+from .publish import publish
 
 HEADER_SUFFIX = ".header.json"
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.

@@ -32,12 +32,12 @@ from ..scanning import image_plugins  # noqa: F401 - the HEIF/AVIF openers a sca
 from ..scanning.decode import MAX_PIXELS
 from ..scanning.fetch import read_item
 from ..scanning.fetch_options import FetchError
-from .publish import publish
-from ..scanning.result import Result
-from .score_colours import score_colour_hex
 from ..scanning.item import Item
+from ..scanning.result import Result
 from ..scanning.urls import ARGUMENT_URL
 from ..text import clean_strings, report_text, threshold_text
+from .publish import publish
+from .score_colours import score_colour_hex
 
 REPORT_CAP = 48 << 20  # the page's size limit, thumbnails included: browsers open larger ones slowly
 THUMBNAIL_SIDE = 256  # px, long side

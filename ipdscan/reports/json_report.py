@@ -6,11 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from ..scanning.result import Result, row_problem
+from ..text import clean_strings, report_bytes, report_text
 from .header_file import header_path, identity_mismatch, publish_header, read_header
 from .output_format import STDOUT
 from .publish import Spool, StdoutText, publish, publish_spooled
-from ..scanning.result import Result, row_problem
-from ..text import clean_strings, report_bytes, report_text
 
 
 def completed_inputs(path: Path, retry_errors: bool = False) -> set[str]:

@@ -85,7 +85,7 @@ class ReportLock:
         self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
-    def acquire(self) -> "ReportLock":
+    def acquire(self) -> ReportLock:
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -113,7 +113,7 @@ class ReportLock:
         unlock_and_remove(self._fd, self.path)  # POSIX: while still holding the lock, see acquire
         self._fd = None
 
-    def __enter__(self) -> "ReportLock":
+    def __enter__(self) -> ReportLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .header_file import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, read_header
-from .writers import open_report
-from .csv_report import CSV_SCORE_DECIMALS, csv_records
 from ..scanning.result import Result, row_problem
 from ..text import clean_strings, report_bytes
+from .csv_report import CSV_SCORE_DECIMALS, csv_records
+from .header_file import HEADER_SUFFIX, SCAN_IDENTITY, header_path, identity_mismatch, read_header
+from .writers import open_report
 
 PART_FORMATS = (".jsonl", ".csv")  # the formats rows can be read back from, with their header files
 

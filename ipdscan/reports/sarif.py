@@ -31,10 +31,10 @@ from urllib.parse import quote, urlsplit
 from PIL import Image
 
 from .. import HOMEPAGE
-from .publish import Spool, publish_spooled
 from ..scanning.result import Result
 from ..scanning.urls import OPAQUE_SCHEMES
 from ..text import clean_strings, displayable_text, threshold_text
+from .publish import Spool, publish_spooled
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 ERROR_SCORE = 0.9

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 
-from .output_format import FormatError, suffix_format
 from ..scanning.result import Result, row_problem
 from ..scanning.urls import ARGUMENT_URL
+from .output_format import FormatError, suffix_format
 
 IGNORE_FILE = ".ipdscanignore"
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -154,7 +154,7 @@ class Suppressions:
         self.rules, self.baseline, self.baseline_name = list(rules), set(baseline), baseline_name
 
     @classmethod
-    def load(cls, inputs: list[str], ignore_file: Path | None = None, baseline: Path | None = None) -> "Suppressions":
+    def load(cls, inputs: list[str], ignore_file: Path | None = None, baseline: Path | None = None) -> Suppressions:
         rules = [rule for path in ignore_files(inputs, ignore_file) for rule in read_ignore_file(path)]
         return cls(rules, read_baseline(baseline) if baseline else set(), str(baseline or ""))
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from .output_format import FORMATS, check_resumable, suffix_format
-from .publish import ReportError, check_output_folder
+from ..scanning.result import Result
 from .csv_report import CsvReport
 from .json_report import JsonlReport, JsonReport
-from ..scanning.result import Result
+from .output_format import FORMATS, check_resumable, suffix_format
+from .publish import ReportError, check_output_folder
 from .sarif import SarifWriter
 
 REPORT_FORMATS = tuple(spec.suffix for spec in FORMATS.values())

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
 from ..evidence import find_evidence
+from ..model.preprocess import Preprocessing
+from .decode import DecodeError, JpegHeader, decode, read_jpeg_header
 from .fetch import fetch_many
 from .fetch_options import FetchError
-from ..model.preprocess import Preprocessing
-from .result import Result
 from .item import Item
+from .result import Result
 from .tiles import crops_of
 from .urls import redact_credentials
 

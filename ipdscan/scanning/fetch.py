@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from .fetch_options import FetchError, FetchOptions
 from ..net.http_get import fetch_url
-from .local_files import read_file
+from .fetch_options import FetchError, FetchOptions
 from .item import Item
+from .local_files import read_file
 
 
 def read_item(item: Item, options: FetchOptions = FetchOptions()) -> bytes:

@@ -3,6 +3,7 @@ fails (``FetchError``, with the row's error code): shared by local reads (``fetc
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from .. import __version__
 
 USER_AGENT = f"ipdscan/{__version__}"

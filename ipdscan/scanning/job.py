@@ -17,25 +17,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from ..interrupt import interrupts_deferred
-from .item import Item
-from ..reports.merge import MergeError, merge_reports
-from .options import ScanOptions
-from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
 from ..extras import MissingExtra, require_torch
+from ..interrupt import interrupts_deferred
+from ..model.backends import Backend
+from ..reports.header import ReportHeader, utc_now
+from ..reports.header_file import header_path
+from ..reports.json_report import completed_inputs
+from ..reports.lock import ReportLock
+from ..reports.merge import MergeError, merge_reports
+from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
+from ..reports.suppress import Suppressions
+from ..reports.writers import check_report_path, open_report
+from .item import Item
+from .options import ScanOptions
 from .pipeline import run_plan
 from .plan import plan_scan
 from .ray_scan import RayOptions, RayUnavailable, import_ray, scan_batches_on_ray
-from ..reports.header_file import header_path
-from ..reports.writers import check_report_path, open_report
-from ..reports.json_report import completed_inputs
-from ..reports.header import ReportHeader, utc_now
-from ..reports.lock import ReportLock
 from .result import Result
 from .scan_group import ScanGroup
-from ..model.backends import Backend
 from .sources import selected_items
-from ..reports.suppress import Suppressions
 from .urls import ARGUMENT_URL
 from .verdict import ScanStats, Verdict, is_finding, run_warnings, verdict
 
@@ -143,7 +143,7 @@ class ScanJob:
         self.missing = missing_paths(self.inputs)
         self._lock = ReportLock(self.report_path) if to_file else None
 
-    def __enter__(self) -> "ScanJob":
+    def __enter__(self) -> ScanJob:
         """Take the report's lock (ReportBusy if another scan holds it) and read what a resumed report holds."""
         if self._lock:
             self._lock.acquire()

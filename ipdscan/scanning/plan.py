@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ..model.backends import TORCH, Backend
-from .options import ScanOptions
 from ..model.preprocess import Preprocessing
 from ..model.runtime import default_workers
+from .options import ScanOptions
 
 THRESHOLD_FROM_WEIGHTS, THRESHOLD_FROM_OPTION = "weights", "--threshold"  # the report header's threshold_source
 

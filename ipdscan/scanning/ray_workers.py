@@ -59,9 +59,10 @@ class Scorer:
         if threads:
             torch.set_num_threads(threads)
 
+        import ray
+
         from ..model.detector import Detector
         from ..model.weights import load_checkpoint
-        import ray
         with tempfile.TemporaryDirectory(prefix="ipdscan-ray-") as folder:
             path = Path(folder) / "weights.pt"
             path.write_bytes(ray.get(weights[0]))  # in a list: Ray hands the actor the reference, not the bytes

@@ -57,7 +57,7 @@ class Result:
         return row
 
     @classmethod
-    def from_row(cls, row: dict) -> "Result":
+    def from_row(cls, row: dict) -> Result:
         """The Result a report row (``to_dict``'s form, null for absent) was written from."""
         known = {name: row[name] for name in FIELDS if row.get(name) is not None}
         known["evidence"] = [code for code in known.get("evidence", "").split(";") if code]
@@ -65,7 +65,7 @@ class Result:
         return cls(**known)
 
     @classmethod
-    def failed(cls, input: str, code: str, message: str, **known) -> "Result":
+    def failed(cls, input: str, code: str, message: str, **known) -> Result:
         return cls(input=input, status="error", error_code=code, error=message, **known)
 
 

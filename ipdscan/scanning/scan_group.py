@@ -17,7 +17,7 @@ class ScanGroup:
     local_rank: int
 
     @classmethod
-    def from_env(cls) -> "ScanGroup | None":
+    def from_env(cls) -> ScanGroup | None:
         """The torchrun process group this scan runs in, or None for a plain single-process scan."""
         launch = Launch.from_env()
         return cls(launch.rank, launch.world_size, launch.local_rank) if launch.launched else None

@@ -15,8 +15,8 @@ import typing
 
 import typer
 
-from ipdscan.interrupt import sigterm_as_interrupt
 from ipdscan.eval.labelled import DatasetError
+from ipdscan.interrupt import sigterm_as_interrupt
 from ipdscan.model.runtime import DeviceError
 from ipdscan.scanning.torchrun import Launch
 

@@ -16,8 +16,8 @@ import torchvision
 import ipdscan
 from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.model.preprocess import Preprocessing
-from ipdscan.reports.publish import write_atomically
 from ipdscan.model.weights import Checkpoint, WeightsError, load_checkpoint, save_checkpoint
+from ipdscan.reports.publish import write_atomically
 
 from .config import TrainConfig, TrainError
 from .schedule import Progress

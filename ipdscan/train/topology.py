@@ -9,8 +9,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from ipdscan.scanning import torchrun
 from ipdscan.model.detector import resolve_device
+from ipdscan.scanning import torchrun
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from images import make_image
 from ipdscan.scanning.result import FIELDS
+
+from images import make_image
 
 KINDS = ("png", "jpeg", "webp", "gray")  # distinct bytes, so distinct sha256
 
@@ -94,7 +95,7 @@ def test_a_pipe_into_a_json_reader_works(photos, checkpoint, run_cli):
 @pytest.mark.slow
 def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(photos, checkpoint, tmp_path, cli):
     baseline = tmp_path / "baseline.sarif"
-    for name, fmt in (("baseline.sarif", "sarif"), ("baseline.jsonl", "jsonl")):
+    for name in ("baseline.sarif", "baseline.jsonl"):
         assert cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "-q", "--out", tmp_path / name).exit_code == 0
     for base in (baseline, tmp_path / "baseline.jsonl"):
         result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--baseline", base,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ipdscan.scanning.result import FIELDS
+
 from checkpoints import make_checkpoint
 from http_server import LocalServer
 from images import encoded, make_corpus, make_image, natural
-from ipdscan.scanning.result import FIELDS
 
 KINDS = ["jpeg", "png", "webp", "gray", "rgba", "cmyk_jpeg", "png16", "corrupt_jpeg", "empty", "text_as_jpg"]
 
@@ -356,7 +357,8 @@ def test_resume_with_retry_errors_rescans_error_rows_in_place(tmp_path, checkpoi
     (photos / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short by a failed copy")
     make_image(photos / "c.png", "png")
     out = tmp_path / "r.jsonl"
-    rows = lambda: [json.loads(line) for line in out.read_text().splitlines()]
+    def rows():
+        return [json.loads(line) for line in out.read_text().splitlines()]
     assert cli.scan(photos, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
     assert [r["status"] for r in rows()] == ["ok", "error", "ok"]
     make_image(photos / "b.png", "png")  # the copy is redone

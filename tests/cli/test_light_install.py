@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from images import make_image
 from ipdscan.model.backends import onnx_beside
-from ipdscan.scanning.result import Result
 from ipdscan.model.weights import default_weights_path
+from ipdscan.scanning.result import Result
+
+from images import make_image
 
 SHIPPED_ONNX = onnx_beside(default_weights_path())
 SCORES = ("score", "crops_max", "crops_mean")  # what may differ between backends, by float rounding

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from images import KINDS, make_corpus
-from ipdscan.scanning import ray_scan
-from ipdscan.scanning import ray_workers
 from ipdscan.interrupt import signal_handlers_kept
+from ipdscan.model.detector import load_detector
+from ipdscan.scanning import ray_scan, ray_workers
 from ipdscan.scanning.job import ScanJob
 from ipdscan.scanning.options import ScanOptions
-from ipdscan.model.detector import load_detector
+
+from images import KINDS, make_corpus
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

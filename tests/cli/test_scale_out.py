@@ -43,7 +43,7 @@ def test_kill_9_mid_scan_then_resume_gives_every_input_once(photos, checkpoint, 
     resumed = run_cli.python(*cmd, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(names(out)) == [f"img{i:02d}.png" for i in range(40)]  # each exactly once
-    assert names(out)[: len(complete)] == [Path(json.loads(l)["input"]).name for l in complete]
+    assert names(out)[: len(complete)] == [Path(json.loads(line)["input"]).name for line in complete]
 
 
 @pytest.mark.slow
@@ -95,7 +95,8 @@ def test_two_process_torchrun_scan_equals_single_process(photos, checkpoint, tmp
                            "--out", str(multi), "--workers", "0", "-q"],
                           capture_output=True, text=True, timeout=280, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = lambda p: {json.loads(l)["input"]: json.loads(l) for l in p.read_text().splitlines()}
+    def rows(p):
+        return {json.loads(line)["input"]: json.loads(line) for line in p.read_text().splitlines()}
     one, two = rows(single), rows(multi)
     assert one.keys() == two.keys() and len(two) == 40
     assert len(multi.read_text().splitlines()) == 40  # no duplicates

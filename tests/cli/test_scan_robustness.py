@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from images import make_image
 from ipdscan.cli.commands import main
 from ipdscan.cli.console import printable
+
+from images import make_image
 
 
 def jsonl_inputs(path):
@@ -276,8 +277,9 @@ def test_names_that_are_not_utf8_round_trip_through_merge_and_resume(tmp_path, c
 
 def test_a_nan_checkpoint_is_refused_and_a_nan_score_is_a_model_error(tmp_path, checkpoint, monkeypatch, cli):
     """Issue 21, item 8: NaN weights wrote "score": NaN (not JSON), labelled real, and --fail-on 0.5 exited 0."""
-    from checkpoints import make_checkpoint
     from ipdscan.model.detector import Detector
+
+    from checkpoints import make_checkpoint
     monkeypatch.chdir(tmp_path)
     make_image(tmp_path / "a.png", "png")
     make_image(tmp_path / "b.png", "png")

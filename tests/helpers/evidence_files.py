@@ -114,7 +114,7 @@ def xmp_packet(source_type: str | None = None, form: str = "attribute", creator_
             '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
             f'xmlns:xmp="http://ns.adobe.com/xap/1.0/" {" ".join(attributes)}>{"".join(elements)}'
-            '</rdf:Description></rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>').encode("utf-8")
+            '</rdf:Description></rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>').encode()
 
 
 def billion_laughs_xmp() -> bytes:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ipdscan.eval.eval_report import percent
 from ipdscan.eval.labelled import DatasetError
 from ipdscan.model.detector import load_detector
 from ipdscan.model.weights import load_checkpoint
-from ipdscan.eval.eval_report import percent
 from trainer import ablate, calibrate
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # trains four small runs

@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from checkpoints import make_checkpoint
 from ipdscan.model.weights import WeightsError, load_checkpoint, save_checkpoint
-from trainer.calibrate import calibrate, main as calibrate_main, photos_to_score, threshold_for
+from trainer.calibrate import calibrate, photos_to_score, threshold_for
+from trainer.calibrate import main as calibrate_main
+
+from checkpoints import make_checkpoint
 
 
 def test_threshold_flags_at_most_the_allowed_share():

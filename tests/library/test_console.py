@@ -2,12 +2,13 @@
 import pytest
 from rich.console import Console
 
-import evidence_files
 from ipdscan.cli import console
 from ipdscan.cli.console import print_summary, result_table
-from ipdscan.scanning.verdict import ScanStats
 from ipdscan.scanning.result import Result
+from ipdscan.scanning.verdict import ScanStats
 from ipdscan.text import threshold_text
+
+import evidence_files
 
 
 def rendered(renderable) -> str:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from images import textured_photo
 from trainer import build_corpus as bc
-from trainer import corpus_plan, corpus_store
-from trainer import generators
+from trainer import corpus_plan, corpus_store, generators
+
+from images import textured_photo
 
 NAMES = ["autogan_convt", "autogan_nearest"]
 

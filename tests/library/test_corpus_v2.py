@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from images import textured_photo
+from ipdscan.train.data import split_roots
 from trainer import build_corpus as bc
 from trainer import corpus_plan
-from ipdscan.train.data import split_roots
+
+from images import textured_photo
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,9 @@ def test_generators_none_builds_the_same_sd15_pairs_alone(built, tmp_path):
     stats = bc.build(reals, alone, seed=0, names=[], val_fraction=0.25, log=lambda m: None, calibration_fraction=0.2,
                      holdout=[out.parent / "dev"], sd15_dir=out.parent / "sd15", webp_sample=2)
     assert set(stats["counts"]["train"]) == {"sd15"}
-    sd15 = lambda table: [{key: row[key] for key in ("source", "split", "real_path", "fake_path", "format", "quality", "fake_source")}
-                          for row in table if row["generator"] == "sd15"]
+    def sd15(table):
+        return [{key: row[key] for key in ("source", "split", "real_path", "fake_path", "format", "quality", "fake_source")}
+                              for row in table if row["generator"] == "sd15"]
     assert sd15(list(csv.DictReader(open(alone / "manifest.csv")))) == sd15(rows)
     for row in sd15(rows):  # the same pixels too
         assert (alone / row["fake_path"]).read_bytes() == (out / row["fake_path"]).read_bytes()

@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from images import textured_photo
 from ipdscan.train.data import split_roots
 from trainer import build_corpus as bc
 from trainer import corpus_plan, faces, generators, local_fakes
 from trainer.generators.down_up import down_up, psnr
 
+from images import textured_photo
 
 FAMILIES = ["autogan_convt"]
 

@@ -144,9 +144,9 @@ def test_epoch_sampler_shards_shuffles_and_resumes_mid_epoch():
                                   "cmyk_jpeg", "webp", "gif_animated", "tiff_float"])
 def test_a_training_sample_is_the_scans_preprocessed_tensor_for_the_same_file(tmp_path, kind):
     """Training decodes as a scan does: a rotated phone JPEG, a 16-bit PNG, alpha, CMYK... give the same crop."""
-    from images import KINDS, make_image
-
     from ipdscan.scanning.cpu_stage import decode_on_cpu
+
+    from images import KINDS, make_image
 
     (tmp_path / "data" / "0_real").mkdir(parents=True)
     path = make_image(tmp_path / "data" / "0_real" / KINDS[kind][0], kind)

@@ -13,8 +13,23 @@ from ipdscan.scanning.decode import SUPPORTED_FORMATS, DecodeError, decode
 from ipdscan.scanning.exif import exif_fields
 from ipdscan.scanning.formats import ERROR_CODES
 
-from images import (CAMERA, CAMERA_DATETIME, HOSTILE_KINDS, KINDS, camera_exif, encoded, expected, float_gray, gray16,
-                    make_hostile_corpus, natural, natural_rgb, png_bytes, rgb16, with_png_text_bomb)
+from images import (
+    CAMERA,
+    CAMERA_DATETIME,
+    HOSTILE_KINDS,
+    KINDS,
+    camera_exif,
+    encoded,
+    expected,
+    float_gray,
+    gray16,
+    make_hostile_corpus,
+    natural,
+    natural_rgb,
+    png_bytes,
+    rgb16,
+    with_png_text_bomb,
+)
 
 NO_EXIF = {"make": "", "model": "", "software": "", "datetime": ""}
 

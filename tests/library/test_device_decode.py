@@ -8,13 +8,14 @@ import threading
 import pytest
 import torch
 
-from images import KINDS, camera_exif, encoded, make_corpus, natural
 from ipdscan import ScanOptions, load_detector, scan
 from ipdscan.scanning import device_decode
 from ipdscan.scanning.decode import decode, read_jpeg_header
 from ipdscan.scanning.device_decode import decode_jpegs, device_decodes_jpeg
 from ipdscan.scanning.device_stage import in_background
 from ipdscan.scanning.plan import decodes_on_device
+
+from images import KINDS, camera_exif, encoded, make_corpus, natural
 
 CPU = torch.device("cpu")
 # nvjpeg (the GPU's hardware JPEG engines) rounds its IDCT and upsamples chroma differently from libjpeg-turbo:

@@ -10,16 +10,16 @@ import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from ipdscan.scanning.decode import decode
-from ipdscan.eval.labelled import DatasetError, find_generators
 from ipdscan.eval.eval_report import EvalReport, plot_robustness, to_markdown, write_report
 from ipdscan.eval.evaluate import evaluate
+from ipdscan.eval.labelled import DatasetError, find_generators
 from ipdscan.eval.metrics import Row, bootstrap, bootstrap_interval, mean_interval, metrics, percentile_interval
 from ipdscan.eval.perturbations import Perturbation, parse_perturbations
+from ipdscan.model.detector import load_detector
 from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.model.preprocess import Preprocessing, crop
-from ipdscan.model.detector import load_detector
 from ipdscan.model.weights import save_checkpoint
+from ipdscan.scanning.decode import decode
 
 SMALL = Preprocessing(pad=16, crop=16, size=16)
 

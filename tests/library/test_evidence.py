@@ -6,14 +6,39 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evidence_files import (A1111, COMFY_PROMPT, COMFY_WORKFLOW, IPTC, NOVELAI_COMMENT, billion_laughs_xmp, exif,
-                            c2pa_signed, camera_jpeg, encoded, gif_with_xmp, heif_with_c2pa, jpeg_with_app11, jpeg_with_exif,
-                            jpeg_with_xmp, jumbf_store, picture, png_with_cabx, png_with_chunk, png_with_text,
-                            png_with_xmp, user_comment, webp_with_c2pa, webp_with_exif, webp_with_xmp, xmp_packet)
 from ipdscan import evidence
 from ipdscan.evidence import MAX_DETAIL_TEXT, Evidence, codes_indicate_ai, containers, find_evidence, manifests
 from ipdscan.evidence.vocabulary import MAX_FIELD
 from ipdscan.scanning.result import Result
+
+from evidence_files import (
+    A1111,
+    COMFY_PROMPT,
+    COMFY_WORKFLOW,
+    IPTC,
+    NOVELAI_COMMENT,
+    billion_laughs_xmp,
+    c2pa_signed,
+    camera_jpeg,
+    encoded,
+    exif,
+    gif_with_xmp,
+    heif_with_c2pa,
+    jpeg_with_app11,
+    jpeg_with_exif,
+    jpeg_with_xmp,
+    jumbf_store,
+    picture,
+    png_with_cabx,
+    png_with_chunk,
+    png_with_text,
+    png_with_xmp,
+    user_comment,
+    webp_with_c2pa,
+    webp_with_exif,
+    webp_with_xmp,
+    xmp_packet,
+)
 
 
 @pytest.fixture
@@ -389,8 +414,8 @@ def test_heif_and_avif_exif_and_xmp_are_read_from_the_bytes_alone(format):
 
 
 def test_heif_evidence_reaches_the_scan_report(tmp_path):
-    from ipdscan.scanning.cpu_stage import prepare
     from ipdscan.model.preprocess import Preprocessing
+    from ipdscan.scanning.cpu_stage import prepare
     from ipdscan.scanning.item import Item
 
     data = encoded(picture(), "HEIF", exif=exif(software="DALL-E 3").tobytes())

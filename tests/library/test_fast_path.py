@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import ipdscan.model.runtime as runtime
+from ipdscan.model.detector import Detector, load_detector
 from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.model.preprocess import Preprocessing
-from ipdscan.model.torch_preprocess import to_model_input
 from ipdscan.model.runtime import resolve_precision
-from ipdscan.model.detector import Detector, load_detector
+from ipdscan.model.torch_preprocess import to_model_input
 from ipdscan.model.weights import load_checkpoint, save_checkpoint
 
 CPU = torch.device("cpu")

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from images import natural
-
 import ipdscan.model.efficientnet_lite as lite
 from trainer import feature_cache, probe
+
+from images import natural
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ESPRESSO, MISSILE = 967, 657  # ImageNet classes

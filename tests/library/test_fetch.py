@@ -11,12 +11,13 @@ from urllib.parse import quote
 import pytest
 
 import ipdscan.net.http_get as http_get
-from filesystem import finishes, posix, run_unprivileged, unblock_fifo
-from http_server import IMAGE, LocalServer
+from ipdscan.net.addresses import blocked_reason, resolve
 from ipdscan.scanning.fetch import fetch_many, read_item
 from ipdscan.scanning.fetch_options import FetchError, FetchOptions
-from ipdscan.net.addresses import blocked_reason, resolve
 from ipdscan.scanning.item import Item
+
+from filesystem import finishes, posix, run_unprivileged, unblock_fifo
+from http_server import IMAGE, LocalServer
 
 # Short timeouts keep the failure cases fast; retries only where a test asks for them.
 LOCAL = FetchOptions(allow_private=True, retries=0, retry_backoff=0.01, connect_timeout=5.0, read_timeout=5.0,

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from images import textured_photo
 from trainer import corpus_store, sd15
 from trainer.generators import AutoGAN, make
 from trainer.generators.taef2 import TAEF2, TAEF2Net
 
+from images import textured_photo
 
 TAEF2_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "generators" / "taef2"
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import evidence_files
-from images import natural
 from ipdscan.reports.html_report import IMG_MARKUP, NOTE_BYTES, HtmlReport, render, thumbnail
 from ipdscan.reports.writers import open_report
 from ipdscan.scanning.result import Result
+
+import evidence_files
+from images import natural
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = {"tool": "ipdscan", "version": "0.1.0", "model": "test-model", "variant": "layer2", "weights_sha256": "ab" * 32,

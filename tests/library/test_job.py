@@ -4,16 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from images import make_corpus
 from ipdscan import ScanOptions, load_detector
-from ipdscan.scanning.scan_group import ScanGroup
 from ipdscan.choices import EXIT_ERROR, EXIT_FLAGGED, EXIT_OK
+from ipdscan.reports.header import ReportHeader
+from ipdscan.reports.header_file import header_path
 from ipdscan.scanning.job import JobError, ScanJob
 from ipdscan.scanning.ray_scan import RayOptions
-from ipdscan.reports.header import ReportHeader
-from ipdscan.scanning.verdict import ScanStats, verdict
-from ipdscan.reports.header_file import header_path
 from ipdscan.scanning.result import Result
+from ipdscan.scanning.scan_group import ScanGroup
+from ipdscan.scanning.verdict import ScanStats, verdict
+
+from images import make_corpus
 
 
 @pytest.mark.parametrize("request_, message", [

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from ipdscan.reports.merge import MergeError, merge_reports
 from ipdscan.reports.header_file import header_path
+from ipdscan.reports.merge import MergeError, merge_reports
 from ipdscan.reports.writers import open_report
 from ipdscan.scanning.result import Result
 

@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from ipdscan.scanning.decode import decode
+from ipdscan.model.detector import load_detector
 from ipdscan.model.onnx_backend import DEFAULT_ONNX, default_onnx_path, load_onnx_detector
 from ipdscan.model.preprocess import crop
-from ipdscan.model.detector import load_detector
 from ipdscan.model.weights import DEFAULT_WEIGHTS, WeightsError, load_checkpoint, sidecar
+from ipdscan.scanning.decode import decode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -44,7 +44,8 @@ def test_the_shipped_onnx_carries_the_shipped_weights_metadata(shipped_onnx):
     assert (shipped_onnx.name, shipped_onnx.variant) == (checkpoint.name, checkpoint.config.variant)
     assert shipped_onnx.threshold == checkpoint.threshold != 0.5  # calibrated
     assert shipped_onnx.preprocessing == checkpoint.preprocessing
-    as_json = lambda value: json.loads(json.dumps(value, default=str))
+    def as_json(value):
+        return json.loads(json.dumps(value, default=str))
     assert shipped_onnx.metadata["calibration"] == as_json(checkpoint.calibration)
     assert shipped_onnx.metadata["provenance"] == as_json(checkpoint.provenance)
     assert shipped_onnx.metadata["config"] == checkpoint.config.to_dict()

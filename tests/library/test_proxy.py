@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 
 import ipdscan.net.http_get as http_get
-from http_server import IMAGE, LocalServer
 from ipdscan.scanning.fetch import read_item
 from ipdscan.scanning.fetch_options import FetchError, FetchOptions
 from ipdscan.scanning.item import Item
+
+from http_server import IMAGE, LocalServer
 
 PUBLIC = FetchOptions(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeout=20.0)
 NAMES = {"public.test": "8.8.8.8", "private.test": "10.0.0.1"}

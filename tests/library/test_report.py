@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from ipdscan.reports.writers import REPORT_FORMATS, open_report
 from ipdscan.reports.json_report import completed_inputs
-from ipdscan.text import report_text
+from ipdscan.reports.writers import REPORT_FORMATS, open_report
 from ipdscan.scanning.result import FIELDS, Result
+from ipdscan.text import report_text
 
 HEADER = {"tool": "ipdscan", "model": "test", "threshold": 0.5, "inputs": ["photos", "caf\udce9"]}
 SUMMARY = {"end_time": "2024-01-01T00:00:00+00:00", "scanned": 3, "ok": 2, "errors": 1, "flagged": 1}
@@ -280,8 +280,8 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_json_stays
 
 
 def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tmp_path, write_report):
-    from ipdscan.reports.header_file import header_path, read_header
     from ipdscan.reports.csv_report import csv_records
+    from ipdscan.reports.header_file import header_path, read_header
     formula = Result(input="=HYPERLINK(\"x\").png", score=0.5, label="ai", exif_software="+1", width=3, height=4)
     path = write_report(tmp_path / "report.csv", results() + [formula])
     header = read_header(path)

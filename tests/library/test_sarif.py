@@ -2,15 +2,15 @@ import hashlib
 import json
 import os
 import stat
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
+import tomllib
 
 import ipdscan
-from ipdscan.scanning.result import Result
 from ipdscan.reports.sarif import AI_SCORE, PROVENANCE_AI, RULES, SCAN_ERROR, SarifWriter
+from ipdscan.scanning.result import Result
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 HEADER = {"tool": "ipdscan", "version": "1.2.3", "model": "ipd-test", "variant": "layer2", "weights_sha256": "ab" * 32,
@@ -209,9 +209,9 @@ def test_rules_have_stable_ids_and_default_levels():
 
 
 def test_evidence_found_in_a_file_becomes_a_provenance_finding(tmp_path, write_report):
-    from evidence_files import A1111, png_with_text
-
     from ipdscan.evidence import find_evidence
+
+    from evidence_files import A1111, png_with_text
 
     data = png_with_text(parameters=A1111)
     result = Result(input=str(tmp_path / "gen.png"), score=0.12, label="real", sha256="ef" * 32, bytes=len(data),

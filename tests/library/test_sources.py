@@ -6,14 +6,15 @@ import tracemalloc
 import pytest
 from PIL import Image
 
-from filesystem import finishes, posix, run_unprivileged, unblock_fifo
 from ipdscan.scanning.formats import signature_format
+from ipdscan.scanning.item import Item
 from ipdscan.scanning.local_files import open_regular, os_error_code
 from ipdscan.scanning.shards import shard_filter
-from ipdscan.scanning.item import Item
 from ipdscan.scanning.sources import iter_items, url_item
 from ipdscan.scanning.urls import url_problem
 from ipdscan.scanning.walk import SortedNames
+
+from filesystem import finishes, posix, run_unprivileged, unblock_fifo
 
 
 def image_bytes(format: str = "PNG") -> bytes:

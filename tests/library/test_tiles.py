@@ -4,13 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from images import encoded
 from ipdscan import load_detector
 from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.model.preprocess import Preprocessing
+from ipdscan.model.weights import save_checkpoint
 from ipdscan.reports.score_colours import score_colours
 from ipdscan.scanning.tiles import distinct_count, grid_shape, tile_offsets
-from ipdscan.model.weights import save_checkpoint
+
+from images import encoded
 
 
 @pytest.mark.parametrize("h,w,n,shape", [(480, 640, 4, (2, 2)), (1000, 250, 4, (4, 1)), (100, 100, 9, (3, 3)),
@@ -46,7 +47,8 @@ def calm_detector(tmp_path_factory):
     from ipdscan.model.torch_preprocess import to_model_input
     torch.manual_seed(0)
     model = IPDNet(IPDConfig()).eval()
-    as_input = lambda a: to_model_input(crop(torch.from_numpy(a.copy()).permute(2, 0, 1))[None])
+    def as_input(a):
+        return to_model_input(crop(torch.from_numpy(a.copy()).permute(2, 0, 1))[None])
     with torch.no_grad():
         low, high = (float(model(as_input(a))) for a in (BASE, PATCH))
         last = model.head.classifier[-1]

@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from ipdscan.eval.labelled import read_pixels
 from ipdscan.eval.metrics import metrics
-from ipdscan.model.preprocess import crop
 from ipdscan.model.detector import load_detector
+from ipdscan.model.ipdnet import IPDConfig, IPDNet
+from ipdscan.model.preprocess import crop
 from ipdscan.model.weights import load_checkpoint
 from ipdscan.train import TrainConfig, TrainError, train
-from ipdscan.eval.labelled import read_pixels
 from ipdscan.train.data import split_roots
-from ipdscan.model.ipdnet import IPDConfig, IPDNet
-from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Logits, Run
 from ipdscan.train.schedule import Progress
+from ipdscan.train.topology import Topology
+
 from training import SMALL, small_config, write_textures
 
 
@@ -202,7 +203,6 @@ def test_torchrun_two_processes_write_one_run(tiny_data, tmp_path, run_cli):
 
 def test_an_interrupted_training_is_exit_2_naming_how_to_resume(tiny_data, tmp_path, monkeypatch, capsys):
     import ipdscan.train.__main__ as train_cli
-
     from ipdscan.interrupt import Terminated
     for raised, said in ((KeyboardInterrupt, "interrupted"), (Terminated, "terminated by SIGTERM")):
         def interrupted(config):

@@ -7,13 +7,14 @@ from PIL import Image
 
 from ipdscan.model.ipdnet import IPDConfig, IPDNet
 from ipdscan.model.preprocess import Preprocessing
+from ipdscan.model.weights import load_checkpoint, save_checkpoint
 from ipdscan.train import TrainConfig, TrainError, train
 from ipdscan.train.augment import Augmentation, sample_params, train_view
 from ipdscan.train.data import Sample
-from ipdscan.train.topology import Topology
 from ipdscan.train.loop import Run
 from ipdscan.train.pairs import PairedImages, collate_pairs, pair_up
-from ipdscan.model.weights import load_checkpoint, save_checkpoint
+from ipdscan.train.topology import Topology
+
 from training import SMALL, small_config, write_textures
 
 pytestmark = pytest.mark.usefixtures("one_thread")

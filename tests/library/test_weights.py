@@ -3,8 +3,9 @@ import pickle
 import pytest
 import torch
 
-from checkpoints import make_checkpoint
 from ipdscan.model.weights import WeightsError, load_checkpoint, sidecar
+
+from checkpoints import make_checkpoint
 
 
 def scores(ckpt, x):
