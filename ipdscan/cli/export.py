@@ -22,8 +22,8 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="The .onnx to write (default: beside the checkpoint, the same name with .onnx)."),
 ):
     """Export a checkpoint to ONNX for --backend onnxruntime: uint8 crops in, probabilities out, the weights'
-    name, preprocessing, threshold and provenance in its metadata. Refused if it scores random crops more than
-    1e-3 away from the checkpoint."""
+    name, preprocessing, threshold and provenance in its metadata. Refused if it scores 16 seeded test crops more
+    than 1e-3 away from the checkpoint."""
     require_torch("export", "train")
     from ..model.export import ExportError, export_onnx
     from ..model.weights import WeightsError

@@ -44,9 +44,9 @@ METADATA_KEYS = ("format", "format_version", "name", "config", "preprocessing", 
                  "threshold", "source_sha256", "source_content_sha256")
 # The ONNX export of the shipped default weights (beside DEFAULT_WEIGHTS, the same stem), pinned as that is.
 DEFAULT_ONNX = WeightsEntry("ipdnet-layer2-corpus-v3.onnx", "8ceaa5a1867bf01cb4cbd264c45df9b37abc50290062598fb34fcca9cffc281a")
-# Images per session call on the CPU: 1 or 2 (what suits the torch backend's cache) ran 25-35% slower here, and
-# 4 to 16 alike within the noise, 4 the fastest in both runs (benchmarks/RESULTS.md, "ONNX Runtime's settings").
-ONNX_MICRO_BATCH = 4
+# Most images per session call: 16 or 32 ran fastest (fewer, as the torch backend's cache prefers, ran slower:
+# benchmarks/RESULTS.md, "ONNX Runtime's settings"); the cap bounds the activations' memory for a large --batch-size.
+ONNX_MICRO_BATCH = 32
 
 
 @dataclass
@@ -75,9 +75,10 @@ class OnnxDetector:
 
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """One session's settings: ``threads`` intra-op threads (default: every usable CPU); every graph optimisation
-    (BatchNorm folded into the convs, conv + activation fused, the CPU's blocked layouts), 15-40% faster than the
-    basic level here; and threads that sleep between ops instead of spinning, so that on a small CPU they leave
-    the cores to the scan's decoding worker (model alone: no slower, benchmarks/RESULTS.md)."""
+    (BatchNorm folded into the convs, conv + activation fused, the CPU's blocked layouts), faster than the basic
+    level; and threads that sleep between ops instead of spinning, so that on a small CPU they leave the cores to
+    the scan's decoding worker (the model alone ran no slower, a little faster). Measured on 2 shared cores:
+    benchmarks/RESULTS.md, "ONNX Runtime's settings"."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.inter_op_num_threads = 1  # one chain of ops: no parallel branches to run
