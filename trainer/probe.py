@@ -143,6 +143,11 @@ def by_generator(entries: list[Entry]) -> dict[str, list[Entry]]:
     return groups
 
 
+def chosen_family(generator: str, only: list[str], without: list[str]) -> bool:
+    family = generator.removeprefix("local_")
+    return (not only or family.startswith(tuple(only))) and not family.startswith(tuple(without))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path)
@@ -153,13 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-flagged", type=float, default=0.05)
     parser.add_argument("--shortcuts", type=Path, nargs="+", default=[], help="labelled roots for the shortcut checks")
     parser.add_argument("--shortcut-per-class", type=int, default=10, help="reals and fakes per generator checked")
+    parser.add_argument("--without", nargs="+", default=[], metavar="PREFIX",
+                        help="leave generator folders starting with these out of fitting (local_ folders follow "
+                             "their generator), e.g. stylegan2_faces")
+    parser.add_argument("--only", nargs="+", default=[], metavar="PREFIX",
+                        help="fit only on generator folders starting with these, e.g. taef2")
     parser.add_argument("--trunk", default="lite0")
     parser.add_argument("--views", type=int, default=2, help="the views per training image the cache holds")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    entries = corpus_entries(args.corpus, ("train", "val"))
+    entries = [entry for entry in corpus_entries(args.corpus, ("train", "val"))
+               if chosen_family(entry.generator, args.only, args.without)]
     calibration = [Entry(path, 0, "calibration", "calibration", Path(path).stem)
                    for path in image_files(args.calibration)] if args.calibration else []
     evaluation = {root.resolve().name: corpus_entries(root, ("test", "val", "")) for root in args.eval}
