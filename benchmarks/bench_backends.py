@@ -37,7 +37,7 @@ TARGET_OF_MODEL, TARGET_OF_NAIVE = 0.8, 3.0  # issue 32: (b) >= 80% of (a) and >
 
 
 def image_files(folder: Path) -> list[Path]:
-    from ipdscan.sources import IMAGE_EXTENSIONS
+    from ipdscan.scanning.sources import IMAGE_EXTENSIONS
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
@@ -86,8 +86,8 @@ def naive_torch(files: list[Path], model, preprocessing, batch_size: int = 32) -
     import torch
     from PIL import Image
 
-    from ipdscan.preprocess import crop
-    from ipdscan.torch_preprocess import to_model_input
+    from ipdscan.model.preprocess import crop
+    from ipdscan.model.torch_preprocess import to_model_input
     scores = []
     with torch.no_grad():
         for start in range(0, len(files), batch_size):
@@ -99,11 +99,11 @@ def naive_torch(files: list[Path], model, preprocessing, batch_size: int = 32) -
 
 
 def bench(args, work: Path) -> str:
-    from ipdscan.backends import onnx_beside
-    from ipdscan.decode import decode
-    from ipdscan.onnx_backend import load_onnx_detector
-    from ipdscan.preprocess import crop
-    from ipdscan.score import load_detector
+    from ipdscan.model.backends import onnx_beside
+    from ipdscan.model.detector import load_detector
+    from ipdscan.model.onnx_backend import load_onnx_detector
+    from ipdscan.model.preprocess import crop
+    from ipdscan.scanning.decode import decode
 
     files = image_files(args.images)
     onnx = load_onnx_detector(onnx_beside(args.weights))
@@ -168,7 +168,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.weights is None:
-        from ipdscan.weights import default_weights_path
+        from ipdscan.model.weights import default_weights_path
         args.weights = default_weights_path()
     args.images = args.images or build_corpus(args.cache, "640x480", args.n, seed=0)
     load = os.getloadavg()
