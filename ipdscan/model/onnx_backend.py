@@ -21,14 +21,7 @@ import numpy as np
 from ..extras import MissingExtra
 from .preprocess import Preprocessing
 from .runtime import usable_cpus
-from .weights import (
-    MAX_CHECKPOINT_BYTES,
-    WeightsEntry,
-    WeightsError,
-    bytes_sha256,
-    default_weights_path,
-    recorded_sha256,
-)
+from .weights import WeightsEntry, WeightsError, default_weights_path, read_verified, recorded_sha256
 
 try:
     import onnxruntime
@@ -96,20 +89,9 @@ def load_onnx_detector(path: str | Path | None = None, threads: int | None = Non
     """Read, verify and open an ``.onnx`` export (the shipped default's when None) for scoring on the CPU.
     Raises WeightsError with a one-line fix (missing, tampered, not an ipdscan export)."""
     path = Path(path) if path is not None else default_onnx_path()
-    if not path.is_file():
-        raise WeightsError(f"ONNX model not found: {path} (make one with 'ipdscan export CHECKPOINT')")
-    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise WeightsError(f"ONNX model too large to be an ipdscan export: {path}")
-    try:
-        data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
-    except OSError as exc:
-        raise WeightsError(f"cannot read ONNX model {path}: {exc.strerror or exc}") from None
-    digest = bytes_sha256(data)
     expected = recorded_sha256(path) or (DEFAULT_ONNX.sha256 if path.name == DEFAULT_ONNX.file else None)
-    if expected is not None and digest != expected.lower():
-        raise WeightsError(f"ONNX model {path} does not match its recorded sha256 "
-                           f"(expected {expected[:12]}…, got {digest[:12]}…): it is corrupt or was modified; "
-                           "restore or re-download it, or export it again")
+    data, digest = read_verified(path, "ONNX model", expected, missing="make one with 'ipdscan export CHECKPOINT'",
+                                 restore="restore or re-download it, or export it again")
     return opened(data, digest, path, threads)
 
 

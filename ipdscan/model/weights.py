@@ -146,24 +146,33 @@ def recorded_sha256(path: Path) -> str | None:
     return None
 
 
+def read_verified(path: Path, kind: str, expected_sha256: str | None, *, missing: str,
+                  restore: str) -> tuple[bytes, str]:
+    """A weights file's bytes and sha256, checked the one way every kind of weights file is: a regular file, not
+    absurdly large, readable, and matching ``expected_sha256`` when one is recorded. ``kind`` names the file in
+    the errors ("weights file", "ONNX model"); ``missing`` and ``restore`` are their one-line fixes."""
+    if not path.is_file():
+        raise WeightsError(f"{kind} not found: {path} ({missing})")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise WeightsError(f"{kind} too large to be an ipdscan file: {path}")
+    try:
+        data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
+    except OSError as exc:  # /proc/self/mem, a file that vanished or cannot be read
+        raise WeightsError(f"cannot read {kind} {path}: {exc.strerror or exc}") from None
+    digest = bytes_sha256(data)
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        raise WeightsError(f"{kind} {path} does not match its recorded sha256 (expected {expected_sha256[:12]}…, "
+                           f"got {digest[:12]}…): it is corrupt or was modified; {restore}")
+    return data, digest
+
+
 def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> Checkpoint:
     """Read, verify and rebuild a checkpoint on the CPU. Raises WeightsError with a one-line fix."""
     import torch
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path} (pass --weights PATH to a checkpoint made by 'ipdscan train')")
-    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise WeightsError(f"weights file too large to be an ipdscan checkpoint: {path}")
-    try:
-        data = path.read_bytes()  # hash and parse the same bytes: no swap between check and use
-    except OSError as exc:  # /proc/self/mem, a file that vanished or cannot be read
-        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
-    digest = bytes_sha256(data)
-    expected = expected_sha256 or recorded_sha256(path)
-    if expected is not None and digest != expected.lower():
-        raise WeightsError(f"weights file {path} does not match its recorded sha256 "
-                           f"(expected {expected[:12]}…, got {digest[:12]}…): it is corrupt or was modified; "
-                           "restore or re-download it")
+    data, digest = read_verified(path, "weights file", expected_sha256 or recorded_sha256(path),
+                                 missing="pass --weights PATH to a checkpoint made by 'ipdscan train'",
+                                 restore="restore or re-download it")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, code payloads refused by weights_only
