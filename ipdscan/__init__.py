@@ -5,12 +5,9 @@
     for result in ipdscan.scan(["photos/"], detector):
         print(result.input, result.score, result.label, result.error_code)
 """
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ipdscan")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it from here ([tool.setuptools.dynamic]), so the
+# package does not import importlib.metadata (~0.1 s) at every start to learn its own version.
+__version__ = "0.1.0"
 
 HOMEPAGE = "https://github.com/ipdscan/ipdscan"  # [project.urls] Homepage; SARIF's informationUri
 

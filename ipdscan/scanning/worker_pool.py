@@ -2,8 +2,8 @@
 them to spawned worker processes, which run ``cpu_stage.prepare_batch``; the batches come back in input order.
 
 At most ``AHEAD`` batches per worker are listed ahead of the scoring, so a URL list of a million lines is never
-held whole; stdin is read here, as it is listed (no spool: the workers never read it). ``workers=0`` prepares
-in this process. Workers ignore Ctrl-C: this process stops the scan, and a worker finishes the batch it has.
+held whole; stdin is read here, as it is listed (no spool: the workers never read it). ``workers=0``, or a scan
+that lists no more than one batch, prepares in this process. Workers ignore Ctrl-C: this process stops the scan, and a worker finishes the batch it has.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 
 from .cpu_stage import ScanBatch, prepare_batch
 from .plan import ScanPlan
@@ -36,7 +36,11 @@ def pool_batches(plan: ScanPlan, stdin=None) -> Iterator[ScanBatch]:
     """The plan's items prepared batch by batch, in input order, by ``plan.workers`` spawned processes."""
     batches = batches_of(selected_items(plan.inputs, plan.options, stdin), plan.options.batch_size)
     portable = plan.for_workers()
-    if plan.workers == 0:
+    head = list(islice(batches, 2))
+    batches = chain(head, batches)
+    # A scan of one batch is prepared here: starting a worker (a fresh interpreter, ~0.5 s) would cost more than
+    # it overlaps, and a single file's first score is what a pre-commit hook waits for.
+    if plan.workers == 0 or len(head) < 2:
         for items in batches:
             yield prepare_batch(items, portable)
         return

@@ -52,3 +52,23 @@ def test_device_decoding_is_the_torch_backends(detector, monkeypatch):
     with pytest.raises(ValueError, match="--decode device needs the torch backend"):
         plan_scan(detector, ScanOptions(decode="device"), [])
     assert plan_scan(detector, ScanOptions(), []).backend == "onnxruntime"
+
+
+def test_a_scan_of_one_batch_starts_no_worker_process(tmp_path, detector, photo, monkeypatch):
+    """A single file (a pre-commit hook's scan) is prepared in the scanning process: a spawned worker would cost
+    more start-up than it overlaps. A second batch is what starts the pool."""
+    import ipdscan.scanning.worker_pool as worker_pool
+    started = []
+
+    def no_pool(*args, **kwargs):
+        started.append(args)
+        raise RuntimeError("a worker pool was started")
+    monkeypatch.setattr(worker_pool, "ProcessPoolExecutor", no_pool)
+    photo("one.png")
+    plan = replace(plan_scan(detector, ScanOptions(workers=2, batch_size=2), [str(tmp_path)]), backend="onnxruntime")
+    assert [row.status for batch in run_plan(plan, detector) for row in batch] == ["ok"] and started == []
+    photo("two.png", seed=1)
+    photo("three.png", seed=2)
+    with pytest.raises(RuntimeError, match="worker pool was started"):
+        list(run_plan(plan, detector))
+    assert len(started) == 1
