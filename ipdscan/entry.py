@@ -9,6 +9,10 @@ from .interrupt import sigterm_as_interrupt
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # answered without importing the CLI: the one command a user times
+        from .versions import print_versions
+        print_versions()
+        return
     try:
         with sigterm_as_interrupt():
             from .cli.commands import main as cli_main

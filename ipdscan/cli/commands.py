@@ -12,8 +12,8 @@ import sys
 
 import typer
 
-from .. import __version__
 from ..extras import MissingExtra, require_torch
+from ..versions import print_versions
 from . import export, model, reports, scan
 from .config_file import ConfigError, default_map, settings, show_value
 from .console import shown, stdout
@@ -29,24 +29,9 @@ app = typer.Typer(
 
 
 def version_callback(value: bool):
-    """The version at once; then what a bug report needs, which takes importing torch where it is installed."""
+    """``--version`` among other options (a bare ``ipdscan --version`` is answered by entry.py first)."""
     if value:
-        print(f"ipdscan {__version__}", flush=True)
-        from importlib.metadata import PackageNotFoundError, version
-
-        from ..model.weights import DEFAULT_WEIGHTS
-        try:
-            onnxruntime = f"onnxruntime {version('onnxruntime')}"
-        except PackageNotFoundError:
-            onnxruntime = "onnxruntime not installed"
-        try:
-            import torch
-            print(f"torch {torch.__version__}, CUDA {'available' if torch.cuda.is_available() else 'not available'}; "
-                  f"{onnxruntime}")
-        except ImportError:
-            print(f"torch not installed, CUDA not available; {onnxruntime}")
-        if DEFAULT_WEIGHTS:
-            print(f"default weights {DEFAULT_WEIGHTS.file} sha256 {DEFAULT_WEIGHTS.sha256}")
+        print_versions()
         raise typer.Exit()
 
 

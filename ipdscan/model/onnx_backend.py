@@ -8,7 +8,7 @@ values are strings): ``name``, ``config``, ``preprocessing``, ``provenance``, ``
 checkpoint's, resolved by its rule), and ``source_sha256`` / ``source_content_sha256``, the hashes of the ``.pt``.
 
 The file is verified as a checkpoint is: its ``.sha256`` sidecar when present, else, for the shipped default, the
-pin ``DEFAULT_ONNX`` below; the bytes hashed are the bytes the session is built from.
+pin ``pins.DEFAULT_ONNX``; the bytes hashed are the bytes the session is built from.
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..extras import MissingExtra
+from .pins import DEFAULT_ONNX
 from .preprocess import Preprocessing
 from .runtime import usable_cpus
-from .weights import WeightsEntry, WeightsError, default_weights_path, read_verified, recorded_sha256
+from .weights import WeightsError, default_weights_path, read_verified, recorded_sha256
 
 try:
     import onnxruntime
@@ -35,8 +36,6 @@ INPUT_NAME, OUTPUT_NAME = "crops", "probabilities"
 # Every key an export writes; a file lacking one is not an ipdscan export.
 METADATA_KEYS = ("format", "format_version", "name", "config", "preprocessing", "provenance", "calibration",
                  "threshold", "source_sha256", "source_content_sha256")
-# The ONNX export of the shipped default weights (beside DEFAULT_WEIGHTS, the same stem), pinned as that is.
-DEFAULT_ONNX = WeightsEntry("ipdnet-layer2-corpus-v3.onnx", "8ceaa5a1867bf01cb4cbd264c45df9b37abc50290062598fb34fcca9cffc281a")
 # Most images per session call: 16 or 32 ran fastest (fewer, as the torch backend's cache prefers, ran slower:
 # benchmarks/RESULTS.md, "ONNX Runtime's settings"); the cap bounds the activations' memory for a large --batch-size.
 ONNX_MICRO_BATCH = 32

@@ -13,7 +13,7 @@ A checkpoint is a ``torch.save``d dict of tensors and plain data only (so it loa
     content_sha256  sha256 over all of the above, so a file vouches for its own contents
 
 Beside it, ``<file>.sha256`` (sha256sum format) records the whole file's hash; when present it
-must match. The shipped default is also pinned by ``DEFAULT_WEIGHTS`` below (torchvision style).
+must match. The shipped default is also pinned by ``pins.DEFAULT_WEIGHTS`` (torchvision style).
 
 torch and the model load inside the functions that read or write a checkpoint: the torch-free scan imports this
 module for ``WeightsError`` and ``default_weights_path`` only.
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..reports.publish import write_atomically
+from .pins import DEFAULT_WEIGHTS
 from .preprocess import Preprocessing
 
 if TYPE_CHECKING:
@@ -40,14 +41,6 @@ UNCALIBRATED_THRESHOLD = 0.5  # for checkpoints that carry no calibration (the f
 MAX_REASON = 2000  # characters of a loader's error kept in a WeightsError
 
 
-@dataclass(frozen=True)
-class WeightsEntry:
-    file: str
-    sha256: str
-
-
-# The default detector shipped in weights/ (see weights/MODEL_CARD.md). Empty until one is trained.
-DEFAULT_WEIGHTS: WeightsEntry | None = WeightsEntry("ipdnet-layer2-corpus-v3.pt", "419f661a5383f3c1705a2b1ec192074b79e6b09b636bb771ce38a3c776037f2c")
 
 
 class WeightsError(Exception):

@@ -79,3 +79,13 @@ def test_the_base_install_scans_with_onnx_runtime_as_torch_does(tmp_path, run_cl
     for onnx_row, torch_row in zip(onnx_rows, torch_rows):
         for column in SCORES:
             assert onnx_row[column] == pytest.approx(torch_row[column], abs=1e-4)
+
+
+def test_a_bare_version_is_answered_without_importing_the_cli(run_cli_without_torch):
+    """`ipdscan --version` is the start-up users time: on the base install, entry.py answers it before typer, rich
+    or numpy load."""
+    run = run_cli_without_torch.python("-c", "import sys; sys.argv = ['ipdscan', '--version']; from ipdscan.entry import main; "
+                         "main(); print(sorted({'typer', 'rich', 'numpy', 'ipdscan.cli.commands'} & set(sys.modules)))")
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("ipdscan ") and lines[-1] == "[]", run.stderr
+    assert any(line.startswith("default weights ") for line in lines)

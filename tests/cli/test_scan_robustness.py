@@ -454,7 +454,7 @@ class SignalDuringImport:
             os.kill(os.getpid(), {int(signum)})
             time.sleep(5)  # the handler raises before this ends
 sys.meta_path.insert(0, SignalDuringImport())
-sys.argv = ["ipdscan", "--version"]
+sys.argv = ["ipdscan", "--help"]  # a bare --version never imports the CLI (entry.py)
 from ipdscan.entry import main
 main()
 """

@@ -9,9 +9,10 @@ import onnx
 import pytest
 
 from ipdscan.model.detector import load_detector
-from ipdscan.model.onnx_backend import DEFAULT_ONNX, default_onnx_path, load_onnx_detector
+from ipdscan.model.onnx_backend import default_onnx_path, load_onnx_detector
+from ipdscan.model.pins import DEFAULT_ONNX, DEFAULT_WEIGHTS
 from ipdscan.model.preprocess import crop
-from ipdscan.model.weights import DEFAULT_WEIGHTS, WeightsError, load_checkpoint, sidecar
+from ipdscan.model.weights import WeightsError, load_checkpoint, sidecar
 from ipdscan.scanning.decode import decode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
