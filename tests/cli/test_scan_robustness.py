@@ -215,7 +215,8 @@ def test_a_png_text_bomb_is_scored_flagged_and_keeps_its_evidence(tmp_path, chec
     assert cli.scan("comfy.png", "--weights", checkpoint, "--fail-on-evidence", "-q").exit_code == 1
 
 
-@pytest.mark.parametrize("workers", ["0", pytest.param("1", marks=pytest.mark.slow)])  # 4 processes each
+@pytest.mark.slow  # two scans in real processes each (a real stdin), ~11 s even without workers
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_bad_stdin_line_is_an_error_row_and_null_separated_names_are_read(tmp_path, checkpoint, workers, run_cli):
     """Issue 21, item 2: a NUL byte on stdin stopped the scan (exit 2, no rows, a traceback as the message);
     a line longer than any name was echoed whole. Each is a row with an error now, and -0 reads find -print0."""
@@ -463,6 +464,7 @@ main()
     assert (run.returncode, run.stderr, run.stdout) == (2, f"error: {why}\n", "")
 
 
+@pytest.mark.slow  # a process that imports torch
 def test_importing_ipdscan_leaves_torch_for_first_use(run_cli):
     """ScanOptions imported torch (and device_decode), so `ipdscan merge` loaded it: what a scan comes to on a
     device is the plan's, once the detector has loaded."""

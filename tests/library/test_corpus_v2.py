@@ -86,6 +86,7 @@ def test_shares_give_taef2_a_family_sized_turn():
     assert counts == {"a": 20, "b": 20, "taef2": 40}
 
 
+@pytest.mark.slow  # builds a second corpus (~4 s)
 def test_generators_none_builds_the_same_sd15_pairs_alone(built, tmp_path):
     reals, out, _, rows = built
     alone = tmp_path / "sd15-only"

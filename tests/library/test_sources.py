@@ -288,6 +288,7 @@ def test_stdin_is_read_lazily():
     assert len(consumed) == 1
 
 
+@pytest.mark.slow  # lists 200,000 URLs under tracemalloc
 def test_big_url_list_streams_in_flat_memory(tmp_path):
     urls = tmp_path / "urls.txt"
     lines = 200_000

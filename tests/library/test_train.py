@@ -105,6 +105,7 @@ def test_checkpoint_reloads_to_identical_scores(tiny_data, tmp_path):
     assert provenance["versions"]["torch"] == str(torch.__version__)
 
 
+@pytest.mark.slow  # trains a run first
 def test_resume_refuses_mismatched_files(tiny_data, tmp_path):
     train(small_config(tiny_data, tmp_path / "run", max_steps=1))
     state = tmp_path / "run" / "last.state.pt"
