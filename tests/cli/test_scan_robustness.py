@@ -531,9 +531,11 @@ from ipdscan.reports.lock import ReportLock
 lock = ReportLock(sys.argv[1]).acquire()
 child = os.fork()  # as the DataLoader forks its workers
 if child == 0:
+    # The child says it is there only once it runs: its fork handlers have closed the lock's descriptor by now
+    # (a pid printed by the parent could reach the test before the child had run at all).
+    print(os.getpid(), flush=True)
     time.sleep(120)
     os._exit(0)
-print(child, flush=True)
 time.sleep(120)
 """
 
