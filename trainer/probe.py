@@ -11,11 +11,17 @@ scores each evaluation root's centre windows and reports per generator ROC AUC a
 intervals, for the pretrained probe, the control and their difference. With ``--calibration`` (whole real photos
 no model trained on), the threshold is the lowest that flags at most ``--max-flagged`` of them, and the report
 gives each evaluation root's reals flagged at it. Writes ``report.md`` and ``probe.npz`` (scaler, weights,
-threshold, and the extractor it needs) to ``--out``.
+threshold, and the extractor it needs) and ``scores.csv`` (every scored image: root, generator, label, score; the
+input of ``trainer.ensemble``) to ``--out``.
+
+The logistic regression's logits on ~10^3 features fitted to a few hundred pairs run to +-30, which float32 scores
+round to exactly 0 or 1 (a threshold of 1.0000 that flags nothing): a temperature fitted on the val split (Platt
+scaling without the shift) keeps the scores calibrated and distinct.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from dataclasses import dataclass
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from ipdscan.eval.labelled import image_files
 from ipdscan.eval.metrics import bootstrap, percentile_interval
@@ -33,6 +39,7 @@ from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entri
 from trainer.shortcuts import balanced_sample, shifts_markdown, shortcut_shifts
 
 REGULARISATION = (0.003, 0.03, 0.3, 3.0)  # LogisticRegression's C, picked on the val split
+TEMPERATURES = np.geomspace(0.5, 64, 57)  # searched on the val split's log loss
 RESAMPLES = 1000
 
 
@@ -44,15 +51,19 @@ class Probe:
     weights: np.ndarray
     bias: float
     regularisation: float
+    temperature: float = 1.0
     threshold: float = 0.5
 
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        standardised = (features.astype(np.float64) - self.mean) / self.scale
+        return (standardised @ self.weights + self.bias) / self.temperature
+
     def scores(self, features: np.ndarray) -> np.ndarray:
-        logits = ((features.astype(np.float32) - self.mean) / self.scale) @ self.weights + self.bias
-        return 1 / (1 + np.exp(-logits))
+        return 1 / (1 + np.exp(-self.logits(features)))
 
     def save(self, path: Path, about: dict) -> None:
         np.savez(path, mean=self.mean, scale=self.scale, weights=self.weights, bias=self.bias,
-                 regularisation=self.regularisation, threshold=self.threshold,
+                 regularisation=self.regularisation, temperature=self.temperature, threshold=self.threshold,
                  about=json.dumps({"extractor": self.extractor, **about}))
 
 
@@ -79,12 +90,29 @@ def fit(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
         log(f"  C={c}: val AUC {100 * auc:.1f}")
         if best is None or auc > best[0]:
             best = (auc, probe)
-    return best[1]
+    probe = best[1]
+    probe.temperature = fitted_temperature(probe.logits(val[0]), val[1])
+    log(f"  temperature {probe.temperature:.2f} (val log loss)")
+    return probe
 
 
-def centre_scores(probe: Probe, entries: list[Entry], located: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
-    features, labels = stacked(entries, located)
-    return labels, probe.scores(features)
+def fitted_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The divisor of the logits that minimises log loss on held-out labels."""
+    return float(min(TEMPERATURES, key=lambda t: log_loss(labels, 1 / (1 + np.exp(-logits / t)), labels=[0, 1])))
+
+
+def centre_scores(probe: Probe, entries: list[Entry], located: dict[str, Path]) -> tuple[list[Entry], np.ndarray]:
+    """The entries that have cached features, and their scores."""
+    kept = [entry for entry in entries if entry.path in located]
+    return kept, probe.scores(stacked(kept, located)[0])
+
+
+def write_scores(path: Path, rows: list[tuple[str, str, str, int, float]]) -> None:
+    """(path, root, generator, label, score) per image: what ``trainer.ensemble`` combines."""
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "root", "generator", "label", "score"])
+        writer.writerows((p, root, generator, label, f"{score:.9g}") for p, root, generator, label, score in rows)
 
 
 def probe_scorer(probe: Probe, extractor: Extractor, batch: int = 32):
@@ -184,24 +212,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind}: fitting on {sum(e.split == 'train' for e in entries)} images")
         probe = fit(stacked([e for e in entries if e.split == "train"], located),
                     stacked([e for e in entries if e.split == "val"], located), extractor.id)
-        if calibration:
-            cached = cache_features(calibration, extractor, args.cache, "centre", 1)
-            probe.threshold = threshold_for(probe.scores(stacked(calibration, cached)[0]), args.max_flagged)
         scored = {}
-        for root, root_entries in evaluation.items():
+        for root, root_entries in {"calibration": calibration, **evaluation}.items():
             cached = cache_features(root_entries, extractor, args.cache, "centre", 1)
             scored[root] = {generator: centre_scores(probe, group, cached)
                             for generator, group in by_generator(root_entries).items()}
+        if calibration:
+            probe.threshold = threshold_for(scored["calibration"]["calibration"][1], args.max_flagged)
         fitted[kind] = (probe, scored)
         if kind == "pretrained" and args.shortcuts:
             images, labels = balanced_sample(args.shortcuts, args.shortcut_per_class)
             shifts = shortcut_shifts(probe_scorer(probe, extractor), images, labels)
             shortcut_lines = ["", "## Shortcut checks", "", *shifts_markdown(shifts, (labels.count(0), labels.count(1)))]
+    def labelled(scored_root: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {generator: (np.array([e.label for e in kept]), scores) for generator, (kept, scores)
+                in scored_root.items()}
+
     probe, scored = fitted["pretrained"]
     for root in evaluation:
-        lines += evaluation_rows(root, scored[root], fitted["control"][1][root], probe.threshold)
+        lines += evaluation_rows(root, labelled(scored[root]), labelled(fitted["control"][1][root]), probe.threshold)
+    write_scores(args.out / "scores.csv", [(e.path, root, generator, e.label, score)
+                                           for root, groups in scored.items()
+                                           for generator, (kept, scores) in groups.items()
+                                           for e, score in zip(kept, scores)])
     lines += ["", f"Threshold {probe.threshold:.4f} (at most {args.max_flagged:.0%} of {len(calibration)} "
-              f"calibration photos flagged); C = {probe.regularisation} (control C = "
+              f"calibration photos flagged); C = {probe.regularisation}, temperature {probe.temperature:.2f} (control C = "
               f"{fitted['control'][0].regularisation}); {RESAMPLES} stratified bootstrap resamples."]
     if args.shortcuts:
         lines += shortcut_lines

@@ -124,3 +124,51 @@ def test_shortcut_checks_catch_a_detector_that_reads_sharpness():
     assert set(shifts) == {(name, kind) for name in PROCESSING for kind in ("real", "fake")}
     assert shifts[("blur sigma 0.5-1", "real")] < -0.05 and shifts[("blur sigma 0.5-1", "fake")] < -0.05
     assert all(value == 0 for value in shortcut_shifts(lambda batch: np.full(len(batch), 0.5), images, labels).values())
+
+
+def test_the_probe_temperature_keeps_overconfident_scores_apart():
+    # An over-fitted probe's logits (+-40 on overlapping classes) round to exactly 0 or 1 as float32 sigmoids.
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    logits = 40 * (rng.normal(size=400) + 0.8 * labels - 0.4)
+    temperature = probe.fitted_temperature(logits, labels)
+    assert temperature > 10
+    scores = (1 / (1 + np.exp(-logits / temperature))).astype(np.float32)
+    assert 0 < scores.min() and scores.max() < 1 and len(np.unique(scores)) == len(scores)
+    assert probe.fitted_temperature(logits / 40, labels) < temperature / 10  # calibrated logits stay near 1
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header), *(",".join(map(str, row)) for row in rows)]) + "\n")
+    return path
+
+
+def test_the_ensemble_puts_members_on_the_calibration_scale_and_averages_them(tmp_path):
+    from trainer import ensemble
+
+    # Member a sees generator g1's traces, member b g2's; on different raw scales. Calibration: 40 real photos.
+    rng = np.random.default_rng(0)
+    label_rows, a_rows, b_rows = [], [], []
+    for index in range(200):
+        root, generator = ("calibration", "calibration") if index < 40 else ("dev", "g1" if index < 120 else "g2")
+        label = 0 if index < 40 else index % 2
+        path = str(tmp_path / f"{index}.png")
+        label_rows.append((path, root, generator, label))
+        a_rows.append((path, 1 / (1 + np.exp(-(rng.normal() + 3 * label * (generator == "g1"))))))
+        b_rows.append((path, 1 / (1 + np.exp(-(0.1 * rng.normal() + 0.3 * label * (generator == "g2") - 2)))))
+    labels = ensemble.read_labels(write_csv(tmp_path / "labels.csv", ["path", "root", "generator", "label"], label_rows))
+    members = {"a": ensemble.read_scores(write_csv(tmp_path / "a.csv", ["path", "score"], a_rows)),
+               "b": ensemble.read_scores(write_csv(tmp_path / "b.csv", ["input", "score"], b_rows))}
+    paths, columns = ensemble.combine(labels, members)
+    calibration = np.array([labels[p].root == "calibration" for p in paths])
+    for name in ("a", "b"):  # one scale: the calibration photos' logits have mean 0 and deviation 1 for each member
+        assert abs(columns[name][calibration].mean()) < 1e-6 and abs(columns[name][calibration].std() - 1) < 1e-6
+    text = "\n".join(ensemble.report(labels, paths, columns, 0.05))
+    mean_row = next(line for line in text.splitlines() if "**mean**" in line).split("|")
+    a_auc, b_auc, ensemble_auc = (float(cell.split()[0]) for cell in mean_row[3:6])
+    assert ensemble_auc > max(a_auc, b_auc)
+
+    with pytest.raises(ValueError, match="needs a path"):
+        ensemble.read_scores(write_csv(tmp_path / "bad.csv", ["file", "score"], a_rows))
+    with pytest.raises(ValueError, match="calibration photos"):
+        ensemble.combine(labels, {"a": {p: 0.5 for p in list(members["a"])[40:]}, "b": members["b"]})
