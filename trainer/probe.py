@@ -1,12 +1,12 @@
 """The frozen-feature probe (issue 31): logistic regression on cached EfficientNet-Lite stage statistics, fitted
-on a corpus's aligned pairs, beside the same probe on a randomly initialised trunk (the content-only control).
+on corpora's aligned pairs, beside the same probe on a randomly initialised trunk (the content-only control).
 The baseline every trained variant must beat.
 
     python -m trainer.probe ../data/corpus-v4 --cache ../data/features --out ../runs/probe-v4 \\
         --eval ../data/dev-eval2 ../shared/data/dev-eval ../data/corpus-v4/test \\
         --calibration ../data/corpus-v4/calibration
 
-Fits on the corpus's train split (every cached view), picks the regularisation on its val split (ROC AUC), then
+Fits on the corpora's train splits (every cached view), picks the regularisation on their val splits (ROC AUC), then
 scores each evaluation root's centre windows and reports per generator ROC AUC and AP with bootstrap 95%
 intervals, for the pretrained probe, the control and their difference. With ``--calibration`` (whole real photos
 no model trained on), the threshold is the lowest that flags at most ``--max-flagged`` of them, and the report
@@ -178,11 +178,12 @@ def chosen_family(generator: str, only: list[str], without: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", type=Path)
+    parser.add_argument("corpus", type=Path, nargs="+", help="corpora whose train and val splits it fits on")
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--eval", type=Path, nargs="+", default=[])
-    parser.add_argument("--calibration", type=Path, help="whole real photos no model saw, for the threshold")
+    parser.add_argument("--calibration", type=Path, nargs="+", default=[],
+                        help="folders of whole real photos no model saw, for the threshold")
     parser.add_argument("--max-flagged", type=float, default=0.05)
     parser.add_argument("--shortcuts", type=Path, nargs="+", default=[], help="labelled roots for the shortcut checks")
     parser.add_argument("--shortcut-per-class", type=int, default=10, help="reals and fakes per generator checked")
@@ -197,12 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    entries = [entry for entry in corpus_entries(args.corpus, ("train", "val"))
+    entries = [entry for corpus in args.corpus for entry in corpus_entries(corpus, ("train", "val"))
                if chosen_family(entry.generator, args.only, args.without)]
     calibration = [Entry(path, 0, "calibration", "calibration", Path(path).stem)
-                   for path in image_files(args.calibration)] if args.calibration else []
+                   for folder in args.calibration for path in image_files(folder)]
     evaluation = {root.resolve().name: corpus_entries(root, ("test", "val", "")) for root in args.eval}
-    lines = [f"# Frozen-feature probe on {args.corpus}", "",
+    lines = [f"# Frozen-feature probe on {', '.join(map(str, args.corpus))}", "",
              "| root | generator | AUC [95%] | AP [95%] | control AUC | AUC - control | reals flagged |",
              "|---|---|---:|---:|---:|---:|---:|"]
     fitted = {}
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{fitted['control'][0].regularisation}); {RESAMPLES} stratified bootstrap resamples."]
     if args.shortcuts:
         lines += shortcut_lines
-    probe.save(args.out / "probe.npz", {"corpus": str(args.corpus), "views": args.views,
+    probe.save(args.out / "probe.npz", {"corpus": list(map(str, args.corpus)), "views": args.views,
                                         "calibration_photos": len(calibration)})
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

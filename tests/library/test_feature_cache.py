@@ -172,3 +172,36 @@ def test_the_ensemble_puts_members_on_the_calibration_scale_and_averages_them(tm
         ensemble.read_scores(write_csv(tmp_path / "bad.csv", ["file", "score"], a_rows))
     with pytest.raises(ValueError, match="calibration photos"):
         ensemble.combine(labels, {"a": {p: 0.5 for p in list(members["a"])[40:]}, "b": members["b"]})
+
+
+@pytest.mark.slow  # a Lite0 trunk and an IPD-Net exported and run twice: ~20 s on 2 cores
+def test_a_probe_and_its_ensemble_export_as_scannable_onnx(tmp_path, checkpoint):
+    from ipdscan.model.onnx_backend import load_onnx_detector
+    from ipdscan.model.weights import load_checkpoint
+    from trainer import export_probe
+
+    photos = tmp_path / "calibration"
+    photos.mkdir()
+    for seed in range(20):
+        natural(180 + seed, 150, seed=seed).save(photos / f"{seed}.jpg", quality=90)
+    dims = 2 * sum(lite.load_lite("lite0").stage_channels)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "probe.npz", mean=rng.normal(size=dims), scale=np.ones(dims), bias=0.1,
+             weights=rng.normal(0, 0.01, dims), regularisation=0.03, temperature=2.0, threshold=0.61,
+             about='{"extractor": "lite0-579344248a93-stagestats"}')
+    alone, summary = export_probe.build(tmp_path / "probe.npz", [], [photos], 0.05, "probe-only", log=lambda _: None)
+    assert summary["threshold"] == pytest.approx(0.61) and summary["max_difference"] <= 1e-3
+    both, summary = export_probe.build(tmp_path / "probe.npz", [checkpoint], [photos], 0.1, "probe-and-ipdnet",
+                                       log=lambda _: None)
+    assert summary["flagged"] <= 2  # at most 10% of 20 calibration photos at the chosen threshold
+    (tmp_path / "both.onnx").write_bytes(both)
+    (tmp_path / "both.onnx.sha256").write_text(f"{summary['sha256']}  both.onnx\n")
+    detector = load_onnx_detector(tmp_path / "both.onnx")
+    assert (detector.name, detector.variant, detector.threshold) == ("probe-and-ipdnet", "ensemble", summary["threshold"])
+    provenance = detector.metadata["provenance"]
+    assert provenance["trunk"]["sha256"] == lite.PRETRAINED["lite0"].sha256
+    assert provenance["checkpoints"][0]["sha256"] == load_checkpoint(checkpoint).sha256
+    crops = export_probe.scan_crops([str(p) for p in sorted(photos.iterdir())], detector.preprocessing)
+    scores = detector.score(crops)
+    assert scores.shape == (20,) and 0 < scores.min() and scores.max() < 1
+    assert alone != both
