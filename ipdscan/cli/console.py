@@ -142,7 +142,10 @@ def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
         more = stats.flagged - sum(score >= threshold for _, score in top)
         stderr.print("highest scores: " + ", ".join(f"{shown(name)} ({score_text(score)})" for name, score in top)
                      + (f"; {more} more flagged" if more > 0 else ""), highlight=False)
-    elif stats.ok:
+    elif stats.ok > stats.suppressed:
         stderr.print(f"highest score: {score_text(0)} (every image scored below 0.0005)", highlight=False)
+    if suppressed := stats.top(suppressed=True):  # hidden from the verdict, not from the reader
+        stderr.print("suppressed findings: " + ", ".join(f"{shown(name)} ({score_text(score)})"
+                                                         for name, score in suppressed), highlight=False)
     if out:
         stderr.print(f"report written to {shown(out)}", highlight=False)

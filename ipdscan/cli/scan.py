@@ -88,7 +88,7 @@ def scan(
                  if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
         if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
             raise ValueError("--ray-address and --ray-actors go with --ray")
-        suppressions = Suppressions.load(inputs, ignore_file, baseline)
+        suppressions = Suppressions(inputs, ignore_file, baseline)
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
     from ..model.backends import load_backend

@@ -26,7 +26,7 @@ from ..reports.json_report import completed_inputs
 from ..reports.lock import ReportLock
 from ..reports.merge import MergeError, merge_reports
 from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
-from ..reports.suppress import Suppressions
+from ..reports.suppress import SuppressionError, Suppressions
 from ..reports.writers import check_report_path, open_report
 from .item import Item
 from .options import ScanOptions
@@ -213,6 +213,8 @@ class ScanJob:
                     on_batch(stats)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
             stopped_by = str(exc) or "interrupted"
+        except SuppressionError as exc:  # an ignore file in a folder below, read when a finding there needed it
+            stopped_by = f"stopped: {exc}"
         except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
             stopped_by = f"stopped by {type(exc).__name__}: {exc}"
         if writer:

@@ -25,6 +25,7 @@ class ScanStats:
         self.max_score: float | None = None
         self.declared: list[str] = []  # the first few inputs that declare AI generation, for the summary
         self._top: list[tuple[float, int, str]] = []
+        self._top_suppressed: list[tuple[float, int, str]] = []  # what the ignore files and baseline hid, and how high
         self._keep = top
 
     def add(self, result: Result) -> None:
@@ -40,12 +41,12 @@ class ScanStats:
             self.model_errors += result.error_code == "model_error"
             return
         self.ok += 1
+        top = self._top_suppressed if result.suppressed else self._top
+        (heapq.heappush if len(top) < self._keep else heapq.heappushpop)(top, (result.score, -self.scanned, result.input))
         if result.suppressed:
             return
         self.flagged += result.label == "ai"
         self.max_score = result.score if self.max_score is None else max(self.max_score, result.score)
-        entry = (result.score, -self.scanned, result.input)
-        (heapq.heappush if len(self._top) < self._keep else heapq.heappushpop)(self._top, entry)
 
     @property
     def wall_s(self) -> float:
@@ -55,8 +56,10 @@ class ScanStats:
     def rate(self) -> float:
         return self.scanned / self.wall_s if self.wall_s > 0 else 0.0
 
-    def top(self) -> list[tuple[str, float]]:
-        return [(name, score) for score, _, name in sorted(self._top, reverse=True)]
+    def top(self, suppressed: bool = False) -> list[tuple[str, float]]:
+        """The highest-scoring inputs, highest first: those that count, or (``suppressed``) the suppressed ones."""
+        return [(name, score) for score, _, name in sorted(self._top_suppressed if suppressed else self._top,
+                                                           reverse=True)]
 
     def to_dict(self) -> dict:
         return {"scanned": self.scanned, "ok": self.ok, "errors": self.errors, "flagged": self.flagged,

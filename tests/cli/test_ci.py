@@ -125,9 +125,10 @@ def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkp
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
     assert result.exit_code == 1  # png.img.png is not covered
     marks = {Path(row["input"]).name: (row["suppressed"], row["suppression_reason"]) for row in jsonl_rows(result.stdout)}
-    assert marks == {"gray.img.png": ("ignore-file", "grey test card"),
-                     "jpeg.jpg": ("ignore-file", f"{photos / '.ipdscanignore'}:4"),
-                     "png.img.png": ("", ""), "x.webp": ("ignore-file", "not ours")}
+    where = photos / ".ipdscanignore"
+    assert marks == {"gray.img.png": ("ignore-file", f"grey test card ({where}:3)"),
+                     "jpeg.jpg": ("ignore-file", f"{where}:4"),
+                     "png.img.png": ("", ""), "x.webp": ("ignore-file", f"not ours ({where}:5)")}
     assert "3 suppressed" in result.stderr
     (tmp_path / "all").write_text("*\n")  # --ignore-file instead of the folder's own
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--ignore-file",
@@ -154,6 +155,91 @@ def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, lin
     result = cli.scan(photos, "--weights", checkpoint)
     assert result.exit_code == 2 and result.stdout == ""
     assert f"{photos / '.ipdscanignore'}:3: {problem}" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert line not in result.stderr  # said by number, never echoed: the line may not be a rule at all
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("sub/", "a rule ending with '/'"), ("./jpeg.jpg", "a './' in the rule"), ("!jpeg.jpg", "a rule starting with '!'"),
+    ("sub\\x.jpg", "a backslash in the rule"), ("../photos/*", "a '..' in the rule"),
+])
+def test_gitignore_syntax_that_is_not_supported_is_an_error_not_a_dead_rule(photos, checkpoint, line, problem, cli):
+    (photos / ".ipdscanignore").write_text(f"{line}  # reviewed\n")
+    result = cli.scan(photos / "jpeg.jpg", "--weights", checkpoint)  # a file argument reads its folder's file too
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {photos / '.ipdscanignore'}:1: {problem}")
+    assert line not in result.stderr and "reviewed" not in result.stderr  # the line is never echoed
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/dev/zero", "outside"])
+def test_an_ignore_file_linked_out_of_its_folder_is_refused_unread(photos, checkpoint, tmp_path, target, cli):
+    (tmp_path / "outside").write_text("*\n")
+    (photos / ".ipdscanignore").symlink_to(target if target.startswith("/") else tmp_path / target)
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "-q")
+    assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert f"{photos / '.ipdscanignore'}: the ignore file is a link to a file outside {photos}" in result.stderr
+    assert "PATH=" not in result.stderr
+
+
+def test_ignore_files_are_capped_and_must_be_regular_files(photos, checkpoint, tmp_path, cli):
+    big = tmp_path / "big.ignore"
+    with open(big, "wb") as file:
+        file.truncate(65 << 20)  # sparse: over the cap without writing it
+    result = cli.scan(photos, "--weights", checkpoint, "--ignore-file", big)
+    assert result.exit_code == 2 and "the ignore file is over 67,108,864 bytes" in result.stderr
+    result = cli.scan(photos, "--weights", checkpoint, "--ignore-file", "/proc/self/environ")
+    assert result.exit_code == 2 and "is a system file" in result.stderr and "PATH=" not in result.stderr
+
+
+@pytest.mark.parametrize("make", ["link to /dev/zero", "fifo", "directory"])
+def test_a_baseline_that_is_not_a_regular_file_is_refused_at_once(photos, checkpoint, tmp_path, make, cli):
+    baseline = tmp_path / "b.jsonl"
+    {"link to /dev/zero": lambda: baseline.symlink_to("/dev/zero"), "fifo": lambda: os.mkfifo(baseline),
+     "directory": baseline.mkdir}[make]()
+    result = cli.scan(photos, "--weights", checkpoint, "--baseline", baseline)
+    assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert f"{baseline}: the baseline is" in result.stderr
+
+
+def test_a_rule_covers_only_its_own_folder_and_never_a_url(photos, checkpoint, tmp_path, http_server, cli):
+    trusted, untrusted = tmp_path / "trusted", tmp_path / "untrusted"
+    trusted.mkdir(), untrusted.mkdir()
+    make_image(trusted / "logo.jpg", "jpeg")
+    make_image(untrusted / "x.jpg", "png")
+    url = http_server.add("u.png", (photos / "png.img.png").read_bytes())
+    (untrusted / ".ipdscanignore").write_text("*.jpg # reviewed\n*\n*/*\n/*\nlogo.jpg\n")
+    (tmp_path / "urls.txt").write_text(url + "\n")
+    result = cli.scan(trusted, untrusted, url, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0",
+                      "--allow-private-urls", "--format", "jsonl")
+    assert result.exit_code == 1, result.output
+    marks = {row["input"]: row["suppression_reason"] for row in jsonl_rows(result.stdout)}
+    assert marks == {str(trusted / "logo.jpg"): "", str(untrusted / "x.jpg"): f"reviewed ({untrusted / '.ipdscanignore'}:1)",
+                     url: ""}
+    # one rule however the scan is called: the nested file counts in a folder scan, and a file argument's folder
+    # and the folders above it up to the current directory are read as a folder scan reads them
+    (trusted / "sub").mkdir()
+    make_image(trusted / "sub" / "hero.jpg", "webp")
+    (trusted / "sub" / ".ipdscanignore").write_text("hero.jpg # the hero\n")
+    (trusted / ".ipdscanignore").write_text("logo.jpg # the logo\n")
+    os.chdir(trusted)
+    for args in (["."], [trusted], ["logo.jpg", "sub/hero.jpg"], ["sub", "logo.jpg"]):
+        result = cli.scan(*args, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
+        assert result.exit_code == 0, (args, result.output)
+        reasons = sorted(row["suppression_reason"].split(" (")[0] for row in jsonl_rows(result.stdout))
+        assert reasons == ["the hero", "the logo"], args
+
+
+def test_the_summary_counts_suppressed_findings_with_their_real_scores(photos, checkpoint, cli):
+    (photos / ".ipdscanignore").write_text("* # reviewed\n")
+    args = (photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0")
+    result = cli.scan(*args, "--format", "sarif", "-q")
+    assert result.exit_code == 0, result.output
+    assert {finding["suppressions"][0]["justification"] for finding in json.loads(result.stdout)["runs"][0]["results"]} \
+        == {f"ignore-file: reviewed ({photos / '.ipdscanignore'}:1)"}  # the file and line that did it
+    result = cli.scan(*args, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    top = max(jsonl_rows(result.stdout), key=lambda row: row["score"])
+    assert "4 suppressed" in result.stderr and "highest score: 0.000" not in result.stderr
+    assert f"suppressed findings: {top['input']} ({top['score']:.3f})" in result.stderr
 
 
 @pytest.mark.parametrize("content,name,message", [
