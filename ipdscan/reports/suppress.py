@@ -28,6 +28,7 @@ ignore file only inside its own folder), and a bad line is reported by number, n
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -48,7 +49,7 @@ SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 REASON = re.compile(r"\s+#\s?")  # " # why": a "#" inside a name is part of the glob
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 WILDCARD = re.compile(r"[*?[]")
-GLOBS_PER_PATTERN = 500  # wildcard globs joined into one regular expression: compiled once, matched in C
+GLOBS_PER_PATTERN = 500  # globs with no literal head joined into one regular expression
 IGNORE_FILE_SUPPRESSION, BASELINE_SUPPRESSION = "ignore-file", "baseline"
 
 
@@ -64,29 +65,44 @@ class Rule:
 
 
 class GlobTable:
-    """Globs compiled once, for a table of many thousands: literal ones in a dict, wildcard ones joined into a few
-    regular expressions. ``first(text)``: the index of the first glob that matches ``text``, or None."""
+    """Globs compiled once, for a table of hundreds of thousands (issue 33: a generated allow-list cost 30 s per
+    finding when every glob was tried). Literal globs are a dict; a wildcard glob is tried only on a text that
+    starts with its literal head (the text before its first wildcard), and those with no head (``*.png``) are
+    joined into a few regular expressions, matched in C. ``first(text)``: the index of the first glob that
+    matches ``text``, or None."""
 
     def __init__(self, globs: Iterable[tuple[int, str]]):
         self.literal: dict[str, int] = {}
-        self.wildcard: list[tuple[int, re.Pattern]] = []
+        self.by_head: dict[str, list[tuple[int, str]]] = {}
+        self.headless: list[tuple[int, str]] = []
         for index, glob in globs:
-            if WILDCARD.search(glob):
-                self.wildcard.append((index, re.compile(translate(glob))))
-            else:
+            head = WILDCARD.split(glob, maxsplit=1)[0]
+            if head == glob:
                 self.literal.setdefault(glob, index)
-        self.joined = [re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in chunk))
-                       for chunk in (self.wildcard[start:start + GLOBS_PER_PATTERN]
-                                     for start in range(0, len(self.wildcard), GLOBS_PER_PATTERN))]
+            elif head:
+                self.by_head.setdefault(head, []).append((index, glob))
+            else:
+                self.headless.append((index, glob))
+        self.head_lengths = sorted({len(head) for head in self.by_head})
+        self.chunks = [self.headless[start:start + GLOBS_PER_PATTERN]
+                       for start in range(0, len(self.headless), GLOBS_PER_PATTERN)]
+        self.joined = [re.compile("|".join(f"(?:{translate(glob)})" for _, glob in chunk)) for chunk in self.chunks]
 
     def first(self, text: str) -> int | None:
-        found = self.literal.get(text)
-        for number, joined in enumerate(self.joined):
+        found = [self.literal.get(text)]
+        for length in self.head_lengths:
+            found += [next((index for index, glob in self.by_head.get(text[:length], ())
+                            if _compiled(glob).match(text)), None)]
+        for joined, chunk in zip(self.joined, self.chunks):
             if joined.match(text):  # which glob of the chunk, only now: a match is rare
-                chunk = self.wildcard[number * GLOBS_PER_PATTERN:(number + 1) * GLOBS_PER_PATTERN]
-                index = next(index for index, pattern in chunk if pattern.match(text))
-                return index if found is None else min(index, found)
-        return found
+                found.append(next(index for index, glob in chunk if _compiled(glob).match(text)))
+                break
+        return min((index for index in found if index is not None), default=None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(glob: str) -> re.Pattern:
+    return re.compile(translate(glob))
 
 
 class IgnoreFile:
