@@ -80,6 +80,10 @@ def scan(
     An error wins over a flag.
     """
     from ..reports.suppress import SuppressionError, Suppressions
+    from .config_file import header_settings, ignored_warning, narrowed_warning, used_settings
+    used = used_settings(ctx, ctx.find_root().obj or {})
+    if warning := ignored_warning(used):
+        print_warning(warning)
     try:  # what the arguments alone decide, before the model code loads: a mistake there is answered at once
         target = report_target(out)
         format_of(report_format, target)
@@ -110,7 +114,8 @@ def scan(
         job = ScanJob(inputs, options, out=target, format=report_format, resume=resume, retry_errors=retry_errors,
                       fail_on=fail_on, fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error,
                       group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions,
-                      ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None)
+                      ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None,
+                      settings=header_settings(used))
         ctx.with_resource(job)  # the report's lock, held until the command ends: a second scan never touches it
         detector = load_backend(weights, job.device(device), precision, job.backend)
         if variant and variant != detector.variant:
@@ -136,8 +141,9 @@ def scan(
     if outcome.stopped_by:
         raise fail(f"scan {outcome.stopped_by} after {outcome.stats.scanned} images"
                    + (f"; {job.report_path} holds them" if shown_out and job.out != STDOUT else ""))
-    for warning in outcome.warnings:
-        print_warning(warning)
+    for warning in [*outcome.warnings, narrowed_warning(ctx.command, used)]:
+        if warning:
+            print_warning(warning)
     if outcome.verdict.code == EXIT_ERROR:
         raise fail(outcome.verdict.reason)
     if outcome.verdict.code:

@@ -102,6 +102,7 @@ class ScanJob:
     stdin: TextIO | None = None  # where "-" reads inputs from
     suppressions: Suppressions | None = None  # the ignore rules and baseline findings to mark, not count
     ray: RayOptions | None = None  # scan on Ray Data (ray_scan.py) instead of this machine's worker processes
+    settings: dict | None = None  # for the header: the CLI's settings and their sources (config_file.header_settings)
 
     def __post_init__(self):
         self.inputs = list(self.inputs)
@@ -175,7 +176,7 @@ class ScanJob:
         report records."""
         self.detector = detector
         self.plan = plan_scan(detector, self.options, self.inputs)
-        self.header = ReportHeader.for_scan(self.plan)
+        self.header = ReportHeader.for_scan(self.plan, self.settings)
         sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
         format = "jsonl" if self.group else self.format  # a torchrun rank writes a .jsonl part
         self.writer = open_report(self.report_path, self.header.to_dict(), format=format, resume=self.resume,

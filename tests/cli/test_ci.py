@@ -262,17 +262,45 @@ def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, n
 @pytest.mark.slow
 def test_precedence_is_flag_then_environment_then_file_then_default(photos, checkpoint, tmp_path, cli):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.ipdscan]\nfail-on = 0.0\n'
-                                             f'weights = "{checkpoint}"\nformat = "jsonl"\n')
-    result = cli.scan(photos, "-q")
+                                             'format = "jsonl"\n')
+    result = cli.scan(photos, "-q", "--weights", checkpoint)
     assert result.exit_code == 1 and len(jsonl_rows(result.stdout)) == len(KINDS)  # the file's format and fail-on
-    assert cli.scan(photos, "-q", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 0  # the environment over the file
-    assert cli.scan(photos, "-q", "--fail-on", "0", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 1  # the flag over both
+    env = {"IPDSCAN_FAIL_ON": "1", "IPDSCAN_WEIGHTS": str(checkpoint)}
+    assert cli.scan(photos, "-q", env=env).exit_code == 0  # the environment over the file
+    assert cli.scan(photos, "-q", "--fail-on", "0", env=env).exit_code == 1  # the flag over both
     config = cli.invoke(["config"], env={"IPDSCAN_FAIL_ON": "1", "IPDSCAN_CI_VENV": "/x"})
     assert config.exit_code == 0
     lines = {line.split(" = ")[0].lstrip("# "): line for line in config.stdout.splitlines()}
     assert lines["fail-on"].split("#")[0].strip() == "fail-on = 1.0" and lines["fail-on"].endswith("# IPDSCAN_FAIL_ON")
     assert lines["format"].endswith(f"# {tmp_path / 'pyproject.toml'} [tool.ipdscan]")
     assert lines["batch-size"].endswith("# default") and lines["threshold"].startswith("# threshold =")
+
+
+def test_a_found_config_file_cannot_choose_where_to_write_what_to_trust_or_how_much_to_scan(photos, checkpoint,
+                                                                                            tmp_path, cli):
+    (tmp_path / "victim.txt").write_text("precious\n")
+    os.chdir(photos)
+    Path("pyproject.toml").write_text('[tool.ipdscan]\nout = "../victim.txt"\nformat = "csv"\nshard = "1/4"\n'
+                                      f'weights = "{checkpoint}"\nallow-private-urls = true\nmax-mb = 0.001\n')
+    result = cli.scan("jpeg.jpg", "--weights", checkpoint, "--quiet", "--fail-on", "0.9")
+    assert result.exit_code in (0, 1) and (tmp_path / "victim.txt").read_text() == "precious\n"
+    assert result.stdout.startswith("input,")  # format is the file's to choose: the report on stdout
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {photos / 'pyproject.toml'} [tool.ipdscan] sets out, shard, allow-private-urls, max-mb, "
+        "ignored: a config file that was found, not named, may not choose where to write, what to trust or how "
+        "much to scan; to use it, run ipdscan --config FILE scan ...")
+    config = cli.invoke(["config"]).stdout
+    assert "# out =" in config and f"ignored: {photos / 'pyproject.toml'} [tool.ipdscan]" in config
+    # named, it is trusted in full; the header says where each setting came from, the summary what narrowed it
+    Path("pyproject.toml").write_text('[tool.ipdscan]\nout = "../victim.jsonl"\nshard = "1/1"\nmax-mb = 10\n')
+    result = cli.invoke(["--config", "pyproject.toml", "scan", "jpeg.jpg", "--workers", "0", "--weights", checkpoint])
+    assert result.exit_code == 0, result.output
+    header = json.loads((tmp_path / "victim.jsonl.header.json").read_text())
+    where = "pyproject.toml [tool.ipdscan]"
+    assert header["settings"]["out"] == {"value": "../victim.jsonl", "source": where}
+    assert header["settings"]["weights"] == {"value": str(checkpoint), "source": "command line"}
+    assert header["settings"]["hidden"] == {"value": False, "source": "default"}
+    assert f"warning: {where} narrowed this scan: shard = \"1/1\", max-mb = 10" in result.stderr
 
 
 def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp_path, cli):
