@@ -29,6 +29,28 @@ class ReportError(OSError):
         return self.strerror
 
 
+def file_identity(path: Path | str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` (through any link), or None if there is none: what makes two names
+    one file (a hard link, a symlink, a path through another mount of the same folder)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def overwritten_input(output: Path, inputs: Iterable[str | Path]) -> str | None:
+    """The input that ``output`` is, by device and inode, or None: every command that writes a file refuses to
+    write over one it reads (``scan``, ``merge``, ``report``, ``explain``). URLs and "-" are no files."""
+    written = file_identity(output) if output != STDOUT else None
+    if written is None:
+        return None  # not there yet: nothing to overwrite
+    for argument in map(str, inputs):
+        if argument != "-" and "://" not in argument and file_identity(argument) == written:
+            return argument
+    return None
+
+
 def check_output_folder(path: Path) -> None:
     """FileNotFoundError unless the folder ``path`` is to be written in exists: said before any work starts, for
     every file a command writes (reports, eval tables, heatmaps)."""

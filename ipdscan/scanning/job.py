@@ -26,6 +26,7 @@ from ..reports.json_report import completed_inputs
 from ..reports.lock import ReportLock
 from ..reports.merge import MergeError, merge_reports
 from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
+from ..reports.publish import file_identity, overwritten_input
 from ..reports.suppress import SuppressionError, Suppressions
 from ..reports.writers import check_report_path, open_report
 from .item import Item
@@ -44,6 +45,10 @@ class JobError(ValueError):
     """A scan that cannot run as asked: one line for the user, exit 2."""
 
 
+class ReportIsInput(ValueError):
+    """A name read from stdin is the report file: the scan stops and the report is not written."""
+
+
 @dataclass
 class JobOutcome:
     stats: ScanStats
@@ -58,26 +63,6 @@ def missing_paths(inputs: Iterable[str]) -> list[str]:
     """Command-line inputs naming a path that does not exist: exit 2 at the end, as grep and ls do."""
     return [argument for argument in inputs
             if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
-
-
-def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
-    """The command-line input that ``report`` is (the same file, through any link), or None.
-
-    A report inside a scanned folder is left alone: a folder walk takes image files only, and a .csv or .txt is
-    read as a URL list only when it is named as an input.
-    """
-    try:
-        written = os.stat(report)
-    except OSError:
-        return None  # not there yet: nothing to overwrite
-    for argument in inputs:
-        if argument != "-" and not ARGUMENT_URL.match(argument):
-            try:
-                if os.path.samestat(os.stat(argument), written):
-                    return argument
-            except (OSError, ValueError):
-                continue
-    return None
 
 
 @dataclass
@@ -115,7 +100,7 @@ class ScanJob:
         except (ValueError, FileNotFoundError) as exc:  # FormatError is a ValueError
             raise JobError(str(exc)) from None
         to_file = self.out is not None and self.out != STDOUT
-        if to_file and (source := overwritten_input(self.inputs, self.out)) is not None:
+        if to_file and (source := overwritten_input(self.out, self.inputs)) is not None:
             raise JobError(f"--out {self.out} is the input {source}: the report would overwrite it; "
                            "write the report to another file")
         if self.retry_errors and not self.resume:
@@ -148,6 +133,8 @@ class ScanJob:
         """Take the report's lock (ReportBusy if another scan holds it) and read what a resumed report holds."""
         if self._lock:
             self._lock.acquire()
+            # a name on stdin that is this file becomes an is_the_report row, never read (sources._items_for)
+            self.options = replace(self.options, report_identity=file_identity(self.report_path))
         if self.resume:
             done = completed_inputs(self.report_path, self.retry_errors) if self.report_path.exists() else set()
             self.options = replace(self.options, skip=done.__contains__)
@@ -191,6 +178,7 @@ class ScanJob:
         writer = self.writer
         stats, rows = ScanStats(), []
         stopped_by: str | None = None
+        publish = True
         try:
             if self.ray is None:
                 batches = run_plan(self.plan, self.detector, self.stdin)
@@ -199,6 +187,9 @@ class ScanJob:
             for batch in batches:
                 with interrupts_deferred():  # a batch's rows are written whole
                     for result in batch:
+                        if result.error_code == "is_the_report":
+                            raise ReportIsInput(f"--out {self.out} is the input {result.input} named on stdin: the "
+                                                "report would overwrite it; write the report to another file")
                         if self.suppressions and is_finding(result, self.fail_on):
                             self.suppressions.apply(result)
                         stats.add(result)
@@ -216,9 +207,11 @@ class ScanJob:
             stopped_by = str(exc) or "interrupted"
         except SuppressionError as exc:  # an ignore file in a folder below, read when a finding there needed it
             stopped_by = f"stopped: {exc}"
+        except ReportIsInput as exc:  # left unpublished: the input it would replace survives
+            stopped_by, publish = f"stopped: {exc}", False
         except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
             stopped_by = f"stopped by {type(exc).__name__}: {exc}"
-        if writer:
+        if writer and publish:
             with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
                 writer.close({"end_time": utc_now(), "interrupted": stopped_by is not None, **stats.to_dict()})
         if self.group:

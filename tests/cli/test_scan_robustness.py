@@ -525,6 +525,64 @@ def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, mon
     assert (tmp_path / "a.jsonl").read_text() == ""
 
 
+def test_a_hard_link_to_a_report_is_locked_as_the_same_file(tmp_path, checkpoint, monkeypatch, cli):
+    """Issue 33, item 7: a.jsonl and its hard link b.jsonl name two lock files; two scans interleaved in one file."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "a.jsonl").write_text("")
+    os.link(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    from ipdscan.reports.lock import ReportLock
+    with ReportLock(tmp_path / "a.jsonl"):
+        result = cli.scan("x.png", "--weights", checkpoint, "--out", "b.jsonl", "--resume")
+        assert result.exit_code == 2 and result.stdout == ""
+        assert stderr_lines(result) == ["error: another scan is writing b.jsonl under another name (a hard link to it)"]
+    assert (tmp_path / "a.jsonl").read_text() == "" and not (tmp_path / "b.jsonl.lock").exists()
+    assert cli.scan("x.png", "--weights", checkpoint, "--out", "b.jsonl", "--resume", "-q").exit_code == 0
+
+
+def test_a_planted_lock_symlink_is_refused_not_followed(tmp_path, checkpoint, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "r.csv.lock").symlink_to(tmp_path / "victim")  # O_CREAT through it would make the victim
+    result = cli.scan("x.png", "--weights", checkpoint, "--out", "r.csv")
+    assert result.exit_code == 2 and not (tmp_path / "victim").exists() and not (tmp_path / "r.csv").exists()
+    assert stderr_lines(result) == [f"error: cannot write the report r.csv: its lock file {tmp_path.resolve()}/r.csv.lock "
+                                    "is a symbolic link, which no scan makes: remove it"]
+
+
+@pytest.mark.parametrize("out,stdin", [("list.csv", "list.csv"), ("r.txt", "x.png\nlinked.txt")])
+def test_an_input_named_on_stdin_is_never_overwritten_by_the_report(tmp_path, checkpoint, monkeypatch, out, stdin, cli):
+    """Issue 33, item 8: `echo list.csv | ipdscan scan - --out list.csv` replaced the URL list with the report."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "list.csv").write_text("url\nhttps://example.invalid/a.png\n")
+    (tmp_path / "r.txt").write_text("x.png\n")
+    os.link(tmp_path / "r.txt", tmp_path / "linked.txt")  # the same file by inode, by another name
+    before = {name: (tmp_path / name).read_text() for name in ("list.csv", "r.txt")}
+    result = cli.scan("-", "--weights", checkpoint, "--out", out, "--format", "csv", input=stdin + "\n")
+    assert result.exit_code == 2 and result.stdout == ""
+    named = stdin.splitlines()[-1]
+    assert stderr_lines(result)[-1].startswith(f"error: scan stopped: --out {out} is the input {named} named on stdin: "
+                                               "the report would overwrite it; write the report to another file")
+    assert {name: (tmp_path / name).read_text() for name in ("list.csv", "r.txt")} == before
+
+
+def test_every_command_that_writes_refuses_an_output_that_is_its_input(tmp_path, checkpoint, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "y.png", "png")
+    os.link("y.png", "z.png")
+    image = (tmp_path / "y.png").read_bytes()
+    for args in (["explain", "y.png", "--out", "y.png"], ["explain", "y.png", "--out", "z.png"]):
+        result = cli(*args, "--weights", checkpoint, "--device", "cpu")
+        assert result.exit_code == 2 and "the heatmap would replace it" in result.stderr, result.output
+    assert (tmp_path / "y.png").read_bytes() == image
+    assert cli.scan("y.png", "--weights", checkpoint, "--out", "r.jsonl", "-q").exit_code == 0
+    os.link("r.jsonl", "s.jsonl")
+    for command in ("merge", "report"):
+        result = cli(command, "r.jsonl", "--out", "s.jsonl")
+        assert result.exit_code == 2 and "--out s.jsonl is" in result.stderr, result.output
+
+
 HOLDER = """
 import os, sys, time
 from ipdscan.reports.lock import ReportLock
