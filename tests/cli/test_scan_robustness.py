@@ -464,6 +464,52 @@ main()
     assert (run.returncode, run.stderr, run.stdout) == (2, f"error: {why}\n", "")
 
 
+START_METHOD_SCAN = """
+import multiprocessing, sys
+multiprocessing.set_start_method(sys.argv[1], force=True)
+sys.argv = ["ipdscan", *sys.argv[2:]]
+from ipdscan.entry import main
+main()
+"""
+
+
+@pytest.mark.slow  # processes that import torch, and spawned workers that import it again
+def test_a_folder_scan_under_spawn_gives_the_rows_it_gives_under_fork(tmp_path, checkpoint, run_cli):
+    """Issue 33, item 11: under spawn (Windows, macOS, forkserver) the DataLoader's dataset held sys.stdin:
+    "cannot pickle '_io.TextIOWrapper'". Every object that crosses to a worker is picklable now."""
+    for name, kind in (("a.png", "png"), ("b.jpg", "jpeg"), ("c.webp", "webp"), ("d.png", "gray"), ("e.bmp", "bmp")):
+        make_image(tmp_path / name, kind)
+    rows = {}
+    for method in ("fork", "spawn"):
+        run = run_cli.python("-c", START_METHOD_SCAN, method, "scan", tmp_path, "--weights", checkpoint, "--workers", "1",
+                             "--batch-size", "2", "--backend", "torch", "--device", "cpu", "--format", "jsonl",
+                             "--out", "-", "-q")
+        assert run.returncode == 0 and run.stderr == "", (method, run.stderr)
+        rows[method] = [json.loads(line) for line in run.stdout.splitlines()]
+    assert rows["spawn"] == rows["fork"] and len(rows["fork"]) == 5
+
+
+def test_a_worker_sent_sigterm_with_its_process_group_leaves_quietly(tmp_path, detector, capfd):
+    """Issue 33, item 13: a SIGTERM to the process group killed the DataLoader workers by the signal, and the
+    scanning process printed torch's "worker is killed by signal: Terminated" traceback as it shut them down."""
+    import multiprocessing
+
+    from ipdscan.scanning.options import ScanOptions
+    from ipdscan.scanning.plan import plan_scan
+    from ipdscan.scanning.torch_loader import loader_batches
+    for index in range(6):
+        make_image(tmp_path / f"{index}.png", "png")
+    batches = loader_batches(plan_scan(detector, ScanOptions(workers=1, batch_size=1), [str(tmp_path)]))
+    next(batches)
+    (worker,) = multiprocessing.active_children()
+    # from another process, as `kill -TERM -PGID` sends it (torch's workers leave quietly when their parent does)
+    subprocess.run(["kill", "-TERM", str(worker.pid)], check=True)
+    worker.join(timeout=30)
+    assert worker.exitcode == 0  # left, not killed by the signal
+    batches.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.slow  # a process that imports torch
 def test_importing_ipdscan_leaves_torch_for_first_use(run_cli):
     """ScanOptions imported torch (and device_decode), so `ipdscan merge` loaded it: what a scan comes to on a
