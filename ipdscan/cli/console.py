@@ -126,6 +126,11 @@ def print_warning(message: str) -> None:
     stderr.print(f"[yellow]warning:[/] {shown(message)}", highlight=False)
 
 
+def print_flagged(reason: str) -> None:
+    """Why a run exits 1, and on which files: said even when quiet, as an error is."""
+    stderr.print(f"[bold red]flagged:[/] {shown(reason)}", highlight=False)
+
+
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold_text(threshold)}), "

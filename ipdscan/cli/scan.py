@@ -11,7 +11,7 @@ import typer
 from ..choices import BACKEND_CHOICES, DECODE_CHOICES, EXIT_ERROR, PRECISIONS
 from ..reports.output_format import FORMAT_NAMES, STDOUT, TABLE, format_of, report_target
 from ..scanning.shards import parse_shard
-from .console import ScanProgress, print_input_error, print_summary, print_warning, result_table, stdout
+from .console import ScanProgress, print_flagged, print_input_error, print_summary, print_warning, result_table, stdout
 from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2, warn_about_workers
 
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
@@ -72,11 +72,12 @@ def scan(
     0 the scan finished (an input that cannot be read is a row in the report
       and a line on stderr);
     1 flagged: --fail-on or --fail-on-evidence tripped (suppressed findings
-      never count);
+      never count); the last line names the files;
     2 error: a bad option or weights, an input path that does not exist, a
       report another scan is writing, an interrupted (Ctrl-C, SIGTERM) or
       crashed scan, an image the model gave no score (model_error, NaN
-      output), or with --fail-on-error an input that could not be scanned.
+      output), a run in which every input failed, or with --fail-on-error
+      an input that could not be scanned.
     An error wins over a flag.
     """
     from ..reports.suppress import SuppressionError, Suppressions
@@ -99,7 +100,7 @@ def scan(
     from ..model.runtime import DeviceError
     from ..model.weights import WeightsError
     from ..reports.lock import ReportBusy
-    from ..reports.publish import ReportError
+    from ..reports.publish import ReportError, discard_stdout
     from ..scanning.fetch_options import FetchOptions
     from ..scanning.job import JobError, ScanJob
     from ..scanning.options import ScanOptions
@@ -134,7 +135,10 @@ def scan(
         except JobError as exc:
             raise fail(str(exc))
     if job.format == TABLE:
-        stdout.print(result_table(outcome.rows))
+        try:
+            stdout.print(result_table(outcome.rows))
+        except BrokenPipeError:  # `ipdscan scan x | head -1`
+            discard_stdout()
     shown_out = None if job.format == TABLE else "stdout" if job.out == STDOUT else str(job.out)
     if not quiet:
         print_summary(outcome.stats, header.threshold, shown_out)
@@ -147,4 +151,5 @@ def scan(
     if outcome.verdict.code == EXIT_ERROR:
         raise fail(outcome.verdict.reason)
     if outcome.verdict.code:
+        print_flagged(outcome.verdict.reason)
         raise typer.Exit(outcome.verdict.code)

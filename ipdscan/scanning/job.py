@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +27,7 @@ from ..reports.json_report import completed_inputs
 from ..reports.lock import ReportLock
 from ..reports.merge import MergeError, merge_reports
 from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
-from ..reports.publish import file_identity, overwritten_input
+from ..reports.publish import ReaderGone, file_identity, overwritten_input
 from ..reports.suppress import SuppressionError, Suppressions
 from ..reports.writers import check_report_path, open_report
 from .item import Item
@@ -176,7 +177,7 @@ class ScanJob:
         Ctrl-C, SIGTERM or a crash mid-scan ends the scan, not the job: the report is closed with the rows
         scanned so far, and the outcome says why it stopped."""
         writer = self.writer
-        stats, rows = ScanStats(), []
+        stats, rows = ScanStats(fail_on=self.fail_on), []
         stopped_by: str | None = None
         publish = True
         try:
@@ -209,10 +210,12 @@ class ScanJob:
             stopped_by = f"stopped: {exc}"
         except ReportIsInput as exc:  # left unpublished: the input it would replace survives
             stopped_by, publish = f"stopped: {exc}", False
+        except ReaderGone:  # `--out - | head -1`: nobody reads on, so the scan ends here, quietly, on its verdict so far
+            pass
         except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
             stopped_by = f"stopped by {type(exc).__name__}: {exc}"
         if writer and publish:
-            with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
+            with interrupts_deferred(), suppress(ReaderGone):  # published whole; a second Ctrl-C is raised once it is
                 writer.close({"end_time": utc_now(), "interrupted": stopped_by is not None, **stats.to_dict()})
         if self.group:
             self._merge_ranks(merge=stopped_by is None)

@@ -90,6 +90,27 @@ def test_a_pipe_into_a_json_reader_works(photos, checkpoint, run_cli):
     assert b"scanned 4" in scan_proc.stderr.read()
 
 
+def test_a_flagged_run_names_the_files_that_tripped_it_even_when_quiet(photos, checkpoint, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "-q", "--format", "jsonl")
+    assert result.exit_code == 1
+    rows = sorted(jsonl_rows(result.stdout), key=lambda row: -row["score"])
+    assert result.stderr.splitlines() == [
+        "flagged: 4 scored at or above --fail-on 0: " + ", ".join(f"{row['input']} ({row['score']:.3f})" for row in rows)]
+
+
+@pytest.mark.slow  # a real process and a real pipe
+@pytest.mark.parametrize("flags,code", [([], 0), (["--threshold", "0", "--fail-on", "0"], 1)])
+def test_a_reader_that_stops_early_ends_the_scan_quietly(photos, checkpoint, flags, code, run_cli):
+    """`ipdscan scan --out - | head -1` ended with "error: scan stopped by BrokenPipeError" and exit 2."""
+    scan = run_cli.popen("-m", "ipdscan", "scan", photos, "--weights", checkpoint, "--workers", "0", "--batch-size", "1",
+                         "--format", "jsonl", "--out", "-", *flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(scan.stdout.readline())["input"]  # head -1
+    scan.stdout.close()
+    assert scan.wait(timeout=run_cli.timeout) == code
+    stderr = scan.stderr.read().decode()
+    assert "Error" not in stderr and "stopped" not in stderr and "Traceback" not in stderr, stderr
+
+
 # --- suppressions -------------------------------------------------------------------------------------------
 
 @pytest.mark.slow

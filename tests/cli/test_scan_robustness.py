@@ -180,10 +180,11 @@ def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_e
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     make_image(tmp_path / "photos" / "empty.jpg", "empty")
-    result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
-    assert result.exit_code == 0, result.output
-    assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
-                                    "warning: every input failed (1 of 1): nothing was scored"]
+    for flags in ([], ["--fail-on", "0.5"]):  # fail closed: a run that judged nothing never passes a gate
+        result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", *flags)
+        assert result.exit_code == 2, result.output
+        assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
+                                        "error: every input failed (1 of 1): nothing was scored, so there is no verdict"]
     make_image(tmp_path / "photos" / "a.png", "png")
     result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
     assert result.exit_code == 2, result.output
