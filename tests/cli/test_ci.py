@@ -325,11 +325,11 @@ def test_a_found_config_file_cannot_choose_where_to_write_what_to_trust_or_how_m
 
 
 def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp_path, cli):
-    (tmp_path / "ipdscan.toml").write_text("threshold = 0.7\nhidden = true\n")
+    (tmp_path / "ipdscan.toml").write_text("threshold = 0.7\ncrops = 3\n")
     (tmp_path / "pyproject.toml").write_text("[tool.ipdscan]\nthreshold = 0.2\n")
     os.chdir(photos)
     config = cli.invoke(["config"])
-    assert "threshold = 0.7" in config.stdout and "hidden = true" in config.stdout
+    assert "threshold = 0.7" in config.stdout and "crops = 3" in config.stdout
     assert str(tmp_path / "ipdscan.toml") in config.stdout
 
 
