@@ -25,7 +25,7 @@ def read_trusted_text(path: Path | str, *, what: str, max_bytes: int, within: Pa
     ``within``: the folder the file was found in and governs; the file (symlinks resolved) must lie inside it.
     None for a file the user named. TrustedFileError says what is wrong with it, never what it holds.
     """
-    data = read_trusted_bytes(path, what=what, max_bytes=max_bytes, within=within)
+    data = _checked_bytes(path, what=what, max_bytes=max_bytes, within=within)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -33,7 +33,7 @@ def read_trusted_text(path: Path | str, *, what: str, max_bytes: int, within: Pa
         raise TrustedFileError(f"{path}:{line}: the {what} is not UTF-8 text") from None
 
 
-def read_trusted_bytes(path: Path | str, *, what: str, max_bytes: int, within: Path | str | None = None) -> bytes:
+def _checked_bytes(path: Path | str, *, what: str, max_bytes: int, within: Path | str | None = None) -> bytes:
     """``read_trusted_text``'s checks, the bytes unread as text."""
     real = os.path.realpath(path)
     if within is not None and os.path.commonpath([real, os.path.realpath(within)]) != os.path.realpath(within):
