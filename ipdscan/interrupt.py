@@ -7,6 +7,7 @@ report is closed.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def as_worker(*_) -> None:
+    """A decoding worker's signals, set as it starts (the pool's initializer; DataLoader's worker_init_fn, which
+    passes the worker's id). Ctrl-C and a SIGTERM to the process group reach the workers too, but the scanning
+    process is the one that handles them and ends the workers: a worker ignores Ctrl-C, and on SIGTERM leaves at
+    once with exit 0, as torch's own workers do when their parent sends it. Killed by the signal instead, a
+    DataLoader worker made the scanning process print torch's "worker is killed by signal" traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _leave)
+
+
+def _leave(signum, frame) -> None:
+    os._exit(0)
 
 
 @contextmanager

@@ -5,9 +5,9 @@ audience, and one walk that applies a rule to every string of a row or header (d
                             reports and the terminal
     displayable_text(text)  undecodable bytes as U+FFFD, as a viewer shows them: SARIF messages and properties
     csv_text(value)         report_text, control characters as \\xNN, and a CSV cell a spreadsheet never runs as a
-                            formula: every .csv ipdscan writes
-    csv_cell_value(cell)    a cell read back from such a CSV: csv_text's leading ' removed (``report_bytes`` then
-                            reverses the escapes)
+                            formula (a leading '): every .csv ipdscan writes
+    csv_cell_value(cell)    a cell read back from such a CSV: csv_text's leading ' removed, so every name reads back
+                            as it was written (``report_bytes`` then reverses the escapes)
     clean_strings(value, rule)  ``rule`` applied to every string inside dicts and lists
 
 and the one way a threshold is printed (``threshold_text``), in the summary, the reports and the heatmap legend.
@@ -66,17 +66,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what makes a spreads
 def csv_text(value):
     """A CSV cell that a spreadsheet shows as text: a string gets ``report_text``'s escapes, its control characters
     too (an ESC or BEL in a file name reached the terminal of whoever ran cat on the report), and a leading ' if it
-    would start a formula; anything else is returned as it is."""
+    would start a formula, or itself starts with ', so that the two never share a cell ("=x" is written '=x,
+    "'=x" is written ''=x); anything else is returned as it is."""
     if not isinstance(value, str):
         return value
     value = CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}", report_text(value))
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return "'" + value if value.startswith(FORMULA_STARTS + ("'",)) else value
 
 
 def csv_cell_value(cell: str) -> str:
-    """A text cell read back from a CSV that ``csv_text`` wrote: without the ' it added before a formula start.
-    (A value that itself began with ' and a formula character reads back one ' shorter: csv_text left it alone.)"""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+    """A text cell read back from a CSV that ``csv_text`` wrote: without the ' it added (a leading ' is always
+    one it added)."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def clean_strings(value, rule: Callable[[str], str]):

@@ -7,6 +7,7 @@ training) live in tests/helpers/, which pyproject's [tool.pytest.ini_options] py
 ``from images import ...``. No test module imports from another test module.
 """
 import builtins
+import ctypes
 import os
 import shutil
 import subprocess
@@ -244,6 +245,23 @@ def certificate(tmp_path_factory):
 def tls_contexts(certificate):
     """(the test server's TLS context, a client context that trusts its certificate)."""
     return tls_contexts_for(*certificate)
+
+
+@pytest.fixture(scope="session")
+def ncnn_libraries() -> None:
+    """The system libraries the ncnn up-samplers' native modules link (Debian's libvulkan1 and libomp5): the test
+    skips without them, naming them, except under CI=true, where it fails: .ci/run installs them."""
+    missing = []
+    for package, library in (("libvulkan1", "libvulkan.so.1"), ("libomp5", "libomp.so.5")):
+        try:
+            ctypes.CDLL(library)
+        except OSError:
+            missing.append(package)
+    if missing:
+        message = f"the ncnn up-samplers need Debian's {' and '.join(missing)} (apt-get install {' '.join(missing)})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ holds the app, the options every command shares, train, config and the entry poi
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -38,10 +40,12 @@ def version_callback(value: bool):
 @app.callback()
 def root(ctx: typer.Context,
          version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                      help="Show the version (and torch's, CUDA's, the default weights') and exit.")):
+                                      help="Show the version (and torch's, CUDA's, the default weights') and exit."),
+         config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Scan settings from FILE (an ipdscan.toml, or a pyproject.toml's [tool.ipdscan]), trusted in full, instead of the nearest one found, which may not set out, weights, allow-private-urls, shard, max-mb or hidden.")):
     """Flag AI-generated images in folders and URL lists with IPD-Net."""
     try:  # scan's defaults from IPDSCAN_* and the config file; flags on its command line still win (config_file.py)
-        ctx.default_map = {"scan": default_map(ctx.command.commands["scan"])}
+        ctx.obj = settings(ctx.command.commands["scan"], config=config)
+        ctx.default_map = {"scan": default_map(ctx.command.commands["scan"], ctx.obj)}
     except ConfigError as exc:
         raise fail(str(exc))
 
@@ -73,16 +77,16 @@ def config_command(ctx: typer.Context):
     """Show the settings `ipdscan scan` starts from, and where each comes from.
 
     Flags on scan's command line win over IPDSCAN_<OPTION> variables, which win
-    over the nearest ipdscan.toml or [tool.ipdscan] in pyproject.toml (looked
-    for from the current directory upwards), which win over the defaults. The
-    output is TOML: the set lines can be pasted into ipdscan.toml.
+    over the config file, which wins over the defaults. The config file is
+    ipdscan --config FILE, else the nearest ipdscan.toml or [tool.ipdscan] in
+    pyproject.toml (looked for from the current directory upwards), which may
+    not set out, weights, allow-private-urls, shard, max-mb or hidden (it may be
+    the scanned repository's own). The output is TOML: the set lines can be
+    pasted into ipdscan.toml.
     """
-    try:
-        found = settings(ctx.parent.command.commands["scan"])
-    except ConfigError as exc:
-        raise fail(str(exc))
-    lines = [(f"{name} = {show_value(setting.value)}" if setting.value is not None else f"# {name} =", setting.source)
-             for name, setting in found.items()]
+    lines = [(f"{name} = {show_value(setting.value)}" if setting.value is not None else f"# {name} =",
+              setting.source + (f"; ignored: {setting.ignored} (found, not named by --config)" if setting.ignored else ""))
+             for name, setting in ctx.obj.items()]
     width = max(len(line) for line, _ in lines)
     for line, source in lines:
         stdout.print(f"{shown(line):<{width}}  # {shown(source)}", highlight=False)

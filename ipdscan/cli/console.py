@@ -126,6 +126,11 @@ def print_warning(message: str) -> None:
     stderr.print(f"[yellow]warning:[/] {shown(message)}", highlight=False)
 
 
+def print_flagged(reason: str) -> None:
+    """Why a run exits 1, and on which files: said even when quiet, as an error is."""
+    stderr.print(f"[bold red]flagged:[/] {shown(reason)}", highlight=False)
+
+
 def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
     stderr.print(f"scanned {stats.scanned} in {stats.wall_s:.1f} s ({stats.rate:.1f} img/s): "
                  f"[bold]{stats.flagged}[/] flagged as AI-generated (score ≥ {threshold_text(threshold)}), "
@@ -142,7 +147,10 @@ def print_summary(stats: ScanStats, threshold: float, out: str | None) -> None:
         more = stats.flagged - sum(score >= threshold for _, score in top)
         stderr.print("highest scores: " + ", ".join(f"{shown(name)} ({score_text(score)})" for name, score in top)
                      + (f"; {more} more flagged" if more > 0 else ""), highlight=False)
-    elif stats.ok:
+    elif stats.ok > stats.suppressed:
         stderr.print(f"highest score: {score_text(0)} (every image scored below 0.0005)", highlight=False)
+    if suppressed := stats.top(suppressed=True):  # hidden from the verdict, not from the reader
+        stderr.print("suppressed findings: " + ", ".join(f"{shown(name)} ({score_text(score)})"
+                                                         for name, score in suppressed), highlight=False)
     if out:
         stderr.print(f"report written to {shown(out)}", highlight=False)

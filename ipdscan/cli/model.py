@@ -8,7 +8,7 @@ import typer
 
 from ..choices import PRECISIONS
 from ..extras import require_torch
-from ..reports.publish import check_output_folder
+from ..reports.publish import check_output_folder, overwritten_input
 from .console import printable, shown, stderr, stdout
 from .support import UsageError, fail, failures_exit_2, warn_about_workers
 
@@ -99,6 +99,8 @@ def explain(
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out must be a .png file, not {out.name}")
         check_output_folder(out)
+        if overwritten_input(out, [image]) is not None:
+            raise UsageError(f"--out {out} is the image {image}: the heatmap would replace it; write it to another file")
         tile_map = explain_image(load_detector(weights, device), read_image_file(image), crops if tiles is None else tiles)
         heatmap(tile_map).save(out)
     except FetchError as exc:

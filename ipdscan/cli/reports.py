@@ -17,11 +17,12 @@ REPORT_EPILOG = "\b\nExample:\n  ipdscan report scan.jsonl --out scan.html"
 
 def check_rewrite(sources: list[Path], out: Path, what: str) -> None:
     """For merge and report, before reading anything: every source exists and --out would overwrite none."""
+    from ..reports.publish import overwritten_input
     from ..reports.writers import check_report_path
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
         raise UsageError(f"no such report: {missing[0]}")
-    if out.resolve() in {p.resolve() for p in sources}:
+    if overwritten_input(out, sources) is not None:  # by device and inode: a hard link is the same file
         raise UsageError(f"--out {out} is {what}")
     check_report_path(out)
 

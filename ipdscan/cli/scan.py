@@ -11,7 +11,7 @@ import typer
 from ..choices import BACKEND_CHOICES, DECODE_CHOICES, EXIT_ERROR, PRECISIONS
 from ..reports.output_format import FORMAT_NAMES, STDOUT, TABLE, format_of, report_target
 from ..scanning.shards import parse_shard
-from .console import ScanProgress, print_input_error, print_summary, print_warning, result_table, stdout
+from .console import ScanProgress, print_flagged, print_input_error, print_summary, print_warning, result_table, stdout
 from .support import REPORT_SUFFIXES, UsageError, fail, failures_exit_2, warn_about_workers
 
 MAX_MB = 1 << 20  # --max-mb's ceiling (1 TiB): keeps "inf" and huge values from overflowing the byte count
@@ -33,7 +33,7 @@ def scan(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, directories, URL lists (.txt/.csv), http(s) URLs, or - for stdin.", show_default=False),
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help=f"Report file ({REPORT_SUFFIXES}: the extension picks the format), or - for stdout. Default: a table on stdout."),
     report_format: Optional[Literal[FORMAT_NAMES]] = typer.Option(None, "--format", "-f", help="Report format, whatever the --out extension; without --out, the report goes to stdout."),
-    ignore_file: Optional[Path] = typer.Option(None, metavar="FILE", help="Suppression rules: sha256:HEX or a path glob per line, each with an optional '# reason'. Default: .ipdscanignore in a scanned folder or the current directory."),
+    ignore_file: Optional[Path] = typer.Option(None, metavar="FILE", help="Suppression rules: sha256:HEX or a path glob per line, each with an optional '# reason', for the files below its folder. Default: each file's .ipdscanignore files, its folder's and those above it up to the current directory."),
     baseline: Optional[Path] = typer.Option(None, metavar="REPORT", help="An earlier .jsonl, .json or .sarif report: files it already reported are not new findings."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", metavar="FILE", help="Checkpoint to use instead of the shipped default."),
     variant: Optional[str] = typer.Option(None, metavar="VARIANT", help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
@@ -72,14 +72,19 @@ def scan(
     0 the scan finished (an input that cannot be read is a row in the report
       and a line on stderr);
     1 flagged: --fail-on or --fail-on-evidence tripped (suppressed findings
-      never count);
+      never count); the last line names the files;
     2 error: a bad option or weights, an input path that does not exist, a
       report another scan is writing, an interrupted (Ctrl-C, SIGTERM) or
       crashed scan, an image the model gave no score (model_error, NaN
-      output), or with --fail-on-error an input that could not be scanned.
+      output), a run in which every input failed, or with --fail-on-error
+      an input that could not be scanned.
     An error wins over a flag.
     """
     from ..reports.suppress import SuppressionError, Suppressions
+    from .config_file import header_settings, ignored_warning, narrowed_warning, used_settings
+    used = used_settings(ctx, ctx.find_root().obj or {})
+    if warning := ignored_warning(used):
+        print_warning(warning)
     try:  # what the arguments alone decide, before the model code loads: a mistake there is answered at once
         target = report_target(out)
         format_of(report_format, target)
@@ -88,14 +93,14 @@ def scan(
                  if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
         if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
             raise ValueError("--ray-address and --ray-actors go with --ray")
-        suppressions = Suppressions.load(inputs, ignore_file, baseline)
+        suppressions = Suppressions(inputs, ignore_file, baseline)
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
     from ..model.backends import load_backend
     from ..model.runtime import DeviceError
     from ..model.weights import WeightsError
     from ..reports.lock import ReportBusy
-    from ..reports.publish import ReportError
+    from ..reports.publish import ReportError, discard_stdout
     from ..scanning.fetch_options import FetchOptions
     from ..scanning.job import JobError, ScanJob
     from ..scanning.options import ScanOptions
@@ -110,7 +115,8 @@ def scan(
         job = ScanJob(inputs, options, out=target, format=report_format, resume=resume, retry_errors=retry_errors,
                       fail_on=fail_on, fail_on_evidence=fail_on_evidence, fail_on_error=fail_on_error,
                       group=ScanGroup.from_env(), stdin=sys.stdin, suppressions=suppressions,
-                      ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None)
+                      ray=RayOptions(address=ray_address, actors=ray_actors) if ray else None,
+                      settings=header_settings(used))
         ctx.with_resource(job)  # the report's lock, held until the command ends: a second scan never touches it
         detector = load_backend(weights, job.device(device), precision, job.backend)
         if variant and variant != detector.variant:
@@ -129,16 +135,21 @@ def scan(
         except JobError as exc:
             raise fail(str(exc))
     if job.format == TABLE:
-        stdout.print(result_table(outcome.rows))
+        try:
+            stdout.print(result_table(outcome.rows))
+        except BrokenPipeError:  # `ipdscan scan x | head -1`
+            discard_stdout()
     shown_out = None if job.format == TABLE else "stdout" if job.out == STDOUT else str(job.out)
     if not quiet:
         print_summary(outcome.stats, header.threshold, shown_out)
     if outcome.stopped_by:
         raise fail(f"scan {outcome.stopped_by} after {outcome.stats.scanned} images"
                    + (f"; {job.report_path} holds them" if shown_out and job.out != STDOUT else ""))
-    for warning in outcome.warnings:
-        print_warning(warning)
+    for warning in [*outcome.warnings, narrowed_warning(ctx.command, used)]:
+        if warning:
+            print_warning(warning)
     if outcome.verdict.code == EXIT_ERROR:
         raise fail(outcome.verdict.reason)
     if outcome.verdict.code:
+        print_flagged(outcome.verdict.reason)
         raise typer.Exit(outcome.verdict.code)

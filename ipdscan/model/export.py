@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from ..reports.publish import write_atomically
+from ..reports.publish import overwritten_input, write_atomically
 from .backends import onnx_beside
 from .detector import Detector
 from .onnx_backend import INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME, OnnxDetector, opened
@@ -109,7 +109,7 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path | None = None) -> E
     out = Path(out) if out is not None else onnx_beside(checkpoint_path)
     if out.is_dir() or not out.parent.is_dir():
         raise ExportError(f"cannot write {out}: {'it is a folder' if out.is_dir() else 'no such folder'}")
-    if out.resolve() == checkpoint_path.resolve():
+    if overwritten_input(out, [checkpoint_path]) is not None:  # by device and inode: a link is the same file
         raise ExportError(f"--out {out} is the checkpoint itself: name another file")
     data = onnx_bytes(checkpoint)
     exported = opened(data, bytes_sha256(data), out)  # read back as a scan reads it: metadata checked too

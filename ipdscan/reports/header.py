@@ -28,13 +28,16 @@ class ReportHeader:
     decode: str  # where JPEGs were decoded: "device" (nvjpeg) or "workers" (Pillow)
     inputs: list[str]  # as given, credentials redacted
     backend: str  # what scored: "torch" or "onnxruntime"
+    # the CLI's settings that are not defaults and those that choose where to write, what to trust and how much
+    # to scan, each {"value", "source"} (config_file.header_settings); empty from the library
+    settings: dict = field(default_factory=dict)
     start_time: str = field(default_factory=utc_now)
     tool: str = "ipdscan"
     version: str = __version__
 
     @classmethod
-    def for_scan(cls, plan: ScanPlan) -> ReportHeader:
-        return cls(model=plan.model, variant=plan.variant, weights_sha256=plan.weights_sha256,
+    def for_scan(cls, plan: ScanPlan, settings: dict | None = None) -> ReportHeader:
+        return cls(settings=settings or {}, model=plan.model, variant=plan.variant, weights_sha256=plan.weights_sha256,
                    threshold=plan.threshold, threshold_source=plan.threshold_source, device=plan.device,
                    precision=plan.precision, decode="device" if plan.decodes_on_device else "workers",
                    inputs=[redact_credentials(argument) for argument in plan.inputs], backend=plan.backend)

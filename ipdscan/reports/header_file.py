@@ -3,12 +3,15 @@ makes two scans' rows comparable (``SCAN_IDENTITY``), which --resume and merge c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..text import clean_strings, report_text
+from ..trusted_text import TrustedFileError, read_trusted_text
 from .publish import publish
 
 HEADER_SUFFIX = ".header.json"
+HEADER_MAX_BYTES = 16 << 20
 # What makes rows comparable: parts of one scan, or a scan and its --resume, must agree on all of these.
 SCAN_IDENTITY = ("model", "variant", "weights_sha256", "threshold")
 
@@ -21,10 +24,13 @@ def header_path(report: Path) -> Path:
 
 def read_header(report: Path) -> dict | None:
     """The scan header kept beside a .jsonl or .csv report, or None when it has none (written by an older ipdscan)."""
-    try:
-        text = header_path(report).read_text(encoding="utf-8")
-    except FileNotFoundError:
+    path = header_path(report)
+    if not os.path.lexists(path):
         return None
+    try:  # beside the report, which a hand-made or planted one may not leave (trusted_text.py)
+        text = read_trusted_text(path, what="report header", max_bytes=HEADER_MAX_BYTES, within=Path(report).parent)
+    except TrustedFileError as exc:
+        raise ValueError(str(exc)) from None
     try:
         header = json.loads(text)
     except ValueError:

@@ -196,12 +196,15 @@ def _add_thumbnails(ordered: list[Result], cards: list[dict], budget: int, cap: 
 
 def thumbnail(result: Result) -> bytes | None:
     """A JPEG of the row's local file as displayed, at most THUMBNAIL_SIDE px on its long side; None when the
-    file cannot be read or decoded, or its bytes are no longer those scanned (sha256)."""
+    file cannot be read or decoded, or its bytes are not those scanned: a row without a sha256 (hand-written,
+    naming any private file) embeds nothing."""
+    if not result.sha256:
+        return None
     try:
         data = read_item(Item(result.input, "file"))
     except FetchError:
         return None
-    if result.sha256 and hashlib.sha256(data).hexdigest() != result.sha256:
+    if hashlib.sha256(data).hexdigest() != result.sha256.lower():
         return None
     try:
         with warnings.catch_warnings():

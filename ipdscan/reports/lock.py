@@ -10,14 +10,18 @@ The lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows (``try_lock``):
 when the process dies, kill -9 included.
 
 The lock file is named after the report's real path, so a symlink (or a symlinked folder) to a report is locked
-as the report itself. Only the scanning process holds the lock: a process forked from it (a DataLoader worker,
+as the report itself; a report that is already there is locked by its inode too (POSIX), so a hard link to it,
+whose path names another lock file, is locked as the same file. A lock file that is a symbolic link (planted, to
+make the scan create or truncate a file elsewhere) is refused, never followed. Only the scanning process holds the lock: a process forked from it (a DataLoader worker,
 which can outlive a scan killed with SIGKILL by seconds) closes its copy of the descriptor at once, so the lock
 goes when the scan does, and "another scan is writing" is only ever said while one is. (Windows does not fork:
 its workers are spawned, and inherit no descriptor Python opened.)
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from .publish import ReportError
@@ -71,6 +75,19 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_close_held_in_child)
 
 
+def _open_existing_report(report: Path) -> int | None:
+    """A read-only descriptor of the regular file ``report`` to lock, or None (not there yet, not readable, not a
+    regular file: nothing another name could share)."""
+    try:
+        fd = os.open(report, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
 class ReportBusy(Exception):
     """Another scan holds the report's lock."""
 
@@ -84,12 +101,31 @@ class ReportLock:
         real = Path(os.path.realpath(self.report))
         self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
+        self._report_fd: int | None = None  # the existing report's own inode, locked too
 
     def acquire(self) -> ReportLock:
+        self._acquire_lock_file()
+        if fcntl is not None and (fd := _open_existing_report(self.report)) is not None:
+            if not try_lock(fd):
+                os.close(fd)
+                self.release()
+                raise ReportBusy(f"another scan is writing {self.report} under another name (a hard link to it)")
+            self._report_fd = fd
+            _held.add(fd)
+        return self
+
+    def _acquire_lock_file(self) -> None:
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+                             | getattr(os, "O_NOFOLLOW", 0), 0o644)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, f"its lock file {self.path} is not a regular file")
             except OSError as exc:  # the lock is the scan's first write: name the report, not the lock file
+                if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink: someone made it, not a scan
+                    exc = OSError(exc.errno, f"its lock file {self.path} is a symbolic link, which no scan makes: "
+                                             "remove it")
                 raise ReportError(self.report, exc) from None
             if not try_lock(fd):
                 os.close(fd)
@@ -103,10 +139,14 @@ class ReportLock:
             if current:
                 self._fd = fd
                 _held.add(fd)
-                return self
+                return
             os.close(fd)
 
     def release(self) -> None:
+        if self._report_fd is not None:
+            _held.discard(self._report_fd)
+            os.close(self._report_fd)
+            self._report_fd = None
         if self._fd is None:
             return
         _held.discard(self._fd)

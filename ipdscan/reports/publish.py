@@ -2,7 +2,8 @@
 
 Every writer publishes through here: ``publish`` (a file written in one go), and ``publish_spooled`` for the
 reports whose rows come before their header is complete (.csv, .json, .sarif): rows wait in ``Spool`` files.
-A report to ``STDOUT`` (``--out -``) is written to standard output instead, as UTF-8 whatever the locale.
+A report to ``STDOUT`` (``--out -``) is written to standard output instead, as UTF-8 whatever the locale; when
+its reader goes (``--out - | head -1``), writing raises ``ReaderGone`` and the rest goes nowhere.
 """
 from __future__ import annotations
 
@@ -11,11 +12,35 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from .output_format import STDOUT
+
+
+class ReaderGone(Exception):
+    """Standard output's reader has gone (``--out - | head -1``): the scan ends there, quietly, as a producer in a
+    pipeline does."""
+
+
+def discard_stdout() -> None:
+    """Point standard output at the null device: what is still written (a buffer flushed at exit) goes nowhere,
+    instead of ending the run with a BrokenPipeError."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+@contextmanager
+def reader_gone_on_broken_pipe() -> Iterator[None]:
+    """A BrokenPipeError in the block (a write to standard output whose reader has gone) as ReaderGone."""
+    try:
+        yield
+    except BrokenPipeError:
+        discard_stdout()
+        raise ReaderGone() from None
 
 
 class ReportError(OSError):
@@ -27,6 +52,28 @@ class ReportError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
+
+
+def file_identity(path: Path | str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` (through any link), or None if there is none: what makes two names
+    one file (a hard link, a symlink, a path through another mount of the same folder)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def overwritten_input(output: Path, inputs: Iterable[str | Path]) -> str | None:
+    """The input that ``output`` is, by device and inode, or None: every command that writes a file refuses to
+    write over one it reads (``scan``, ``merge``, ``report``, ``explain``). URLs and "-" are no files."""
+    written = file_identity(output) if output != STDOUT else None
+    if written is None:
+        return None  # not there yet: nothing to overwrite
+    for argument in map(str, inputs):
+        if argument != "-" and "://" not in argument and file_identity(argument) == written:
+            return argument
+    return None
 
 
 def check_output_folder(path: Path) -> None:
@@ -59,9 +106,10 @@ def publish(path: Path, write: Callable[[IO], None], *, binary: bool = False) ->
     """``write_atomically`` for a report: an OSError is raised as a ReportError naming ``path``."""
     if path == STDOUT:
         out = sys.stdout.buffer if binary else StdoutText()
-        sys.stdout.flush()
-        write(out)
-        out.flush()
+        with reader_gone_on_broken_pipe():
+            sys.stdout.flush()
+            write(out)
+            out.flush()
         return
     try:
         write_atomically(path, write, binary=binary)
@@ -117,7 +165,9 @@ class StdoutText:
     text goes straight to ``sys.stdout.buffer``, looked up at each write, and is never closed."""
 
     def write(self, text: str) -> None:
-        sys.stdout.buffer.write(text.encode("utf-8"))
+        with reader_gone_on_broken_pipe():
+            sys.stdout.buffer.write(text.encode("utf-8"))
 
     def flush(self) -> None:
-        sys.stdout.buffer.flush()
+        with reader_gone_on_broken_pipe():
+            sys.stdout.buffer.flush()

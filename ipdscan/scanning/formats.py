@@ -29,6 +29,7 @@ ERROR_CODES = {
     "symlink_loop": "a symbolic link leads back into a folder it is in",
     "read_error": "reading the file failed",
     "invalid_input": "a stdin line that can name no file: a NUL byte in it, or too long",
+    "is_the_report": "a name on stdin that is the report file itself: never read, and the scan stops unwritten",
     "invalid_url": "a URL that cannot be fetched as written",
     "unsupported_scheme": "a URL that is not http or https",
     "bad_url_list": "a .csv URL list without a url column, or malformed",

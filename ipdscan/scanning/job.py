@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +27,8 @@ from ..reports.json_report import completed_inputs
 from ..reports.lock import ReportLock
 from ..reports.merge import MergeError, merge_reports
 from ..reports.output_format import STDOUT, TABLE, FormatError, check_resumable, format_of, report_target
-from ..reports.suppress import Suppressions
+from ..reports.publish import ReaderGone, file_identity, overwritten_input
+from ..reports.suppress import SuppressionError, Suppressions
 from ..reports.writers import check_report_path, open_report
 from .item import Item
 from .options import ScanOptions
@@ -44,6 +46,10 @@ class JobError(ValueError):
     """A scan that cannot run as asked: one line for the user, exit 2."""
 
 
+class ReportIsInput(ValueError):
+    """A name read from stdin is the report file: the scan stops and the report is not written."""
+
+
 @dataclass
 class JobOutcome:
     stats: ScanStats
@@ -58,26 +64,6 @@ def missing_paths(inputs: Iterable[str]) -> list[str]:
     """Command-line inputs naming a path that does not exist: exit 2 at the end, as grep and ls do."""
     return [argument for argument in inputs
             if argument != "-" and not ARGUMENT_URL.match(argument) and not os.path.exists(argument)]
-
-
-def overwritten_input(inputs: Iterable[str], report: Path) -> str | None:
-    """The command-line input that ``report`` is (the same file, through any link), or None.
-
-    A report inside a scanned folder is left alone: a folder walk takes image files only, and a .csv or .txt is
-    read as a URL list only when it is named as an input.
-    """
-    try:
-        written = os.stat(report)
-    except OSError:
-        return None  # not there yet: nothing to overwrite
-    for argument in inputs:
-        if argument != "-" and not ARGUMENT_URL.match(argument):
-            try:
-                if os.path.samestat(os.stat(argument), written):
-                    return argument
-            except (OSError, ValueError):
-                continue
-    return None
 
 
 @dataclass
@@ -102,6 +88,7 @@ class ScanJob:
     stdin: TextIO | None = None  # where "-" reads inputs from
     suppressions: Suppressions | None = None  # the ignore rules and baseline findings to mark, not count
     ray: RayOptions | None = None  # scan on Ray Data (ray_scan.py) instead of this machine's worker processes
+    settings: dict | None = None  # for the header: the CLI's settings and their sources (config_file.header_settings)
 
     def __post_init__(self):
         self.inputs = list(self.inputs)
@@ -114,7 +101,7 @@ class ScanJob:
         except (ValueError, FileNotFoundError) as exc:  # FormatError is a ValueError
             raise JobError(str(exc)) from None
         to_file = self.out is not None and self.out != STDOUT
-        if to_file and (source := overwritten_input(self.inputs, self.out)) is not None:
+        if to_file and (source := overwritten_input(self.out, self.inputs)) is not None:
             raise JobError(f"--out {self.out} is the input {source}: the report would overwrite it; "
                            "write the report to another file")
         if self.retry_errors and not self.resume:
@@ -147,6 +134,8 @@ class ScanJob:
         """Take the report's lock (ReportBusy if another scan holds it) and read what a resumed report holds."""
         if self._lock:
             self._lock.acquire()
+            # a name on stdin that is this file becomes an is_the_report row, never read (sources._items_for)
+            self.options = replace(self.options, report_identity=file_identity(self.report_path))
         if self.resume:
             done = completed_inputs(self.report_path, self.retry_errors) if self.report_path.exists() else set()
             self.options = replace(self.options, skip=done.__contains__)
@@ -175,7 +164,7 @@ class ScanJob:
         report records."""
         self.detector = detector
         self.plan = plan_scan(detector, self.options, self.inputs)
-        self.header = ReportHeader.for_scan(self.plan)
+        self.header = ReportHeader.for_scan(self.plan, self.settings)
         sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
         format = "jsonl" if self.group else self.format  # a torchrun rank writes a .jsonl part
         self.writer = open_report(self.report_path, self.header.to_dict(), format=format, resume=self.resume,
@@ -188,8 +177,9 @@ class ScanJob:
         Ctrl-C, SIGTERM or a crash mid-scan ends the scan, not the job: the report is closed with the rows
         scanned so far, and the outcome says why it stopped."""
         writer = self.writer
-        stats, rows = ScanStats(), []
+        stats, rows = ScanStats(fail_on=self.fail_on), []
         stopped_by: str | None = None
+        publish = True
         try:
             if self.ray is None:
                 batches = run_plan(self.plan, self.detector, self.stdin)
@@ -198,6 +188,9 @@ class ScanJob:
             for batch in batches:
                 with interrupts_deferred():  # a batch's rows are written whole
                     for result in batch:
+                        if result.error_code == "is_the_report":
+                            raise ReportIsInput(f"--out {self.out} is the input {result.input} named on stdin: the "
+                                                "report would overwrite it; write the report to another file")
                         if self.suppressions and is_finding(result, self.fail_on):
                             self.suppressions.apply(result)
                         stats.add(result)
@@ -213,10 +206,16 @@ class ScanJob:
                     on_batch(stats)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupt.Terminated)
             stopped_by = str(exc) or "interrupted"
+        except SuppressionError as exc:  # an ignore file in a folder below, read when a finding there needed it
+            stopped_by = f"stopped: {exc}"
+        except ReportIsInput as exc:  # left unpublished: the input it would replace survives
+            stopped_by, publish = f"stopped: {exc}", False
+        except ReaderGone:  # `--out - | head -1`: nobody reads on, so the scan ends here, quietly, on its verdict so far
+            pass
         except Exception as exc:  # noqa: BLE001 - keep the rows already scanned, then report the failure
             stopped_by = f"stopped by {type(exc).__name__}: {exc}"
-        if writer:
-            with interrupts_deferred():  # published whole; a second Ctrl-C is raised once it is
+        if writer and publish:
+            with interrupts_deferred(), suppress(ReaderGone):  # published whole; a second Ctrl-C is raised once it is
                 writer.close({"end_time": utc_now(), "interrupted": stopped_by is not None, **stats.to_dict()})
         if self.group:
             self._merge_ranks(merge=stopped_by is None)

@@ -28,6 +28,7 @@ class ScanOptions:
     crops: int = 1  # >1: also score about this many tiles across the image (crops_max / crops_mean)
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     skip: Callable[[str], bool] | None = None  # e.g. inputs already in a resumed report
+    report_identity: tuple[int, int] | None = None  # (device, inode) of the report file: a name on stdin that is it
     decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
     backend: str = "auto"  # what scores: "torch", "onnxruntime", "auto" (backends.choose_backend)
 

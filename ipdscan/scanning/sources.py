@@ -39,7 +39,7 @@ STDIN_LINE_BYTES = 4 * MAX_INPUT + 4  # UTF-8 takes at most 4 bytes a character
 
 def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
     """The inputs a scan with ``options`` covers, after sharding and resume filtering, in order."""
-    items = iter_items(inputs, hidden=options.hidden, stdin=stdin, null=options.null)
+    items = iter_items(inputs, hidden=options.hidden, stdin=stdin, null=options.null, report=options.report_identity)
     if options.shard:
         items = shard_filter(items, options.shard)
     if options.skip:
@@ -48,19 +48,20 @@ def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> I
 
 
 def iter_items(inputs: Iterable[str], *, hidden: bool = False, stdin: TextIO | Iterable[str] | None = None,
-               null: bool = False) -> Iterator[Item]:
+               null: bool = False, report: tuple[int, int] | None = None) -> Iterator[Item]:
     """Yield an Item for every file and URL the inputs name, as soon as each is found.
 
     Directories are walked depth first, sorted by name at each level; hidden names (a leading '.')
     inside them are skipped unless ``hidden``. '-' reads more inputs from ``stdin`` (default: sys.stdin; a
     stream, or an iterable of lines), one a line (``null``: each ended by a NUL byte, as ``find -print0``
-    writes them), where a '-' line is a plain path, not stdin again.
+    writes them), where a '-' line is a plain path, not stdin again. A stdin name that is the file ``report``
+    ((device, inode): the report being written) is an ``is_the_report`` row, never read.
     """
     for argument in inputs:
         if argument == "-":
             for line in _stdin_lines(stdin, null):
                 if line.strip():
-                    yield from _items_for(line, hidden)
+                    yield from _items_for(line, hidden, report)
         else:
             yield from _items_for(argument, hidden)
 
@@ -125,7 +126,7 @@ def stdin_names(stdin: IO, null: bool = False) -> Iterator[bytes]:
         yield bytes(name if null else name.removesuffix(b"\r"))
 
 
-def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
+def _items_for(argument: str, hidden: bool, report: tuple[int, int] | None = None) -> Iterator[Item]:
     # Neither can name a file: the long one was cut short, and os.stat raises ValueError on a NUL.
     if len(argument) > MAX_INPUT:
         shown = argument[:200] + "…"
@@ -142,7 +143,9 @@ def _items_for(argument: str, hidden: bool) -> Iterator[Item]:
     except OSError as exc:
         yield path_error(argument, exc)
         return
-    if stat.S_ISDIR(info.st_mode):
+    if (info.st_dev, info.st_ino) == report:
+        yield Item(argument, "file", "is_the_report", f"{argument}: the report this scan writes (--out); not read")
+    elif stat.S_ISDIR(info.st_mode):
         yield from walk_items(argument, info, hidden)
     elif not stat.S_ISREG(info.st_mode):
         yield Item(argument, "file", "not_a_file", f"{argument}: not a regular file (a FIFO, socket or device)")

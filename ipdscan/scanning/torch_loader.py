@@ -6,7 +6,9 @@ Work is split between workers in batches of ``batch_size`` consecutive items (ba
 Every worker walks the same lazy item stream and keeps only its own batches, so nothing is ever held whole in
 memory, and because the DataLoader takes batches from workers round-robin, they come back in input order.
 Workers cannot read this process's stdin: they read a copy that this process makes as lines arrive
-(``stdin_spool``).
+(``stdin_spool``). Everything that crosses to them is picklable (the dataset holds stdin only when "-" is an input,
+and then the spool's copy), so they start under any start method: fork, or spawn (Windows, macOS, and
+forkserver, Python 3.14's default on Linux).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..interrupt import as_worker
 from .cpu_stage import ScanBatch, prepare_batch
 from .device_stage import decode_on_device, in_background
 from .plan import ScanPlan
@@ -39,11 +42,12 @@ class ScanDataset(IterableDataset):
 
 def loader_batches(plan: ScanPlan, stdin=None) -> Iterator[ScanBatch]:
     """The plan's items prepared batch by batch, in input order, by ``plan.workers`` DataLoader workers."""
-    spool = StdinSpool(stdin, plan.options.null) if "-" in plan.inputs and plan.workers > 0 else None
+    reads_stdin = "-" in plan.inputs
+    spool = StdinSpool(stdin, plan.options.null) if reads_stdin and plan.workers > 0 else None
     # batch_size=None: each item of the dataset is a whole ScanBatch, passed through as it is.
-    loader = DataLoader(ScanDataset(plan, spool.lines if spool else stdin), batch_size=None,
+    loader = DataLoader(ScanDataset(plan, spool.lines if spool else stdin if reads_stdin else None), batch_size=None,
                         num_workers=plan.workers, persistent_workers=False,
-                        prefetch_factor=4 if plan.workers else None)
+                        prefetch_factor=4 if plan.workers else None, worker_init_fn=as_worker if plan.workers else None)
     try:
         if plan.on_cuda:
             # Iterated lazily: the reader thread starts the workers and does the device decoding.

@@ -3,17 +3,18 @@ them to spawned worker processes, which run ``cpu_stage.prepare_batch``; the bat
 
 At most ``AHEAD`` batches per worker are listed ahead of the scoring, so a URL list of a million lines is never
 held whole; stdin is read here, as it is listed (no spool: the workers never read it). ``workers=0``, or a scan
-that lists no more than one batch, prepares in this process. Workers ignore Ctrl-C: this process stops the scan, and a worker finishes the batch it has.
+that lists no more than one batch, prepares in this process. Workers leave Ctrl-C and SIGTERM to this process,
+which stops the scan (``interrupt.as_worker``).
 """
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain, islice
 
+from ..interrupt import as_worker
 from .cpu_stage import ScanBatch, prepare_batch
 from .plan import ScanPlan
 from .sources import selected_items
@@ -25,11 +26,6 @@ def batches_of(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def ignore_interrupts() -> None:
-    """A worker's initializer: Ctrl-C reaches the whole process group, and only the scanning process handles it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def pool_batches(plan: ScanPlan, stdin=None) -> Iterator[ScanBatch]:
@@ -46,7 +42,7 @@ def pool_batches(plan: ScanPlan, stdin=None) -> Iterator[ScanBatch]:
         return
     # spawn: a fresh interpreter per worker (safe beside threads, and the same on every platform).
     pool = ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=ignore_interrupts)
+                               initializer=as_worker)
     pending = deque()
     try:
         for items in batches:

@@ -90,6 +90,27 @@ def test_a_pipe_into_a_json_reader_works(photos, checkpoint, run_cli):
     assert b"scanned 4" in scan_proc.stderr.read()
 
 
+def test_a_flagged_run_names_the_files_that_tripped_it_even_when_quiet(photos, checkpoint, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "-q", "--format", "jsonl")
+    assert result.exit_code == 1
+    rows = sorted(jsonl_rows(result.stdout), key=lambda row: -row["score"])
+    assert result.stderr.splitlines() == [
+        "flagged: 4 scored at or above --fail-on 0: " + ", ".join(f"{row['input']} ({row['score']:.3f})" for row in rows)]
+
+
+@pytest.mark.slow  # a real process and a real pipe
+@pytest.mark.parametrize("flags,code", [([], 0), (["--threshold", "0", "--fail-on", "0"], 1)])
+def test_a_reader_that_stops_early_ends_the_scan_quietly(photos, checkpoint, flags, code, run_cli):
+    """`ipdscan scan --out - | head -1` ended with "error: scan stopped by BrokenPipeError" and exit 2."""
+    scan = run_cli.popen("-m", "ipdscan", "scan", photos, "--weights", checkpoint, "--workers", "0", "--batch-size", "1",
+                         "--format", "jsonl", "--out", "-", *flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(scan.stdout.readline())["input"]  # head -1
+    scan.stdout.close()
+    assert scan.wait(timeout=run_cli.timeout) == code
+    stderr = scan.stderr.read().decode()
+    assert "Error" not in stderr and "stopped" not in stderr and "Traceback" not in stderr, stderr
+
+
 # --- suppressions -------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -125,9 +146,10 @@ def test_an_ignore_file_suppresses_by_sha256_or_glob_with_reasons(photos, checkp
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
     assert result.exit_code == 1  # png.img.png is not covered
     marks = {Path(row["input"]).name: (row["suppressed"], row["suppression_reason"]) for row in jsonl_rows(result.stdout)}
-    assert marks == {"gray.img.png": ("ignore-file", "grey test card"),
-                     "jpeg.jpg": ("ignore-file", f"{photos / '.ipdscanignore'}:4"),
-                     "png.img.png": ("", ""), "x.webp": ("ignore-file", "not ours")}
+    where = photos / ".ipdscanignore"
+    assert marks == {"gray.img.png": ("ignore-file", f"grey test card ({where}:3)"),
+                     "jpeg.jpg": ("ignore-file", f"{where}:4"),
+                     "png.img.png": ("", ""), "x.webp": ("ignore-file", f"not ours ({where}:5)")}
     assert "3 suppressed" in result.stderr
     (tmp_path / "all").write_text("*\n")  # --ignore-file instead of the folder's own
     result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--ignore-file",
@@ -154,6 +176,91 @@ def test_a_malformed_ignore_line_is_file_line_and_exit_2(photos, checkpoint, lin
     result = cli.scan(photos, "--weights", checkpoint)
     assert result.exit_code == 2 and result.stdout == ""
     assert f"{photos / '.ipdscanignore'}:3: {problem}" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert line not in result.stderr  # said by number, never echoed: the line may not be a rule at all
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("sub/", "a rule ending with '/'"), ("./jpeg.jpg", "a './' in the rule"), ("!jpeg.jpg", "a rule starting with '!'"),
+    ("sub\\x.jpg", "a backslash in the rule"), ("../photos/*", "a '..' in the rule"),
+])
+def test_gitignore_syntax_that_is_not_supported_is_an_error_not_a_dead_rule(photos, checkpoint, line, problem, cli):
+    (photos / ".ipdscanignore").write_text(f"{line}  # reviewed\n")
+    result = cli.scan(photos / "jpeg.jpg", "--weights", checkpoint)  # a file argument reads its folder's file too
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {photos / '.ipdscanignore'}:1: {problem}")
+    assert line not in result.stderr and "reviewed" not in result.stderr  # the line is never echoed
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/dev/zero", "outside"])
+def test_an_ignore_file_linked_out_of_its_folder_is_refused_unread(photos, checkpoint, tmp_path, target, cli):
+    (tmp_path / "outside").write_text("*\n")
+    (photos / ".ipdscanignore").symlink_to(target if target.startswith("/") else tmp_path / target)
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "-q")
+    assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert f"{photos / '.ipdscanignore'}: the ignore file is a link to a file outside {photos}" in result.stderr
+    assert "PATH=" not in result.stderr
+
+
+def test_ignore_files_are_capped_and_must_be_regular_files(photos, checkpoint, tmp_path, cli):
+    big = tmp_path / "big.ignore"
+    with open(big, "wb") as file:
+        file.truncate(65 << 20)  # sparse: over the cap without writing it
+    result = cli.scan(photos, "--weights", checkpoint, "--ignore-file", big)
+    assert result.exit_code == 2 and "the ignore file is over 67,108,864 bytes" in result.stderr
+    result = cli.scan(photos, "--weights", checkpoint, "--ignore-file", "/proc/self/environ")
+    assert result.exit_code == 2 and "is a system file" in result.stderr and "PATH=" not in result.stderr
+
+
+@pytest.mark.parametrize("make", ["link to /dev/zero", "fifo", "directory"])
+def test_a_baseline_that_is_not_a_regular_file_is_refused_at_once(photos, checkpoint, tmp_path, make, cli):
+    baseline = tmp_path / "b.jsonl"
+    {"link to /dev/zero": lambda: baseline.symlink_to("/dev/zero"), "fifo": lambda: os.mkfifo(baseline),
+     "directory": baseline.mkdir}[make]()
+    result = cli.scan(photos, "--weights", checkpoint, "--baseline", baseline)
+    assert result.exit_code == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert f"{baseline}: the baseline is" in result.stderr
+
+
+def test_a_rule_covers_only_its_own_folder_and_never_a_url(photos, checkpoint, tmp_path, http_server, cli):
+    trusted, untrusted = tmp_path / "trusted", tmp_path / "untrusted"
+    trusted.mkdir(), untrusted.mkdir()
+    make_image(trusted / "logo.jpg", "jpeg")
+    make_image(untrusted / "x.jpg", "png")
+    url = http_server.add("u.png", (photos / "png.img.png").read_bytes())
+    (untrusted / ".ipdscanignore").write_text("*.jpg # reviewed\n*\n*/*\n/*\nlogo.jpg\n")
+    (tmp_path / "urls.txt").write_text(url + "\n")
+    result = cli.scan(trusted, untrusted, url, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0",
+                      "--allow-private-urls", "--format", "jsonl")
+    assert result.exit_code == 1, result.output
+    marks = {row["input"]: row["suppression_reason"] for row in jsonl_rows(result.stdout)}
+    assert marks == {str(trusted / "logo.jpg"): "", str(untrusted / "x.jpg"): f"reviewed ({untrusted / '.ipdscanignore'}:1)",
+                     url: ""}
+    # one rule however the scan is called: the nested file counts in a folder scan, and a file argument's folder
+    # and the folders above it up to the current directory are read as a folder scan reads them
+    (trusted / "sub").mkdir()
+    make_image(trusted / "sub" / "hero.jpg", "webp")
+    (trusted / "sub" / ".ipdscanignore").write_text("hero.jpg # the hero\n")
+    (trusted / ".ipdscanignore").write_text("logo.jpg # the logo\n")
+    os.chdir(trusted)
+    for args in (["."], [trusted], ["logo.jpg", "sub/hero.jpg"], ["sub", "logo.jpg"]):
+        result = cli.scan(*args, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0", "--format", "jsonl")
+        assert result.exit_code == 0, (args, result.output)
+        reasons = sorted(row["suppression_reason"].split(" (")[0] for row in jsonl_rows(result.stdout))
+        assert reasons == ["the hero", "the logo"], args
+
+
+def test_the_summary_counts_suppressed_findings_with_their_real_scores(photos, checkpoint, cli):
+    (photos / ".ipdscanignore").write_text("* # reviewed\n")
+    args = (photos, "--weights", checkpoint, "--threshold", "0", "--fail-on", "0")
+    result = cli.scan(*args, "--format", "sarif", "-q")
+    assert result.exit_code == 0, result.output
+    assert {finding["suppressions"][0]["justification"] for finding in json.loads(result.stdout)["runs"][0]["results"]} \
+        == {f"ignore-file: reviewed ({photos / '.ipdscanignore'}:1)"}  # the file and line that did it
+    result = cli.scan(*args, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    top = max(jsonl_rows(result.stdout), key=lambda row: row["score"])
+    assert "4 suppressed" in result.stderr and "highest score: 0.000" not in result.stderr
+    assert f"suppressed findings: {top['input']} ({top['score']:.3f})" in result.stderr
 
 
 @pytest.mark.parametrize("content,name,message", [
@@ -176,11 +283,12 @@ def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, n
 @pytest.mark.slow
 def test_precedence_is_flag_then_environment_then_file_then_default(photos, checkpoint, tmp_path, cli):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.ipdscan]\nfail-on = 0.0\n'
-                                             f'weights = "{checkpoint}"\nformat = "jsonl"\n')
-    result = cli.scan(photos, "-q")
+                                             'format = "jsonl"\n')
+    result = cli.scan(photos, "-q", "--weights", checkpoint)
     assert result.exit_code == 1 and len(jsonl_rows(result.stdout)) == len(KINDS)  # the file's format and fail-on
-    assert cli.scan(photos, "-q", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 0  # the environment over the file
-    assert cli.scan(photos, "-q", "--fail-on", "0", env={"IPDSCAN_FAIL_ON": "1"}).exit_code == 1  # the flag over both
+    env = {"IPDSCAN_FAIL_ON": "1", "IPDSCAN_WEIGHTS": str(checkpoint)}
+    assert cli.scan(photos, "-q", env=env).exit_code == 0  # the environment over the file
+    assert cli.scan(photos, "-q", "--fail-on", "0", env=env).exit_code == 1  # the flag over both
     config = cli.invoke(["config"], env={"IPDSCAN_FAIL_ON": "1", "IPDSCAN_CI_VENV": "/x"})
     assert config.exit_code == 0
     lines = {line.split(" = ")[0].lstrip("# "): line for line in config.stdout.splitlines()}
@@ -189,12 +297,39 @@ def test_precedence_is_flag_then_environment_then_file_then_default(photos, chec
     assert lines["batch-size"].endswith("# default") and lines["threshold"].startswith("# threshold =")
 
 
+def test_a_found_config_file_cannot_choose_where_to_write_what_to_trust_or_how_much_to_scan(photos, checkpoint,
+                                                                                            tmp_path, cli):
+    (tmp_path / "victim.txt").write_text("precious\n")
+    os.chdir(photos)
+    Path("pyproject.toml").write_text('[tool.ipdscan]\nout = "../victim.txt"\nformat = "csv"\nshard = "1/4"\n'
+                                      f'weights = "{checkpoint}"\nallow-private-urls = true\nmax-mb = 0.001\n')
+    result = cli.scan("jpeg.jpg", "--weights", checkpoint, "--quiet", "--fail-on", "0.9")
+    assert result.exit_code in (0, 1) and (tmp_path / "victim.txt").read_text() == "precious\n"
+    assert result.stdout.startswith("input,")  # format is the file's to choose: the report on stdout
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {photos / 'pyproject.toml'} [tool.ipdscan] sets out, shard, allow-private-urls, max-mb, "
+        "ignored: a config file that was found, not named, may not choose where to write, what to trust or how "
+        "much to scan; to use it, run ipdscan --config FILE scan ...")
+    config = cli.invoke(["config"]).stdout
+    assert "# out =" in config and f"ignored: {photos / 'pyproject.toml'} [tool.ipdscan]" in config
+    # named, it is trusted in full; the header says where each setting came from, the summary what narrowed it
+    Path("pyproject.toml").write_text('[tool.ipdscan]\nout = "../victim.jsonl"\nshard = "1/1"\nmax-mb = 10\n')
+    result = cli.invoke(["--config", "pyproject.toml", "scan", "jpeg.jpg", "--workers", "0", "--weights", checkpoint])
+    assert result.exit_code == 0, result.output
+    header = json.loads((tmp_path / "victim.jsonl.header.json").read_text())
+    where = "pyproject.toml [tool.ipdscan]"
+    assert header["settings"]["out"] == {"value": "../victim.jsonl", "source": where}
+    assert header["settings"]["weights"] == {"value": str(checkpoint), "source": "command line"}
+    assert header["settings"]["hidden"] == {"value": False, "source": "default"}
+    assert f"warning: {where} narrowed this scan: shard = \"1/1\", max-mb = 10" in result.stderr
+
+
 def test_ipdscan_toml_is_found_upwards_and_wins_over_pyproject_there(photos, tmp_path, cli):
-    (tmp_path / "ipdscan.toml").write_text("threshold = 0.7\nhidden = true\n")
+    (tmp_path / "ipdscan.toml").write_text("threshold = 0.7\ncrops = 3\n")
     (tmp_path / "pyproject.toml").write_text("[tool.ipdscan]\nthreshold = 0.2\n")
     os.chdir(photos)
     config = cli.invoke(["config"])
-    assert "threshold = 0.7" in config.stdout and "hidden = true" in config.stdout
+    assert "threshold = 0.7" in config.stdout and "crops = 3" in config.stdout
     assert str(tmp_path / "ipdscan.toml") in config.stdout
 
 

@@ -137,7 +137,7 @@ def test_loopback_urls_are_refused_without_the_flag(tmp_path, checkpoint, cli):
     with LocalServer() as server:
         url = server.add("a.png", encoded(natural(), "PNG"))
         out = tmp_path / "r.csv"
-        assert cli.scan(url, "--weights", checkpoint, "--out", out, "-q").exit_code == 0
+        assert cli.scan(url, "--weights", checkpoint, "--out", out, "-q").exit_code == 2  # its only input failed
         assert read_csv(out)[0]["error_code"] == "blocked_address"
         assert server.requests == []
 

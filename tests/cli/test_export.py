@@ -1,4 +1,5 @@
 """`ipdscan export`: a checkpoint to an ONNX model that scores as it does, its sidecar and metadata; the errors."""
+import os
 import shutil
 
 import pytest
@@ -37,12 +38,14 @@ def test_an_export_that_scores_differently_is_refused(cli, checkpoint, tmp_path,
 
 def test_export_errors_are_one_line_and_exit_2(cli, checkpoint, tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint")
+    os.link(checkpoint, tmp_path / "linked.onnx")  # the checkpoint by another name (issue 33, item 8)
     for args, message in (
             ([tmp_path / "missing.pt"], "weights file not found: "),
             ([tmp_path / "text.pt"], "not a safe ipdscan checkpoint"),
             ([checkpoint, "--out", tmp_path / "no" / "such" / "x.onnx"], "cannot write "),
             ([checkpoint, "--out", tmp_path], "it is a folder"),
-            ([checkpoint, "--out", checkpoint], "is the checkpoint itself")):
+            ([checkpoint, "--out", checkpoint], "is the checkpoint itself"),
+            ([checkpoint, "--out", tmp_path / "linked.onnx"], "is the checkpoint itself")):
         done = cli("export", *args)
         assert (done.exit_code, done.stdout) == (2, ""), done.output
         assert done.stderr.startswith("error: ") and message in " ".join(done.stderr.split())

@@ -72,6 +72,8 @@ def test_the_action_is_a_composite_that_installs_scans_and_uploads():
             assert step["shell"] == "bash" and "${{" not in step["run"], step["name"]
     upload = next(step for step in steps if "upload-sarif" in step.get("uses", ""))
     assert "always()" in upload["if"]  # a flagged scan is uploaded too
+    scan = next(step for step in steps if step.get("id") == "scan")
+    assert "ipdscan scan" in scan["run"] and "--fail-on-error" in scan["run"]  # fails closed
 
 
 def expand(text: str, inputs: dict, outputs: dict) -> str:
@@ -125,7 +127,7 @@ def test_the_actions_script_steps_run_here(tmp_path, checkpoint):
 
 def test_the_hook_scans_staged_images_with_the_scan_command():
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert hook["id"] == "ipdscan" and hook["entry"].startswith("ipdscan scan")
+    assert hook["id"] == "ipdscan" and hook["entry"] == "ipdscan scan --quiet --fail-on-error"  # fails closed
     assert hook["language"] == "python" and hook["types"] == ["image"]
     assert hook["args"] == ["--fail-on", "0.9"]
 

@@ -180,10 +180,11 @@ def test_per_input_errors_reach_stderr_when_quiet_and_fail_on_error_makes_them_e
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     make_image(tmp_path / "photos" / "empty.jpg", "empty")
-    result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q")
-    assert result.exit_code == 0, result.output
-    assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
-                                    "warning: every input failed (1 of 1): nothing was scored"]
+    for flags in ([], ["--fail-on", "0.5"]):  # fail closed: a run that judged nothing never passes a gate
+        result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", *flags)
+        assert result.exit_code == 2, result.output
+        assert stderr_lines(result) == ["ipdscan: photos/empty.jpg: the file is empty (empty_file)",
+                                        "error: every input failed (1 of 1): nothing was scored, so there is no verdict"]
     make_image(tmp_path / "photos" / "a.png", "png")
     result = cli.scan("photos", "--weights", checkpoint, "--out", "r.csv", "-q", "--fail-on-error")
     assert result.exit_code == 2, result.output
@@ -464,6 +465,52 @@ main()
     assert (run.returncode, run.stderr, run.stdout) == (2, f"error: {why}\n", "")
 
 
+START_METHOD_SCAN = """
+import multiprocessing, sys
+multiprocessing.set_start_method(sys.argv[1], force=True)
+sys.argv = ["ipdscan", *sys.argv[2:]]
+from ipdscan.entry import main
+main()
+"""
+
+
+@pytest.mark.slow  # processes that import torch, and spawned workers that import it again
+def test_a_folder_scan_under_spawn_gives_the_rows_it_gives_under_fork(tmp_path, checkpoint, run_cli):
+    """Issue 33, item 11: under spawn (Windows, macOS, forkserver) the DataLoader's dataset held sys.stdin:
+    "cannot pickle '_io.TextIOWrapper'". Every object that crosses to a worker is picklable now."""
+    for name, kind in (("a.png", "png"), ("b.jpg", "jpeg"), ("c.webp", "webp"), ("d.png", "gray"), ("e.bmp", "bmp")):
+        make_image(tmp_path / name, kind)
+    rows = {}
+    for method in ("fork", "spawn"):
+        run = run_cli.python("-c", START_METHOD_SCAN, method, "scan", tmp_path, "--weights", checkpoint, "--workers", "1",
+                             "--batch-size", "2", "--backend", "torch", "--device", "cpu", "--format", "jsonl",
+                             "--out", "-", "-q")
+        assert run.returncode == 0 and run.stderr == "", (method, run.stderr)
+        rows[method] = [json.loads(line) for line in run.stdout.splitlines()]
+    assert rows["spawn"] == rows["fork"] and len(rows["fork"]) == 5
+
+
+def test_a_worker_sent_sigterm_with_its_process_group_leaves_quietly(tmp_path, detector, capfd):
+    """Issue 33, item 13: a SIGTERM to the process group killed the DataLoader workers by the signal, and the
+    scanning process printed torch's "worker is killed by signal: Terminated" traceback as it shut them down."""
+    import multiprocessing
+
+    from ipdscan.scanning.options import ScanOptions
+    from ipdscan.scanning.plan import plan_scan
+    from ipdscan.scanning.torch_loader import loader_batches
+    for index in range(6):
+        make_image(tmp_path / f"{index}.png", "png")
+    batches = loader_batches(plan_scan(detector, ScanOptions(workers=1, batch_size=1), [str(tmp_path)]))
+    next(batches)
+    (worker,) = multiprocessing.active_children()
+    # from another process, as `kill -TERM -PGID` sends it (torch's workers leave quietly when their parent does)
+    subprocess.run(["kill", "-TERM", str(worker.pid)], check=True)
+    worker.join(timeout=30)
+    assert worker.exitcode == 0  # left, not killed by the signal
+    batches.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.slow  # a process that imports torch
 def test_importing_ipdscan_leaves_torch_for_first_use(run_cli):
     """ScanOptions imported torch (and device_decode), so `ipdscan merge` loaded it: what a scan comes to on a
@@ -523,6 +570,64 @@ def test_a_symlink_to_a_report_is_locked_as_the_report(tmp_path, checkpoint, mon
             assert result.exit_code == 2, result.output
             assert f"another scan is writing {out} (it holds {tmp_path.resolve()}/a.jsonl.lock)" in result.stderr
     assert (tmp_path / "a.jsonl").read_text() == ""
+
+
+def test_a_hard_link_to_a_report_is_locked_as_the_same_file(tmp_path, checkpoint, monkeypatch, cli):
+    """Issue 33, item 7: a.jsonl and its hard link b.jsonl name two lock files; two scans interleaved in one file."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "a.jsonl").write_text("")
+    os.link(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    from ipdscan.reports.lock import ReportLock
+    with ReportLock(tmp_path / "a.jsonl"):
+        result = cli.scan("x.png", "--weights", checkpoint, "--out", "b.jsonl", "--resume")
+        assert result.exit_code == 2 and result.stdout == ""
+        assert stderr_lines(result) == ["error: another scan is writing b.jsonl under another name (a hard link to it)"]
+    assert (tmp_path / "a.jsonl").read_text() == "" and not (tmp_path / "b.jsonl.lock").exists()
+    assert cli.scan("x.png", "--weights", checkpoint, "--out", "b.jsonl", "--resume", "-q").exit_code == 0
+
+
+def test_a_planted_lock_symlink_is_refused_not_followed(tmp_path, checkpoint, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "r.csv.lock").symlink_to(tmp_path / "victim")  # O_CREAT through it would make the victim
+    result = cli.scan("x.png", "--weights", checkpoint, "--out", "r.csv")
+    assert result.exit_code == 2 and not (tmp_path / "victim").exists() and not (tmp_path / "r.csv").exists()
+    assert stderr_lines(result) == [f"error: cannot write the report r.csv: its lock file {tmp_path.resolve()}/r.csv.lock "
+                                    "is a symbolic link, which no scan makes: remove it"]
+
+
+@pytest.mark.parametrize("out,stdin", [("list.csv", "list.csv"), ("r.txt", "x.png\nlinked.txt")])
+def test_an_input_named_on_stdin_is_never_overwritten_by_the_report(tmp_path, checkpoint, monkeypatch, out, stdin, cli):
+    """Issue 33, item 8: `echo list.csv | ipdscan scan - --out list.csv` replaced the URL list with the report."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "x.png", "png")
+    (tmp_path / "list.csv").write_text("url\nhttps://example.invalid/a.png\n")
+    (tmp_path / "r.txt").write_text("x.png\n")
+    os.link(tmp_path / "r.txt", tmp_path / "linked.txt")  # the same file by inode, by another name
+    before = {name: (tmp_path / name).read_text() for name in ("list.csv", "r.txt")}
+    result = cli.scan("-", "--weights", checkpoint, "--out", out, "--format", "csv", input=stdin + "\n")
+    assert result.exit_code == 2 and result.stdout == ""
+    named = stdin.splitlines()[-1]
+    assert stderr_lines(result)[-1].startswith(f"error: scan stopped: --out {out} is the input {named} named on stdin: "
+                                               "the report would overwrite it; write the report to another file")
+    assert {name: (tmp_path / name).read_text() for name in ("list.csv", "r.txt")} == before
+
+
+def test_every_command_that_writes_refuses_an_output_that_is_its_input(tmp_path, checkpoint, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "y.png", "png")
+    os.link("y.png", "z.png")
+    image = (tmp_path / "y.png").read_bytes()
+    for args in (["explain", "y.png", "--out", "y.png"], ["explain", "y.png", "--out", "z.png"]):
+        result = cli(*args, "--weights", checkpoint, "--device", "cpu")
+        assert result.exit_code == 2 and "the heatmap would replace it" in result.stderr, result.output
+    assert (tmp_path / "y.png").read_bytes() == image
+    assert cli.scan("y.png", "--weights", checkpoint, "--out", "r.jsonl", "-q").exit_code == 0
+    os.link("r.jsonl", "s.jsonl")
+    for command in ("merge", "report"):
+        result = cli(command, "r.jsonl", "--out", "s.jsonl")
+        assert result.exit_code == 2 and "--out s.jsonl is" in result.stderr, result.output
 
 
 HOLDER = """

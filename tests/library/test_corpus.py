@@ -169,7 +169,7 @@ def test_unknown_generator_is_a_clear_error():
         generators.make("stylegan9")
 
 
-def test_realesrgan_compact_gives_a_same_size_fake():
+def test_realesrgan_compact_gives_a_same_size_fake(ncnn_libraries):
     g = generators.make("realesr_animevideov3_x2")
     g.prepare([], Path("."), 0)
     window = np.asarray(textured_photo(256, 256, 3))

