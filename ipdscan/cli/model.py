@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import typer
 
-from ..choices import PRECISIONS
+from ..choices import BACKEND_CHOICES, PRECISIONS
 from ..extras import require_torch
 from ..reports.publish import check_output_folder, overwritten_input
 from .console import printable, shown, stderr, stdout
@@ -27,6 +27,7 @@ def evaluate_command(
     device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(32, min=1, max=4096, metavar="N", help="Images per model call."),
     workers: Optional[int] = typer.Option(None, min=0, metavar="N", help="Decoding processes (default: 1 on CPU, up to 16 on CUDA)."),
+    backend: Literal[BACKEND_CHOICES] = typer.Option("auto", help="What scores, as in scan --help (an .onnx --weights: onnxruntime)."),
     precision: Literal[PRECISIONS] = typer.Option("auto", help="Model arithmetic (see scan --help)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Table file: .md, .csv or .json."),
     group: bool = typer.Option(False, help="Add a mean row per dataset root (Table III style)."),
@@ -43,7 +44,7 @@ def evaluate_command(
     from ..eval.evaluate import evaluate
     from ..eval.labelled import DatasetError
     from ..eval.perturbations import parse_perturbations
-    from ..model.detector import load_detector
+    from ..model.backends import load_backend
     from ..model.runtime import DeviceError
     from ..model.weights import WeightsError
     try:
@@ -60,7 +61,7 @@ def evaluate_command(
                 check_output_folder(path)
         perturbations = parse_perturbations(perturb or [])
         warn_about_workers(workers)
-        detector = load_detector(weights, device, precision)
+        detector = load_backend(weights, device, precision, backend)
         report = evaluate(roots, detector, batch_size=batch_size, workers=workers, perturbations=perturbations,
                           scores_out=scores, progress=not quiet)
         if intervals:

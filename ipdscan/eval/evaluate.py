@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
-from ..model.detector import Detector
+from ..model.backends import Backend
 from ..model.runtime import default_workers
 from ..text import csv_text
 from .eval_report import EvalReport
@@ -24,7 +25,7 @@ from .metrics import Row, metrics
 from .perturbations import Perturbation
 
 
-def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int = 32, workers: int | None = None,
+def evaluate(roots: Iterable[str | Path], detector: Backend, *, batch_size: int = 32, workers: int | None = None,
              perturbations: Sequence[Perturbation] | None = None, scores_out: str | Path | None = None,
              threshold: float = 0.5, progress: bool = False) -> EvalReport:
     """Score every image below ``roots`` (clean, then once per perturbation) and compute per-generator metrics.
@@ -42,7 +43,8 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             labels += [label] * len(files)
             owner += [set_index] * len(files)
     labels_np, owner_np = np.array(labels, dtype=int), np.array(owner, dtype=int)
-    workers = default_workers(workers, detector.device.type)
+    device_type = torch.device(detector.device).type  # a torch.device, or ONNX Runtime's "cpu"
+    workers = default_workers(workers, device_type)
     scores_file = open(scores_out, "w", encoding="utf-8", newline="") if scores_out else None
     writer = csv.writer(scores_file) if scores_file else None
     if writer:
@@ -53,7 +55,7 @@ def evaluate(roots: Iterable[str | Path], detector: Detector, *, batch_size: int
             tag = str(perturbation) if perturbation else "none"
             loader = DataLoader(EvalImages(paths, detector.preprocessing, perturbation), batch_size=batch_size,
                                 num_workers=workers, collate_fn=collate_indexed,
-                                pin_memory=detector.device.type == "cuda")
+                                pin_memory=device_type == "cuda")
             scores = np.full(len(paths), np.nan)
             errors = {}
             for indices, crops, bad in tqdm(loader, desc=f"eval {tag}", unit="batch", disable=not progress):

@@ -6,7 +6,8 @@
   weights (the shipped default has one); the base install's only backend.
 
 ``auto`` is torch on CUDA, else ONNX Runtime where it is installed and the weights have their ``.onnx`` beside
-them, else torch. Both take the CPU stage's uint8 crops as numpy arrays; their rows differ only in the score.
+them, else torch; weights that are themselves an ``.onnx`` (an export with no checkpoint, such as
+``trainer/export_probe.py``'s) score with ONNX Runtime wherever torch would be picked. Both take the CPU stage's uint8 crops as numpy arrays; their rows differ only in the score.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ def choose_backend(requested: str, device: str, weights: Path) -> str:
     """"torch" or "onnxruntime" for ``requested`` (auto, torch, onnxruntime) on ``device`` (--device)."""
     if requested != "auto":
         return requested
+    if weights.suffix.lower() == ".onnx":
+        return ONNXRUNTIME  # no checkpoint for torch to read
     if device not in CPU_DEVICES:
         return TORCH  # cuda or cuda:N; anything else, torch's resolve_device explains
     if device == "auto" and importable("torch") and import_module("torch").cuda.is_available():
@@ -74,8 +77,8 @@ def load_backend(weights: str | Path | None = None, device: str = "auto", precis
     if chosen == ONNXRUNTIME:
         onnx = onnx_beside(path)
         if str(device) not in CPU_DEVICES:
-            raise DeviceError(f"--backend onnxruntime scores on the CPU, not {device}: use --device cpu, "
-                              "or --backend torch")
+            torch_instead = "" if path.suffix.lower() == ".onnx" else ", or --backend torch"
+            raise DeviceError(f"--backend onnxruntime scores on the CPU, not {device}: use --device cpu{torch_instead}")
         if precision not in ("auto", "fp32"):
             raise ValueError(f"--precision {precision} is the torch backend's: ONNX Runtime scores in fp32")
         if not onnx.is_file():
@@ -85,6 +88,9 @@ def load_backend(weights: str | Path | None = None, device: str = "auto", precis
             raise ValueError("--backend onnxruntime needs ONNX Runtime, which is not installed: pip install onnxruntime")
         from .onnx_backend import load_onnx_detector
         return load_onnx_detector(onnx)
+    if path.suffix.lower() == ".onnx":
+        raise WeightsError(f"{path} is an ONNX export: the torch backend reads checkpoints (.pt); "
+                           "use --backend onnxruntime")
     if backend == TORCH:
         require_torch("scan --backend torch", "gpu")
     elif str(device) not in CPU_DEVICES:

@@ -34,6 +34,17 @@ def test_auto_is_torch_where_cuda_is(exported, monkeypatch):
     assert choose_backend("auto", "cpu", exported) == "onnxruntime"  # --device cpu asks for the CPU
 
 
+def test_weights_that_are_an_onnx_export_score_with_onnx_runtime_only(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    export_only = tmp_path / "ensemble.onnx"  # no checkpoint beside it, none to be had
+    assert choose_backend("auto", "auto", export_only) == "onnxruntime"
+    with pytest.raises(WeightsError, match="is an ONNX export: the torch backend reads checkpoints"):
+        load_backend(export_only, "cpu", backend="torch")
+    with pytest.raises(DeviceError, match="use --device cpu$"):
+        load_backend(export_only, "cuda")
+
+
 def test_onnx_runtime_refuses_what_only_torch_does(tmp_path, exported):
     with pytest.raises(DeviceError, match="scores on the CPU"):
         load_backend(exported, "cuda", backend="onnxruntime")

@@ -362,3 +362,18 @@ def test_eval_command_prints_auc_and_intervals_and_refuses_no_resamples(roots, s
         refused = cli.invoke([*common, *args])
         assert refused.exit_code == 2 and refused.stdout == ""
         assert refused.stderr.strip().splitlines() == [f"error: {message}"]
+
+
+def test_evaluate_scores_an_onnx_export_as_its_checkpoint(roots, detector, small_weights, tmp_path):
+    """eval goes through load_backend: an export (here beside its checkpoint) is evaluated with ONNX Runtime."""
+    from ipdscan.model.backends import load_backend
+    from ipdscan.model.export import export_onnx
+
+    exported = export_onnx(small_weights, tmp_path / "small.onnx")
+    onnx_detector = load_backend(exported.path, "cpu")
+    assert onnx_detector.backend == "onnxruntime"
+    by_onnx = evaluate(roots, onnx_detector, batch_size=4, workers=0)
+    by_torch = evaluate(roots, detector, batch_size=4, workers=0)
+    assert [row.generator for row in by_onnx.rows] == [row.generator for row in by_torch.rows]
+    for ours, theirs in zip(by_onnx.rows, by_torch.rows):
+        assert ours.ap == pytest.approx(theirs.ap, abs=1e-3) and ours.auc == pytest.approx(theirs.auc, abs=1e-3)
