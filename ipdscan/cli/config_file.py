@@ -41,6 +41,7 @@ CONFIG_MAX_BYTES = 1 << 20
 GUARDED = ("out", "allow-private-urls", "weights", "shard", "max-mb", "hidden")
 NARROWING = ("shard", "max-mb")  # settings a file can use to scan less than was asked: the summary says so
 COMMAND_LINE, DEFAULT = "command line", "default"
+CONFIG_PROBLEM = "ipdscan.config_problem"  # the root context's meta key for a ConfigError kept for scan and config
 
 
 class ConfigError(ValueError):
@@ -69,10 +70,18 @@ def config_table(path: Path, named: bool = True) -> tuple[str, dict] | None:
     if Path(path).name != PYPROJECT:
         return str(path), document
     tool = document.get("tool", {})
-    table = tool.get("ipdscan") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: [tool] must be a table, not {_kind(tool)}")
+    table = tool.get("ipdscan")
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.ipdscan] must be a table")
     return (f"{path} [tool.ipdscan]", table) if table is not None else None
+
+
+def _kind(value) -> str:
+    """A TOML value's kind, as an error names it: "an integer", "a string", ..."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def find_config(start: Path) -> tuple[str, dict] | None:
@@ -128,9 +137,20 @@ def settings(command, environ: Mapping[str, str] | None = None, cwd: Path | None
     return result
 
 
-def used_settings(ctx, found: Mapping[str, Setting]) -> dict[str, Setting]:
-    """Every option of the command running in ``ctx`` as it ran: its value and where that came from."""
-    used = {}
+def scan_settings(ctx) -> dict[str, Setting]:
+    """The settings the root command found for scan (``settings``); ConfigError if they could not be read. The
+    root keeps the error for the commands they are for (scan, config), so that a bad IPDSCAN_* variable or config
+    file breaks neither ``--help`` nor merge, report, eval, explain or export."""
+    root = ctx.find_root()
+    if problem := root.meta.get(CONFIG_PROBLEM):
+        raise ConfigError(problem)
+    return root.obj or {}
+
+
+def used_settings(ctx) -> dict[str, Setting]:
+    """Every option of the scan running in ``ctx`` as it ran: its value and where that came from (ConfigError if
+    the settings could not be read)."""
+    found, used = scan_settings(ctx), {}
     for name, param in options_of(ctx.command).items():
         source = getattr(ctx.get_parameter_source(param.name), "name", "DEFAULT")
         value = ctx.params.get(param.name)

@@ -24,8 +24,11 @@ Examples:
   find . -name '*.png' -print0 | ipdscan scan - -0 --out report.csv
   ipdscan scan /archive --ray --ray-address auto --out archive.jsonl --resume
 
-Settings also come from IPDSCAN_<OPTION> variables and [tool.ipdscan] in pyproject.toml or ipdscan.toml
-(see `ipdscan config`)."""
+Settings also come from IPDSCAN_<OPTION> variables and from a config file: the
+nearest ipdscan.toml or pyproject.toml [tool.ipdscan] (which may not set out,
+weights, allow-private-urls, shard, max-mb, hidden or exclude), or one named
+before the command, trusted in full: ipdscan --config FILE scan ... (see
+`ipdscan config`)."""
 
 
 @failures_exit_2
@@ -81,8 +84,11 @@ def scan(
     An error wins over a flag.
     """
     from ..reports.suppress import SuppressionError, Suppressions
-    from .config_file import header_settings, ignored_warning, narrowed_warning, used_settings
-    used = used_settings(ctx, ctx.find_root().obj or {})
+    from .config_file import ConfigError, header_settings, ignored_warning, narrowed_warning, used_settings
+    try:
+        used = used_settings(ctx)
+    except ConfigError as exc:
+        raise fail(str(exc))
     if warning := ignored_warning(used):
         print_warning(warning)
     try:  # what the arguments alone decide, before the model code loads: a mistake there is answered at once

@@ -348,6 +348,52 @@ def test_bad_settings_are_errors_naming_where(photos, content, env, message, cli
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
+def test_an_empty_variable_is_unset(photos, cli):
+    result = cli.invoke(["config"], env={"IPDSCAN_FAIL_ON": "", "IPDSCAN_FORMAT": "", "IPDSCAN_BATCH_SIZE": ""})
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    lines = {line.split(" = ")[0].lstrip("# "): line for line in result.stdout.splitlines()}
+    assert lines["fail-on"].startswith("# fail-on =") and lines["fail-on"].endswith("# default")
+    assert lines["batch-size"].split("#")[0].strip() == "batch-size = 32" and lines["batch-size"].endswith("# default")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["scan", "--help"], ["merge", "--help"], ["report", "--help"],
+                                  ["explain", "--help"]])
+def test_a_bad_setting_breaks_neither_help_nor_other_commands(photos, args, cli):
+    Path("ipdscan.toml").write_text("fail-on = 2.0\n")
+    result = cli.invoke(args, env={"IPDSCAN_BATCH_SIZE": "many"})
+    assert result.exit_code == 0 and result.stderr == "" and "Usage:" in result.stdout, result.output
+
+
+def test_a_bad_setting_is_an_error_only_for_the_commands_it_sets(photos, tmp_path, write_report, cli):
+    from ipdscan.scanning.result import Result
+    report = write_report(tmp_path / "old.jsonl", [Result("a.png", score=0.2, label="real", sha256="ab" * 32)])
+    env = {"IPDSCAN_FAIL_ON": "lots"}
+    result = cli.invoke(["report", report, "--out", tmp_path / "old.csv"], env=env)
+    assert result.exit_code == 0 and result.stderr.startswith("wrote 1 rows") and "IPDSCAN" not in result.stderr
+    assert (tmp_path / "old.csv").read_text().splitlines()[1].startswith("a.png,")
+    for command in (["config"], ["scan", str(photos)]):
+        result = cli.invoke(command, env=env)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        assert result.stderr.splitlines() == ["error: IPDSCAN_FAIL_ON: fail-on: Input should be a valid number, "
+                                              "unable to parse string as a number"]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("pyproject.toml", b"tool = 5\n", "pyproject.toml: [tool] must be a table, not an integer"),
+    ("pyproject.toml", b'tool = "ipdscan"\n', "pyproject.toml: [tool] must be a table, not a string"),
+    ("pyproject.toml", b"[tool]\nipdscan = 5\n", "pyproject.toml: [tool.ipdscan] must be a table"),
+    ("pyproject.toml", b'[tool.ipdscan]\nformat = "caf\xe9"\n', "pyproject.toml:2: the config file is not UTF-8 text"),
+    ("ipdscan.toml", b"\xff\xfefail-on = 0.5\n", "ipdscan.toml:1: the config file is not UTF-8 text"),
+])
+def test_a_malformed_config_file_is_one_line_naming_it(photos, name, content, message, cli):
+    Path(name).write_bytes(content)
+    for args in (["config"], ["scan", str(photos)], ["--config", name, "config"]):
+        result = cli.invoke(args)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(message), result.stderr
+
+
 # --- instant start ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [["--help"], ["config"], ["scan", "x", "--out", "r.xlsx"], ["report", "--help"],
@@ -381,6 +427,7 @@ def test_help_fits_80_columns_and_lists_choices(tmp_path, run_cli):
     scan_help = run_cli.python("-m", "ipdscan", "scan", "--help", cwd=tmp_path).stdout
     assert "<table|csv|jsonl|json|sarif|html>" in scan_help and "<auto|workers|device>" in scan_help
     assert "--fail-on-evidence" in scan_help
+    assert "named before the command, trusted in full: ipdscan --config FILE scan ..." in " ".join(scan_help.split())
     assert ".sarif" in run_cli.python("-m", "ipdscan", "merge", "--help", cwd=tmp_path).stdout
     assert "--show-completion" in run_cli.python("-m", "ipdscan", "--help", cwd=tmp_path).stdout
 
