@@ -37,7 +37,7 @@ def scan(
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help=f"Report file ({REPORT_SUFFIXES}: the extension picks the format), or - for stdout. Default: a table on stdout."),
     report_format: Optional[Literal[FORMAT_NAMES]] = typer.Option(None, "--format", "-f", help="Report format, whatever the --out extension; without --out, the report goes to stdout."),
     ignore_file: Optional[Path] = typer.Option(None, metavar="FILE", help="Suppression rules: sha256:HEX or a path glob per line, each with an optional '# reason', for the files below its folder. Default: each file's .ipdscanignore files, its folder's and those above it up to the current directory."),
-    baseline: Optional[Path] = typer.Option(None, metavar="REPORT", help="An earlier .jsonl, .json or .sarif report: files it already reported are not new findings."),
+    baseline: Optional[Path] = typer.Option(None, metavar="REPORT", help="An earlier ipdscan .jsonl, .json or .sarif report: the files it reported as findings (labelled ai, or declaring AI) are not new findings."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", metavar="FILE", help="Checkpoint to use instead of the shipped default."),
     variant: Optional[str] = typer.Option(None, metavar="VARIANT", help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
     device: str = typer.Option("auto", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N."),

@@ -268,12 +268,14 @@ def test_the_summary_counts_suppressed_findings_with_their_real_scores(photos, c
     ('{"input": "a.png", "status": "ok", "score": 2, "label": "ai"}\n', "old.jsonl",
      "old.jsonl:1: not an ipdscan report row (score 2"),  # the rule merge and --resume read rows by
     ('{"runs": 3}', "old.sarif", "not an ipdscan sarif report"),
+    ('{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "semgrep"}}, "results": []}]}', "semgrep.sarif",
+     "semgrep.sarif: a SARIF log written by 'semgrep', not by ipdscan; a baseline is an earlier ipdscan report"),
     ("input\n", "old.csv", "a baseline is a .jsonl, .json or .sarif report"),
 ])
 def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, name, message, cli):
     (tmp_path / name).write_text(content)
     result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / name)
-    assert result.exit_code == 2 and message in result.stderr
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / "missing.jsonl")
     assert result.exit_code == 2 and "cannot read the baseline" in result.stderr
 
