@@ -61,6 +61,36 @@ def test_sarif_json_and_html_on_stdout_are_whole_documents(photos, checkpoint, c
     assert result.stdout.count('<li class="card') == len(KINDS)
 
 
+def sarif_locations(stdout):
+    run = json.loads(stdout)["runs"][0]
+    uris = sorted(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for result in run["results"])
+    bases = {result["locations"][0]["physicalLocation"]["artifactLocation"].get("uriBaseId")
+             for result in run["results"]}
+    return uris, bases, run["originalUriBaseIds"]["SRCROOT"]["uri"]
+
+
+def test_sarif_locations_are_relative_to_the_repository_root_however_the_scan_is_called(photos, checkpoint,
+                                                                                        tmp_path, cli):
+    """Code scanning maps a location to a file by its path from the repository's root: the same path whether the
+    scan names a folder, runs in a subfolder or names files; outside a repository, the current directory's."""
+    in_photos = sorted(f"photos/{path.name}" for path in photos.iterdir())
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--format", "sarif", "-q")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert sarif_locations(result.stdout) == (in_photos, {"SRCROOT"}, tmp_path.as_uri() + "/")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (photos / "sub").mkdir()
+    make_image(photos / "sub" / "deep.png", "bmp")
+    photos.rename(repo / "photos")
+    expected = (sorted([*in_photos, "photos/sub/deep.png"]), {"SRCROOT"}, repo.as_uri() + "/")
+    for cwd, args in [(repo, ["photos"]), (repo / "photos", ["."]), (repo / "photos" / "sub", [".."]),
+                      (repo / "photos", sorted(path.name for path in (repo / "photos").iterdir()))]:
+        os.chdir(cwd)
+        result = cli.scan(*args, "--weights", checkpoint, "--threshold", "0", "--format", "sarif", "-q")
+        assert result.exit_code == 0 and result.stderr == "", result.output
+        assert sarif_locations(result.stdout) == expected, (cwd, args)
+
+
 def test_format_wins_over_the_extension_and_a_file_named_dash_is_a_file(photos, checkpoint, tmp_path, cli):
     assert cli.scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", tmp_path / "r.txt", "-q").exit_code == 0
     assert len(jsonl_rows((tmp_path / "r.txt").read_text())) == len(KINDS)
@@ -133,7 +163,7 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
     findings = json.loads(result.stdout)["runs"][0]["results"]
     assert sum("suppressions" in finding for finding in findings) == len(KINDS)
     new = [f for f in findings if "suppressions" not in f]
-    assert [f["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for f in new] == ["new.bmp"]
+    assert [f["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for f in new] == ["photos/new.bmp"]
 
 
 @pytest.mark.slow
