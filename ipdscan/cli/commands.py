@@ -41,7 +41,7 @@ def version_callback(value: bool):
 def root(ctx: typer.Context,
          version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Show the version (and torch's, CUDA's, the default weights') and exit."),
-         config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Scan settings from FILE (an ipdscan.toml, or a pyproject.toml's [tool.ipdscan]), trusted in full, instead of the nearest one found, which may not set out, weights, allow-private-urls, shard, max-mb or hidden.")):
+         config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Scan settings from FILE (an ipdscan.toml, or a pyproject.toml's [tool.ipdscan]), trusted in full, instead of the nearest one found, which may not set out, weights, allow-private-urls, shard, max-mb, hidden or exclude.")):
     """Flag AI-generated images in folders and URL lists with IPD-Net."""
     # scan's defaults from IPDSCAN_* and the config file; flags on its command line still win (config_file.py). A
     # setting that cannot be read is an error for scan and config only (scan_settings): --help and the other
@@ -83,8 +83,8 @@ def config_command(ctx: typer.Context):
     over the config file, which wins over the defaults. The config file is
     ipdscan --config FILE, else the nearest ipdscan.toml or [tool.ipdscan] in
     pyproject.toml (looked for from the current directory upwards), which may
-    not set out, weights, allow-private-urls, shard, max-mb or hidden (it may be
-    the scanned repository's own). The output is TOML: the set lines can be
+    not set out, weights, allow-private-urls, shard, max-mb, hidden or exclude (it
+    may be the scanned repository's own). The output is TOML: the set lines can be
     pasted into ipdscan.toml.
     """
     try:

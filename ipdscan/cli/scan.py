@@ -50,6 +50,7 @@ def scan(
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, metavar="S", help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Skip the local files GLOB matches entirely: never read, no row in the report (an ignore rule keeps the row and only suppresses its finding). Without a '/', on the file name; with one, on the path from the current directory; '*' crosses folders. Repeatable."),
     null: bool = typer.Option(False, "--null", "-0", help="With -: names on stdin end with a NUL byte, not a newline (find -print0)."),
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, metavar="K/N", help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
@@ -83,7 +84,7 @@ def scan(
       an input that could not be scanned.
     An error wins over a flag.
     """
-    from ..reports.suppress import SuppressionError, Suppressions
+    from ..reports.suppress import Exclusions, SuppressionError, Suppressions
     from .config_file import ConfigError, header_settings, ignored_warning, narrowed_warning, used_settings
     try:
         used = used_settings(ctx)
@@ -100,6 +101,7 @@ def scan(
         if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
             raise ValueError("--ray-address and --ray-actors go with --ray")
         suppressions = Suppressions(inputs, ignore_file, baseline)
+        Exclusions(exclude or ())  # a glob that is not one is an error now
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
     from ..model.backends import load_backend
@@ -115,6 +117,7 @@ def scan(
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
                               shard=shard_range, crops=crops, decode=decode, backend=backend,
+                              exclude=tuple(exclude or ()),
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
         warn_about_workers(workers)

@@ -174,6 +174,43 @@ def _pattern_problem(pattern: str) -> str | None:
     return None
 
 
+class Exclusions:
+    """``--exclude GLOB``: the local files a scan skips entirely (never read, no row, nothing to suppress), matched by
+    the ignore files' glob rule: a glob without a "/" on the file name, one with a "/" on the path relative to the
+    current directory (a file outside it: its absolute path); "*" crosses folders. ``excluded(path)``: whether
+    ``path`` (as listed) is one. URLs are never excluded."""
+
+    def __init__(self, globs: Iterable[str], cwd: str | None = None):
+        self.globs = tuple(globs)
+        for glob in self.globs:
+            if problem := exclude_problem(glob):
+                raise ValueError(f"--exclude {glob}: {problem}")
+        self.cwd = os.path.abspath(cwd if cwd is not None else os.curdir)
+        self.names = GlobTable((i, glob) for i, glob in enumerate(self.globs) if "/" not in glob)
+        self.paths = GlobTable((i, glob.lstrip("/")) for i, glob in enumerate(self.globs) if "/" in glob)
+
+    def excluded(self, path: str) -> bool:
+        absolute = os.path.abspath(path)
+        inside = absolute.startswith(self.cwd.rstrip(os.sep) + os.sep)
+        relative = (os.path.relpath(absolute, self.cwd) if inside else absolute).replace(os.sep, "/").lstrip("/")
+        return self.names.first(relative.rpartition("/")[2]) is not None or self.paths.first(relative) is not None
+
+
+def exclude_problem(glob: str) -> str | None:
+    """Why ``glob`` is not an --exclude glob (the ignore files' glob syntax), or None."""
+    if not glob.strip():
+        return "an empty glob"
+    if glob.lower().startswith("sha256:"):
+        return "--exclude takes path globs; a sha256: rule belongs in an ignore file"
+    if glob.startswith("../") or "/../" in glob or glob.endswith("/.."):
+        return "a '..' in the glob: paths are matched from the current directory down (outside it: absolute paths)"
+    problem = _pattern_problem(glob)  # the ignore files' syntax, in --exclude's words
+    for rule_word, glob_word in (("the rule", "the glob"), ("a rule ", "a glob "), ("ignore rules", "globs"),
+                                 ("ignore files have", "--exclude has"), ("rules name", "globs name")):
+        problem = problem and problem.replace(rule_word, glob_word)
+    return problem
+
+
 def read_baseline(path: Path) -> set[str]:
     """The sha256 of every file the ipdscan report at ``path`` has a finding for: a row labelled ai or declaring
     AI generation, which is what a .sarif log holds, so a .jsonl, .json or .sarif baseline of one scan covers the

@@ -293,6 +293,41 @@ def test_the_summary_counts_suppressed_findings_with_their_real_scores(photos, c
     assert f"suppressed findings: {top['input']} ({top['score']:.3f})" in result.stderr
 
 
+def test_exclude_skips_files_entirely_where_an_ignore_rule_only_suppresses(photos, checkpoint, cli):
+    (photos / ".ipdscanignore").write_text("png.img.png  # reviewed\n")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--format", "jsonl",
+                      "--exclude", "gray.*", "--exclude", "photos/*.jpg")
+    assert result.exit_code == 0 and result.stderr.startswith("scanned 2 in "), result.output
+    rows = {Path(row["input"]).name: row["suppressed"] for row in jsonl_rows(result.stdout)}
+    assert rows == {"png.img.png": "ignore-file", "webp.img.png": ""}  # excluded: no row; ignored: a marked row
+    # a file named on the command line (as pre-commit names them) is skipped too; an excluded folder's files are
+    os.chdir(photos)
+    result = cli.scan("jpeg.jpg", "webp.img.png", "--weights", checkpoint, "--format", "jsonl", "--exclude", "*.jpg")
+    assert result.exit_code == 0 and [row["input"] for row in jsonl_rows(result.stdout)] == ["webp.img.png"]
+    result = cli.invoke(["config"], env={"IPDSCAN_EXCLUDE": "*.jpg  vendor/*"})
+    assert 'exclude = ["*.jpg", "vendor/*"]' in result.stdout and result.exit_code == 0
+
+
+@pytest.mark.parametrize("glob,problem", [("vendor/", "a glob ending with '/'"), ("!x.png", "--exclude has no negation"),
+                                          ("sha256:" + "a" * 64, "a sha256: rule belongs in an ignore file"),
+                                          ("../x.png", "from the current directory down"), ("", "an empty glob")])
+def test_a_bad_exclude_glob_is_one_line_and_exit_2(photos, checkpoint, glob, problem, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--exclude", glob)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr.splitlines() == [f"error: --exclude {glob}: " + result.stderr.split(": ", 2)[2].strip()]
+    assert problem in result.stderr
+
+
+def test_a_found_config_file_cannot_exclude_but_a_named_one_can(photos, checkpoint, tmp_path, cli):
+    Path("ipdscan.toml").write_text('exclude = ["*.png"]\nformat = "jsonl"\n')
+    result = cli.scan(photos, "--weights", checkpoint, "-q")
+    assert result.exit_code == 0 and len(jsonl_rows(result.stdout)) == len(KINDS)
+    assert result.stderr.startswith(f"warning: {tmp_path / 'ipdscan.toml'} sets exclude, ignored")
+    result = cli.invoke(["--config", "ipdscan.toml", "scan", photos, "--weights", checkpoint, "--workers", "0"])
+    assert result.exit_code == 0 and [Path(row["input"]).name for row in jsonl_rows(result.stdout)] == ["jpeg.jpg"]
+    assert 'ipdscan.toml narrowed this scan: exclude = ["*.png"]' in result.stderr
+
+
 @pytest.mark.parametrize("content,name,message", [
     ("not json\n", "old.jsonl", "old.jsonl:1: not JSON"),
     ('{"input": "a.png", "status": "ok", "score": 2, "label": "ai"}\n', "old.jsonl",
