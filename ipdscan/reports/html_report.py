@@ -57,7 +57,7 @@ PAGE = 100  # cards in the document at a time (report.js reads it from the page)
 # up to MAX_CARDS and CARD_BYTES of markup; the rest are counted in the header, not shown, and stderr says so.
 MAX_CARDS = 20_000
 CARD_BYTES = REPORT_CAP // 2  # the cards' markup, estimated; thumbnails may fill the rest of REPORT_CAP
-CARD_MARKUP = 1_500  # bytes of a card's own markup besides its strings
+CARD_MARKUP = 700  # bytes of a card's own markup besides its strings (a plain card is ~500)
 HOW_TO_READ = ("A score is IPD-Net's probability that the image is AI-generated: read it as a ranking, not proof. "
                "Cards at or above the threshold are flagged and come first. Evidence badges are what a file's own "
                "metadata declares (C2PA, IPTC, generator text); missing metadata proves nothing.")
