@@ -17,7 +17,7 @@ import typer
 from ..extras import MissingExtra, require_torch
 from ..versions import print_versions
 from . import export, model, reports, scan
-from .config_file import ConfigError, default_map, settings, show_value
+from .config_file import CONFIG_PROBLEM, ConfigError, default_map, scan_settings, settings, show_value
 from .console import shown, stdout
 from .support import fail, failures_exit_2
 
@@ -41,13 +41,16 @@ def version_callback(value: bool):
 def root(ctx: typer.Context,
          version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Show the version (and torch's, CUDA's, the default weights') and exit."),
-         config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Scan settings from FILE (an ipdscan.toml, or a pyproject.toml's [tool.ipdscan]), trusted in full, instead of the nearest one found, which may not set out, weights, allow-private-urls, shard, max-mb or hidden.")):
+         config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Scan settings from FILE (an ipdscan.toml, or a pyproject.toml's [tool.ipdscan]), trusted in full, instead of the nearest one found, which may not set out, weights, allow-private-urls, shard, max-mb, hidden or exclude.")):
     """Flag AI-generated images in folders and URL lists with IPD-Net."""
-    try:  # scan's defaults from IPDSCAN_* and the config file; flags on its command line still win (config_file.py)
+    # scan's defaults from IPDSCAN_* and the config file; flags on its command line still win (config_file.py). A
+    # setting that cannot be read is an error for scan and config only (scan_settings): --help and the other
+    # commands never read them.
+    try:
         ctx.obj = settings(ctx.command.commands["scan"], config=config)
         ctx.default_map = {"scan": default_map(ctx.command.commands["scan"], ctx.obj)}
     except ConfigError as exc:
-        raise fail(str(exc))
+        ctx.obj, ctx.meta[CONFIG_PROBLEM] = {}, str(exc)
 
 
 app.command("scan", epilog=scan.EPILOG)(scan.scan)
@@ -80,13 +83,17 @@ def config_command(ctx: typer.Context):
     over the config file, which wins over the defaults. The config file is
     ipdscan --config FILE, else the nearest ipdscan.toml or [tool.ipdscan] in
     pyproject.toml (looked for from the current directory upwards), which may
-    not set out, weights, allow-private-urls, shard, max-mb or hidden (it may be
-    the scanned repository's own). The output is TOML: the set lines can be
+    not set out, weights, allow-private-urls, shard, max-mb, hidden or exclude (it
+    may be the scanned repository's own). The output is TOML: the set lines can be
     pasted into ipdscan.toml.
     """
+    try:
+        found = scan_settings(ctx)
+    except ConfigError as exc:
+        raise fail(str(exc))
     lines = [(f"{name} = {show_value(setting.value)}" if setting.value is not None else f"# {name} =",
               setting.source + (f"; ignored: {setting.ignored} (found, not named by --config)" if setting.ignored else ""))
-             for name, setting in ctx.obj.items()]
+             for name, setting in found.items()]
     width = max(len(line) for line, _ in lines)
     for line, source in lines:
         stdout.print(f"{shown(line):<{width}}  # {shown(source)}", highlight=False)

@@ -12,7 +12,7 @@ the file is an error; other ``IPDSCAN_*`` variables (IPDSCAN_CI_VENV, ...) are n
 The trust rule: a file that was found, not named, is usually the scanned repository's own, written by whoever
 wrote the pull request. It may set how findings are judged and shown (fail-on, format, ...), but not the
 ``GUARDED`` settings: where the report is written, what is trusted (private URLs, weights) or how much is scanned
-(shard, max-mb, hidden). Those it sets are ignored, with a warning; ``--config FILE`` (the user naming the file)
+(shard, max-mb, hidden, exclude). Those it sets are ignored, with a warning; ``--config FILE`` (the user naming the file)
 or the environment can set them. The report header records every setting that is not a default and every
 guarded one, with its source.
 """
@@ -38,9 +38,10 @@ ENV_PREFIX = "IPDSCAN_"
 NOT_SETTINGS = ("inputs", "help")  # the scan's arguments and --help are no settings
 CONFIG_MAX_BYTES = 1 << 20
 # What a found (not named) config file may not set: where to write, what to trust, how much to scan.
-GUARDED = ("out", "allow-private-urls", "weights", "shard", "max-mb", "hidden")
-NARROWING = ("shard", "max-mb")  # settings a file can use to scan less than was asked: the summary says so
+GUARDED = ("out", "allow-private-urls", "weights", "shard", "max-mb", "hidden", "exclude")
+NARROWING = ("shard", "max-mb", "exclude")  # settings a file can use to scan less than was asked: the summary says so
 COMMAND_LINE, DEFAULT = "command line", "default"
+CONFIG_PROBLEM = "ipdscan.config_problem"  # the root context's meta key for a ConfigError kept for scan and config
 
 
 class ConfigError(ValueError):
@@ -69,10 +70,18 @@ def config_table(path: Path, named: bool = True) -> tuple[str, dict] | None:
     if Path(path).name != PYPROJECT:
         return str(path), document
     tool = document.get("tool", {})
-    table = tool.get("ipdscan") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: [tool] must be a table, not {_kind(tool)}")
+    table = tool.get("ipdscan")
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.ipdscan] must be a table")
     return (f"{path} [tool.ipdscan]", table) if table is not None else None
+
+
+def _kind(value) -> str:
+    """A TOML value's kind, as an error names it: "an integer", "a string", ..."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def find_config(start: Path) -> tuple[str, dict] | None:
@@ -117,7 +126,8 @@ def settings(command, environ: Mapping[str, str] | None = None, cwd: Path | None
     for name in options:
         variable = ENV_PREFIX + name.upper().replace("-", "_")
         if environ.get(variable):  # an empty variable is unset, as for most tools
-            chosen[name] = (environ[variable], variable)
+            value = environ[variable]  # a repeatable option's values are split on whitespace, as click does
+            chosen[name] = (value.split() if options[name].multiple else value, variable)
     result = {}
     for name, param in options.items():
         if name in chosen:
@@ -128,9 +138,20 @@ def settings(command, environ: Mapping[str, str] | None = None, cwd: Path | None
     return result
 
 
-def used_settings(ctx, found: Mapping[str, Setting]) -> dict[str, Setting]:
-    """Every option of the command running in ``ctx`` as it ran: its value and where that came from."""
-    used = {}
+def scan_settings(ctx) -> dict[str, Setting]:
+    """The settings the root command found for scan (``settings``); ConfigError if they could not be read. The
+    root keeps the error for the commands they are for (scan, config), so that a bad IPDSCAN_* variable or config
+    file breaks neither ``--help`` nor merge, report, eval, explain or export."""
+    root = ctx.find_root()
+    if problem := root.meta.get(CONFIG_PROBLEM):
+        raise ConfigError(problem)
+    return root.obj or {}
+
+
+def used_settings(ctx) -> dict[str, Setting]:
+    """Every option of the scan running in ``ctx`` as it ran: its value and where that came from (ConfigError if
+    the settings could not be read)."""
+    found, used = scan_settings(ctx), {}
     for name, param in options_of(ctx.command).items():
         source = getattr(ctx.get_parameter_source(param.name), "name", "DEFAULT")
         value = ctx.params.get(param.name)
@@ -167,7 +188,7 @@ def narrowed_warning(command, used: Mapping[str, Setting]) -> str | None:
     options = options_of(command)
     narrowed = [(name, setting) for name, setting in used.items() if name in NARROWING
                 and setting.source not in (DEFAULT, COMMAND_LINE) and not setting.source.startswith(ENV_PREFIX)
-                and setting.value is not None and not (name == "max-mb" and setting.value >= options[name].default)]
+                and setting.value not in (None, (), []) and not (name == "max-mb" and setting.value >= options[name].default)]
     if not narrowed:
         return None
     return (f"{narrowed[0][1].source} narrowed this scan: "
@@ -176,7 +197,11 @@ def narrowed_warning(command, used: Mapping[str, Setting]) -> str | None:
 
 def _converted(command, param, value, where: str):
     """``value`` as the option would take it from the command line; ConfigError naming ``where`` if it cannot."""
-    if isinstance(value, (dict, list)):
+    if param.multiple:  # a repeatable option (exclude): a string, or an array of strings
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where}: expected a string or an array of strings")
+    elif isinstance(value, (dict, list)):
         raise ConfigError(f"{where}: expected a single value, not {type(value).__name__}")
     try:
         return param.process_value(typer.Context(command), value)
@@ -195,5 +220,7 @@ def show_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show_value(item) for item in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'

@@ -24,8 +24,11 @@ Examples:
   find . -name '*.png' -print0 | ipdscan scan - -0 --out report.csv
   ipdscan scan /archive --ray --ray-address auto --out archive.jsonl --resume
 
-Settings also come from IPDSCAN_<OPTION> variables and [tool.ipdscan] in pyproject.toml or ipdscan.toml
-(see `ipdscan config`)."""
+Settings also come from IPDSCAN_<OPTION> variables and from a config file: the
+nearest ipdscan.toml or pyproject.toml [tool.ipdscan] (which may not set out,
+weights, allow-private-urls, shard, max-mb, hidden or exclude), or one named
+before the command, trusted in full: ipdscan --config FILE scan ... (see
+`ipdscan config`)."""
 
 
 @failures_exit_2
@@ -34,7 +37,7 @@ def scan(
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE", help=f"Report file ({REPORT_SUFFIXES}: the extension picks the format), or - for stdout. Default: a table on stdout."),
     report_format: Optional[Literal[FORMAT_NAMES]] = typer.Option(None, "--format", "-f", help="Report format, whatever the --out extension; without --out, the report goes to stdout."),
     ignore_file: Optional[Path] = typer.Option(None, metavar="FILE", help="Suppression rules: sha256:HEX or a path glob per line, each with an optional '# reason', for the files below its folder. Default: each file's .ipdscanignore files, its folder's and those above it up to the current directory."),
-    baseline: Optional[Path] = typer.Option(None, metavar="REPORT", help="An earlier .jsonl, .json or .sarif report: files it already reported are not new findings."),
+    baseline: Optional[Path] = typer.Option(None, metavar="REPORT", help="An earlier ipdscan .jsonl, .json or .sarif report: the files it reported as findings (labelled ai, or declaring AI) are not new findings."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", metavar="FILE", help="Checkpoint to use instead of the shipped default."),
     variant: Optional[str] = typer.Option(None, metavar="VARIANT", help="Expected model variant (layer2/layer3/layer4); an error if the weights differ."),
     device: str = typer.Option("auto", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N."),
@@ -47,6 +50,7 @@ def scan(
     fail_on: Optional[float] = typer.Option(None, min=0.0, max=1.0, metavar="S", help="Exit 1 if any image scores at or above this."),
     fail_on_evidence: bool = typer.Option(False, help="Exit 1 if any file's metadata declares AI generation."),
     hidden: bool = typer.Option(False, help="Include hidden files and directories."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", metavar="GLOB", help="Skip the local files GLOB matches entirely: never read, no row in the report (an ignore rule keeps the row and only suppresses its finding). Without a '/', on the file name; with one, on the path from the current directory; '*' crosses folders. Repeatable."),
     null: bool = typer.Option(False, "--null", "-0", help="With -: names on stdin end with a NUL byte, not a newline (find -print0)."),
     resume: bool = typer.Option(False, help="With a .jsonl --out: skip inputs already in it and append the rest."),
     shard: Optional[str] = typer.Option(None, metavar="K/N", help="K/N: scan only the K-th of N deterministic partitions of the inputs."),
@@ -80,9 +84,12 @@ def scan(
       an input that could not be scanned.
     An error wins over a flag.
     """
-    from ..reports.suppress import SuppressionError, Suppressions
-    from .config_file import header_settings, ignored_warning, narrowed_warning, used_settings
-    used = used_settings(ctx, ctx.find_root().obj or {})
+    from ..reports.suppress import Exclusions, SuppressionError, Suppressions
+    from .config_file import ConfigError, header_settings, ignored_warning, narrowed_warning, used_settings
+    try:
+        used = used_settings(ctx)
+    except ConfigError as exc:
+        raise fail(str(exc))
     if warning := ignored_warning(used):
         print_warning(warning)
     try:  # what the arguments alone decide, before the model code loads: a mistake there is answered at once
@@ -94,6 +101,7 @@ def scan(
         if given and not ray:  # from a config file or IPDSCAN_RAY_*, they wait for a --ray
             raise ValueError("--ray-address and --ray-actors go with --ray")
         suppressions = Suppressions(inputs, ignore_file, baseline)
+        Exclusions(exclude or ())  # a glob that is not one is an error now
     except (ValueError, SuppressionError) as exc:  # FormatError is a ValueError
         raise fail(str(exc))
     from ..model.backends import load_backend
@@ -109,6 +117,7 @@ def scan(
     try:
         options = ScanOptions(batch_size=batch_size, workers=workers, hidden=hidden, null=null, threshold=threshold,
                               shard=shard_range, crops=crops, decode=decode, backend=backend,
+                              exclude=tuple(exclude or ()),
                               fetch=FetchOptions(max_bytes=int(max_mb * 2**20), read_timeout=timeout,
                                                  allow_private=allow_private_urls))
         warn_about_workers(workers)

@@ -13,7 +13,8 @@ the page's own style and script only by hash), so even a mistake could not fetch
 Thumbnails are made when the report is written, from the local files named in the rows, and only from a file
 whose bytes still have the row's sha256 (the page never shows a different picture under a scanned name); URLs are
 not fetched again. They are embedded highest score first while the whole file stays under REPORT_CAP; the header
-says how many were left out and why. Rows wait in memory until close(): the page holds every one of them anyway.
+says how many were left out and why. Rows wait in memory until close(); the page has cards for the first
+MAX_CARDS of them (and CARD_BYTES), and says so, on the page and on stderr, when there are more.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ import base64
 import hashlib
 import io
 import json
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader
+from markupsafe import escape
 from PIL import Image, ImageOps
 
 from ..scanning import image_plugins  # noqa: F401 - the HEIF/AVIF openers a scan has
@@ -36,6 +39,7 @@ from ..scanning.item import Item
 from ..scanning.result import Result
 from ..scanning.urls import ARGUMENT_URL
 from ..text import clean_strings, report_text, threshold_text
+from .output_format import STDOUT
 from .publish import publish
 from .score_colours import score_colour_hex
 
@@ -48,6 +52,12 @@ LEFT_OUT, URL_INPUT, NOT_THE_FILE = "not embedded: size cap", "a URL: not fetche
 NOTE_BYTES = 1024  # room kept for the note on thumbnails, written once they are made
 IMG_MARKUP = 100  # bytes of the elements around a thumbnail, over the page rendered without it
 PAGE = 100  # cards in the document at a time (report.js reads it from the page)
+# The page's cards are capped, so its size and the memory to write it are bounded for any row count (issue 33:
+# 200,000 rows made a 135 MB page and took 1.47 GB): cards go in page order (highest score first, errors last)
+# up to MAX_CARDS and CARD_BYTES of markup; the rest are counted in the header, not shown, and stderr says so.
+MAX_CARDS = 20_000
+CARD_BYTES = REPORT_CAP // 2  # the cards' markup, estimated; thumbnails may fill the rest of REPORT_CAP
+CARD_MARKUP = 700  # bytes of a card's own markup besides its strings (a plain card is ~500)
 HOW_TO_READ = ("A score is IPD-Net's probability that the image is AI-generated: read it as a ranking, not proof. "
                "Cards at or above the threshold are flagged and come first. Evidence badges are what a file's own "
                "metadata declares (C2PA, IPTC, generator text); missing metadata proves nothing.")
@@ -71,6 +81,9 @@ class HtmlReport:
     def close(self, summary: dict) -> None:
         page = render(self.rows, {**self.header, **summary})
         publish(self.path, lambda out: out.write(page))
+        if (shown := page.count('<li class="card')) < len(self.rows):  # the cap: stderr says so too
+            where = "stdout" if self.path == STDOUT else self.path
+            print(f"warning: the HTML report ({where}): {cards_cap_note(shown, len(self.rows))}", file=sys.stderr)
 
 
 def render(results: list[Result], header: dict, cap: int = REPORT_CAP) -> str:
@@ -80,10 +93,32 @@ def render(results: list[Result], header: dict, cap: int = REPORT_CAP) -> str:
     ordered = sorted((r for r in results if r.ok), key=lambda r: (-r.score, r.input)) + \
         sorted((r for r in results if not r.ok), key=lambda r: (r.error_code, r.input))
     threshold = header.get("threshold")
-    cards = [_card(result, threshold) for result in ordered]
+    cards = _capped_cards(ordered, threshold)
     budget = cap - len(_page(cards, header, results, "").encode("utf-8")) - NOTE_BYTES
     note = _add_thumbnails(ordered, cards, budget, cap)
+    if len(cards) < len(ordered):
+        note = f"{cards_cap_note(len(cards), len(ordered))} {note}"
     return _page(cards, header, results, note)
+
+
+def _capped_cards(ordered: list[Result], threshold) -> list[dict]:
+    """The cards of the first rows of ``ordered``, up to MAX_CARDS and about CARD_BYTES of markup."""
+    cards, size = [], 0
+    for result in ordered[:MAX_CARDS]:
+        card = _card(result, threshold)
+        size += CARD_MARKUP + sum(len(escape(card[key])) for key in ("input", "search", "detail", "meta", "error",
+                                                                     "suppression_reason") if card.get(key))
+        if size > CARD_BYTES and cards:
+            break
+        cards.append(card)
+    return cards
+
+
+def cards_cap_note(shown: int, total: int) -> str:
+    """What the page (and stderr) says when it shows only the first ``shown`` of ``total`` rows."""
+    return (f"This page shows the first {shown:,} of {total:,} rows (highest scores first, errors last): a page is "
+            f"capped at {MAX_CARDS:,} cards and {CARD_BYTES / 2**20:.0f} MiB of them. The counts cover every row; "
+            "the .jsonl, .csv or .json report holds them all (ipdscan report REPORT --out x.csv).")
 
 
 def _page(cards: list[dict], header: dict, results: list[Result], thumbnail_note: str) -> str:

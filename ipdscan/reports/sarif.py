@@ -7,8 +7,10 @@ Rules, with stable ids; one SARIF result per finding, none for an input with not
                            see ipdscan.evidence): level "error", whatever the score
     ipdscan/scan-error     the input could not be scanned (unreadable, not an image, download failed): level "note"
 
-Local files are artifacts relative to the scanned root (uriBaseId SRCROOT, resolved in originalUriBaseIds);
-files outside it get absolute file: URIs. A URL (any input with a scheme) gets a stable relative pseudo-path,
+Local files are artifacts relative to the repository's root (``repository_root``: the nearest folder above the
+current directory that holds .git, else the current directory), uriBaseId SRCROOT, resolved in originalUriBaseIds:
+code scanning maps a location to a file by its path from the repository's root, so the path must not depend on
+the folder named or the folder the scan ran in. Files outside that root get absolute file: URIs. A URL (any input with a scheme) gets a stable relative pseudo-path,
 urls/<host>/<path>, with the URL itself in the location's properties: code-scanning uploads refuse locations that
 are not files. The file's sha256 is each result's partial fingerprint ("sha256/v1") and its artifact's "sha-256"
 hash. A suppressed finding (suppress.py) carries a SARIF suppression: code scanning shows it as dismissed.
@@ -75,7 +77,7 @@ class SarifWriter:
     def __init__(self, path: Path, header: dict, *, root: Path | None = None, threshold: float | None = None):
         self.path = Path(path)
         self.header = header
-        self.root = Path(os.path.abspath(root if root is not None else os.curdir))
+        self.root = Path(os.path.abspath(root if root is not None else repository_root()))
         self.threshold = threshold  # only named in messages: the rows' labels say what was flagged
         self._artifacts = Spool(self.path, binary=True)
         self._results = Spool(self.path, binary=True)
@@ -156,6 +158,20 @@ class SarifWriter:
             if source:
                 invocation[key] = _utc(source)
         return invocation
+
+
+def repository_root(inputs: list[str] | tuple[str, ...] = ()) -> Path:
+    """The root SARIF locations are relative to: the repository (the nearest folder holding a .git, a folder or a
+    worktree's file) the current directory is in; else the one the first local input is in; else the current
+    directory."""
+    cwd = Path.cwd()
+    local = [Path(os.path.abspath(argument)) for argument in inputs
+             if argument != "-" and not _has_scheme(argument) and os.path.exists(argument)]
+    for start in [cwd, *local[:1]]:
+        for folder in [start, *start.parents]:
+            if os.path.lexists(folder / ".git"):
+                return folder
+    return cwd
 
 
 def _finding(rule: str, level: str, message: str, result: Result, **properties) -> dict:

@@ -15,8 +15,10 @@ on the command line, or the file's own folder). So ``scan assets``, ``scan asset
 it) and ``scan assets/sub`` read the same files for ``assets/sub/b.jpg``. gitignore syntax that means something
 else here (``sub/``, ``./x``, ``!x``, ``../x``, backslashes) is an error naming FILE:LINE, never a dead rule.
 
-A baseline (``--baseline OLD_REPORT``: .jsonl, .json or .sarif) names the files an earlier scan already reported,
-by sha256: the rows of a .jsonl/.json report that were scored, the findings of a .sarif log. It covers URLs too.
+A baseline (``--baseline OLD_REPORT``: an ipdscan .jsonl, .json or .sarif report) names the files an earlier scan
+already reported as findings, by sha256: rows labelled ai or declaring AI generation, whatever the format (a .sarif
+log holds only those; a file scored real then is a new finding if it is one now). It covers URLs too. A SARIF log
+another tool wrote is refused.
 
 A finding (``verdict.is_finding``: a row labelled ai, over --fail-on, or declaring AI generation) that a rule or the
 baseline covers stays in the report, marked (``suppressed`` = "ignore-file" or "baseline", ``suppression_reason``:
@@ -37,8 +39,10 @@ from dataclasses import dataclass
 from fnmatch import translate
 from pathlib import Path
 
+from ..evidence.vocabulary import codes_indicate_ai
 from ..scanning.result import Result, row_problem
 from ..scanning.urls import ARGUMENT_URL
+from ..text import displayable_text
 from ..trusted_text import TrustedFileError, read_trusted_text
 from .output_format import FormatError, suffix_format
 
@@ -170,8 +174,47 @@ def _pattern_problem(pattern: str) -> str | None:
     return None
 
 
+class Exclusions:
+    """``--exclude GLOB``: the local files a scan skips entirely (never read, no row, nothing to suppress), matched by
+    the ignore files' glob rule: a glob without a "/" on the file name, one with a "/" on the path relative to the
+    current directory (a file outside it: its absolute path); "*" crosses folders. ``excluded(path)``: whether
+    ``path`` (as listed) is one. URLs are never excluded."""
+
+    def __init__(self, globs: Iterable[str], cwd: str | None = None):
+        self.globs = tuple(globs)
+        for glob in self.globs:
+            if problem := exclude_problem(glob):
+                raise ValueError(f"--exclude {glob}: {problem}")
+        self.cwd = os.path.abspath(cwd if cwd is not None else os.curdir)
+        self.names = GlobTable((i, glob) for i, glob in enumerate(self.globs) if "/" not in glob)
+        self.paths = GlobTable((i, glob.lstrip("/")) for i, glob in enumerate(self.globs) if "/" in glob)
+
+    def excluded(self, path: str) -> bool:
+        absolute = os.path.abspath(path)
+        inside = absolute.startswith(self.cwd.rstrip(os.sep) + os.sep)
+        relative = (os.path.relpath(absolute, self.cwd) if inside else absolute).replace(os.sep, "/").lstrip("/")
+        return self.names.first(relative.rpartition("/")[2]) is not None or self.paths.first(relative) is not None
+
+
+def exclude_problem(glob: str) -> str | None:
+    """Why ``glob`` is not an --exclude glob (the ignore files' glob syntax), or None."""
+    if not glob.strip():
+        return "an empty glob"
+    if glob.lower().startswith("sha256:"):
+        return "--exclude takes path globs; a sha256: rule belongs in an ignore file"
+    if glob.startswith("../") or "/../" in glob or glob.endswith("/.."):
+        return "a '..' in the glob: paths are matched from the current directory down (outside it: absolute paths)"
+    problem = _pattern_problem(glob)  # the ignore files' syntax, in --exclude's words
+    for rule_word, glob_word in (("the rule", "the glob"), ("a rule ", "a glob "), ("ignore rules", "globs"),
+                                 ("ignore files have", "--exclude has"), ("rules name", "globs name")):
+        problem = problem and problem.replace(rule_word, glob_word)
+    return problem
+
+
 def read_baseline(path: Path) -> set[str]:
-    """The sha256 of every file the report at ``path`` scored (.jsonl, .json) or has a finding for (.sarif)."""
+    """The sha256 of every file the ipdscan report at ``path`` has a finding for: a row labelled ai or declaring
+    AI generation, which is what a .sarif log holds, so a .jsonl, .json or .sarif baseline of one scan covers the
+    same files. A SARIF log another tool wrote is refused."""
     try:
         format = suffix_format(path)
         if format not in ("jsonl", "json", "sarif"):
@@ -188,6 +231,12 @@ def read_baseline(path: Path) -> set[str]:
     try:
         if format == "json":
             return {digest for row in document["items"] if (digest := _row_sha256(row, str(path)))}
+        for run in document["runs"]:
+            driver = run.get("tool", {}).get("driver", {}).get("name") if isinstance(run, dict) else None
+            if driver != "ipdscan":
+                by = f"{displayable_text(driver)[:80]!r}" if isinstance(driver, str) else "another tool"
+                raise SuppressionError(f"{path}: a SARIF log written by {by}, not by ipdscan; a baseline is an "
+                                       "earlier ipdscan report")
         return {result["partialFingerprints"]["sha256/v1"] for run in document["runs"] for result in run["results"]
                 if result.get("ruleId") != "ipdscan/scan-error" and "sha256/v1" in result.get("partialFingerprints", {})}
     except (KeyError, TypeError, AttributeError):
@@ -202,10 +251,14 @@ def _json(text: str, where: str):
 
 
 def _row_sha256(row, where: str) -> str:
-    """The sha256 of a scored row; "" for an error row. Rows are checked as merge and --resume check them."""
+    """The sha256 of a row that is a finding (as the SARIF writer has a result for it: labelled ai, or declaring
+    AI generation); "" for any other. Rows are checked as merge and --resume check them."""
     if problem := row_problem(row):
         raise SuppressionError(f"{where}: not an ipdscan report row ({problem})")
-    return (row.get("sha256") or "").lower() if row["status"] == "ok" else ""
+    evidence = row.get("evidence") or ""
+    codes = evidence.split(";") if isinstance(evidence, str) else evidence
+    finding = (row["status"] == "ok" and row.get("label") == "ai") or codes_indicate_ai(codes)
+    return (row.get("sha256") or "").lower() if finding else ""
 
 
 class Suppressions:

@@ -165,7 +165,8 @@ class ScanJob:
         self.detector = detector
         self.plan = plan_scan(detector, self.options, self.inputs)
         self.header = ReportHeader.for_scan(self.plan, self.settings)
-        sarif_root = Path(self.inputs[0]) if len(self.inputs) == 1 and Path(self.inputs[0]).is_dir() else Path.cwd()
+        from ..reports.sarif import repository_root  # Pillow's MIME table: loaded only by a scan that reports
+        sarif_root = repository_root(self.inputs) if self.report_path else None  # SARIF's relative paths start here
         format = "jsonl" if self.group else self.format  # a torchrun rank writes a .jsonl part
         self.writer = open_report(self.report_path, self.header.to_dict(), format=format, resume=self.resume,
                                   retry_errors=self.retry_errors, root=sarif_root) if self.report_path else None

@@ -31,12 +31,18 @@ class ScanOptions:
     report_identity: tuple[int, int] | None = None  # (device, inode) of the report file: a name on stdin that is it
     decode: str = "auto"  # where JPEGs are decoded: "workers" (Pillow), "device" (the scoring device), "auto"
     backend: str = "auto"  # what scores: "torch", "onnxruntime", "auto" (backends.choose_backend)
+    exclude: tuple[str, ...] = ()  # globs of local files skipped entirely (reports/suppress.Exclusions)
 
     def __post_init__(self):
         if self.decode not in DECODE_CHOICES:
             raise ValueError(f"unknown decode {self.decode!r}: use {', '.join(DECODE_CHOICES)}")
         if self.backend not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend {self.backend!r}: use {', '.join(BACKEND_CHOICES)}")
+        if self.exclude:
+            from ..reports.suppress import exclude_problem  # the ignore files' glob rule, checked once here
+            for glob in self.exclude:
+                if problem := exclude_problem(glob):
+                    raise ValueError(f"--exclude {glob}: {problem}")
 
     @property
     def tiles(self) -> int:

@@ -38,8 +38,12 @@ STDIN_LINE_BYTES = 4 * MAX_INPUT + 4  # UTF-8 takes at most 4 bytes a character
 
 
 def selected_items(inputs: Iterable[str], options: ScanOptions, stdin=None) -> Iterator[Item]:
-    """The inputs a scan with ``options`` covers, after sharding and resume filtering, in order."""
+    """The inputs a scan with ``options`` covers, after --exclude, sharding and resume filtering, in order."""
     items = iter_items(inputs, hidden=options.hidden, stdin=stdin, null=options.null, report=options.report_identity)
+    if options.exclude:
+        from ..reports.suppress import Exclusions  # the ignore files' glob rule
+        exclusions = Exclusions(options.exclude)
+        items = (item for item in items if item.kind != "file" or not exclusions.excluded(item.input))
     if options.shard:
         items = shard_filter(items, options.shard)
     if options.skip:

@@ -61,6 +61,36 @@ def test_sarif_json_and_html_on_stdout_are_whole_documents(photos, checkpoint, c
     assert result.stdout.count('<li class="card') == len(KINDS)
 
 
+def sarif_locations(stdout):
+    run = json.loads(stdout)["runs"][0]
+    uris = sorted(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for result in run["results"])
+    bases = {result["locations"][0]["physicalLocation"]["artifactLocation"].get("uriBaseId")
+             for result in run["results"]}
+    return uris, bases, run["originalUriBaseIds"]["SRCROOT"]["uri"]
+
+
+def test_sarif_locations_are_relative_to_the_repository_root_however_the_scan_is_called(photos, checkpoint,
+                                                                                        tmp_path, cli):
+    """Code scanning maps a location to a file by its path from the repository's root: the same path whether the
+    scan names a folder, runs in a subfolder or names files; outside a repository, the current directory's."""
+    in_photos = sorted(f"photos/{path.name}" for path in photos.iterdir())
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--format", "sarif", "-q")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert sarif_locations(result.stdout) == (in_photos, {"SRCROOT"}, tmp_path.as_uri() + "/")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (photos / "sub").mkdir()
+    make_image(photos / "sub" / "deep.png", "bmp")
+    photos.rename(repo / "photos")
+    expected = (sorted([*in_photos, "photos/sub/deep.png"]), {"SRCROOT"}, repo.as_uri() + "/")
+    for cwd, args in [(repo, ["photos"]), (repo / "photos", ["."]), (repo / "photos" / "sub", [".."]),
+                      (repo / "photos", sorted(path.name for path in (repo / "photos").iterdir()))]:
+        os.chdir(cwd)
+        result = cli.scan(*args, "--weights", checkpoint, "--threshold", "0", "--format", "sarif", "-q")
+        assert result.exit_code == 0 and result.stderr == "", result.output
+        assert sarif_locations(result.stdout) == expected, (cwd, args)
+
+
 def test_format_wins_over_the_extension_and_a_file_named_dash_is_a_file(photos, checkpoint, tmp_path, cli):
     assert cli.scan(photos, "--weights", checkpoint, "--format", "jsonl", "--out", tmp_path / "r.txt", "-q").exit_code == 0
     assert len(jsonl_rows((tmp_path / "r.txt").read_text())) == len(KINDS)
@@ -133,7 +163,7 @@ def test_a_baseline_suppresses_an_identical_rescan_and_a_new_file_still_fails(ph
     findings = json.loads(result.stdout)["runs"][0]["results"]
     assert sum("suppressions" in finding for finding in findings) == len(KINDS)
     new = [f for f in findings if "suppressions" not in f]
-    assert [f["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for f in new] == ["new.bmp"]
+    assert [f["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for f in new] == ["photos/new.bmp"]
 
 
 @pytest.mark.slow
@@ -263,17 +293,54 @@ def test_the_summary_counts_suppressed_findings_with_their_real_scores(photos, c
     assert f"suppressed findings: {top['input']} ({top['score']:.3f})" in result.stderr
 
 
+def test_exclude_skips_files_entirely_where_an_ignore_rule_only_suppresses(photos, checkpoint, cli):
+    (photos / ".ipdscanignore").write_text("png.img.png  # reviewed\n")
+    result = cli.scan(photos, "--weights", checkpoint, "--threshold", "0", "--format", "jsonl",
+                      "--exclude", "gray.*", "--exclude", "photos/*.jpg")
+    assert result.exit_code == 0 and result.stderr.startswith("scanned 2 in "), result.output
+    rows = {Path(row["input"]).name: row["suppressed"] for row in jsonl_rows(result.stdout)}
+    assert rows == {"png.img.png": "ignore-file", "webp.img.png": ""}  # excluded: no row; ignored: a marked row
+    # a file named on the command line (as pre-commit names them) is skipped too; an excluded folder's files are
+    os.chdir(photos)
+    result = cli.scan("jpeg.jpg", "webp.img.png", "--weights", checkpoint, "--format", "jsonl", "--exclude", "*.jpg")
+    assert result.exit_code == 0 and [row["input"] for row in jsonl_rows(result.stdout)] == ["webp.img.png"]
+    result = cli.invoke(["config"], env={"IPDSCAN_EXCLUDE": "*.jpg  vendor/*"})
+    assert 'exclude = ["*.jpg", "vendor/*"]' in result.stdout and result.exit_code == 0
+
+
+@pytest.mark.parametrize("glob,problem", [("vendor/", "a glob ending with '/'"), ("!x.png", "--exclude has no negation"),
+                                          ("sha256:" + "a" * 64, "a sha256: rule belongs in an ignore file"),
+                                          ("../x.png", "from the current directory down"), ("", "an empty glob")])
+def test_a_bad_exclude_glob_is_one_line_and_exit_2(photos, checkpoint, glob, problem, cli):
+    result = cli.scan(photos, "--weights", checkpoint, "--exclude", glob)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr.splitlines() == [f"error: --exclude {glob}: " + result.stderr.split(": ", 2)[2].strip()]
+    assert problem in result.stderr
+
+
+def test_a_found_config_file_cannot_exclude_but_a_named_one_can(photos, checkpoint, tmp_path, cli):
+    Path("ipdscan.toml").write_text('exclude = ["*.png"]\nformat = "jsonl"\n')
+    result = cli.scan(photos, "--weights", checkpoint, "-q")
+    assert result.exit_code == 0 and len(jsonl_rows(result.stdout)) == len(KINDS)
+    assert result.stderr.startswith(f"warning: {tmp_path / 'ipdscan.toml'} sets exclude, ignored")
+    result = cli.invoke(["--config", "ipdscan.toml", "scan", photos, "--weights", checkpoint, "--workers", "0"])
+    assert result.exit_code == 0 and [Path(row["input"]).name for row in jsonl_rows(result.stdout)] == ["jpeg.jpg"]
+    assert 'ipdscan.toml narrowed this scan: exclude = ["*.png"]' in result.stderr
+
+
 @pytest.mark.parametrize("content,name,message", [
     ("not json\n", "old.jsonl", "old.jsonl:1: not JSON"),
     ('{"input": "a.png", "status": "ok", "score": 2, "label": "ai"}\n', "old.jsonl",
      "old.jsonl:1: not an ipdscan report row (score 2"),  # the rule merge and --resume read rows by
     ('{"runs": 3}', "old.sarif", "not an ipdscan sarif report"),
+    ('{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "semgrep"}}, "results": []}]}', "semgrep.sarif",
+     "semgrep.sarif: a SARIF log written by 'semgrep', not by ipdscan; a baseline is an earlier ipdscan report"),
     ("input\n", "old.csv", "a baseline is a .jsonl, .json or .sarif report"),
 ])
 def test_an_unusable_baseline_is_exit_2(photos, checkpoint, tmp_path, content, name, message, cli):
     (tmp_path / name).write_text(content)
     result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / name)
-    assert result.exit_code == 2 and message in result.stderr
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     result = cli.scan(photos, "--weights", checkpoint, "--baseline", tmp_path / "missing.jsonl")
     assert result.exit_code == 2 and "cannot read the baseline" in result.stderr
 
@@ -348,6 +415,52 @@ def test_bad_settings_are_errors_naming_where(photos, content, env, message, cli
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
+def test_an_empty_variable_is_unset(photos, cli):
+    result = cli.invoke(["config"], env={"IPDSCAN_FAIL_ON": "", "IPDSCAN_FORMAT": "", "IPDSCAN_BATCH_SIZE": ""})
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    lines = {line.split(" = ")[0].lstrip("# "): line for line in result.stdout.splitlines()}
+    assert lines["fail-on"].startswith("# fail-on =") and lines["fail-on"].endswith("# default")
+    assert lines["batch-size"].split("#")[0].strip() == "batch-size = 32" and lines["batch-size"].endswith("# default")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["scan", "--help"], ["merge", "--help"], ["report", "--help"],
+                                  ["explain", "--help"]])
+def test_a_bad_setting_breaks_neither_help_nor_other_commands(photos, args, cli):
+    Path("ipdscan.toml").write_text("fail-on = 2.0\n")
+    result = cli.invoke(args, env={"IPDSCAN_BATCH_SIZE": "many"})
+    assert result.exit_code == 0 and result.stderr == "" and "Usage:" in result.stdout, result.output
+
+
+def test_a_bad_setting_is_an_error_only_for_the_commands_it_sets(photos, tmp_path, write_report, cli):
+    from ipdscan.scanning.result import Result
+    report = write_report(tmp_path / "old.jsonl", [Result("a.png", score=0.2, label="real", sha256="ab" * 32)])
+    env = {"IPDSCAN_FAIL_ON": "lots"}
+    result = cli.invoke(["report", report, "--out", tmp_path / "old.csv"], env=env)
+    assert result.exit_code == 0 and result.stderr.startswith("wrote 1 rows") and "IPDSCAN" not in result.stderr
+    assert (tmp_path / "old.csv").read_text().splitlines()[1].startswith("a.png,")
+    for command in (["config"], ["scan", str(photos)]):
+        result = cli.invoke(command, env=env)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        assert result.stderr.splitlines() == ["error: IPDSCAN_FAIL_ON: fail-on: Input should be a valid number, "
+                                              "unable to parse string as a number"]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("pyproject.toml", b"tool = 5\n", "pyproject.toml: [tool] must be a table, not an integer"),
+    ("pyproject.toml", b'tool = "ipdscan"\n', "pyproject.toml: [tool] must be a table, not a string"),
+    ("pyproject.toml", b"[tool]\nipdscan = 5\n", "pyproject.toml: [tool.ipdscan] must be a table"),
+    ("pyproject.toml", b'[tool.ipdscan]\nformat = "caf\xe9"\n', "pyproject.toml:2: the config file is not UTF-8 text"),
+    ("ipdscan.toml", b"\xff\xfefail-on = 0.5\n", "ipdscan.toml:1: the config file is not UTF-8 text"),
+])
+def test_a_malformed_config_file_is_one_line_naming_it(photos, name, content, message, cli):
+    Path(name).write_bytes(content)
+    for args in (["config"], ["scan", str(photos)], ["--config", name, "config"]):
+        result = cli.invoke(args)
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(message), result.stderr
+
+
 # --- instant start ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [["--help"], ["config"], ["scan", "x", "--out", "r.xlsx"], ["report", "--help"],
@@ -381,6 +494,7 @@ def test_help_fits_80_columns_and_lists_choices(tmp_path, run_cli):
     scan_help = run_cli.python("-m", "ipdscan", "scan", "--help", cwd=tmp_path).stdout
     assert "<table|csv|jsonl|json|sarif|html>" in scan_help and "<auto|workers|device>" in scan_help
     assert "--fail-on-evidence" in scan_help
+    assert "named before the command, trusted in full: ipdscan --config FILE scan ..." in " ".join(scan_help.split())
     assert ".sarif" in run_cli.python("-m", "ipdscan", "merge", "--help", cwd=tmp_path).stdout
     assert "--show-completion" in run_cli.python("-m", "ipdscan", "--help", cwd=tmp_path).stdout
 

@@ -231,8 +231,9 @@ def test_hostile_corpus_one_row_each_and_no_traceback(tmp_path, checkpoint, run_
 
 
 @pytest.mark.slow
-def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint, cli):
+def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint, monkeypatch, cli):
     from evidence_files import png_with_text
+    monkeypatch.chdir(tmp_path)  # outside a repository, SARIF paths start at the current directory
     folder = tmp_path / "assets"
     folder.mkdir()
     (folder / "sd.png").write_bytes(png_with_text(parameters="a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7"))
@@ -247,7 +248,7 @@ def test_evidence_columns_sarif_and_fail_on_evidence(tmp_path, checkpoint, cli):
     sarif = json.loads((tmp_path / "r.sarif").read_text())
     found = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
              for r in sarif["runs"][0]["results"]}
-    assert ("ipdscan/provenance-ai", "sd.png") in found  # relative to the scanned folder
+    assert ("ipdscan/provenance-ai", "assets/sd.png") in found  # relative to the current directory
     assert cli.scan(folder / "camera.jpg", "--weights", checkpoint, "-q", "--fail-on-evidence").exit_code == 0
 
 
@@ -314,7 +315,8 @@ def test_explain_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, checkpoint, c
     assert "not a regular file" in result.stderr and str(fifo) in result.stderr
 
 
-def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint, cli):
+def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
     folder = tmp_path / "photos"
     folder.mkdir()
     make_image(folder / os.fsdecode(b"\xff.png"), "png")
@@ -322,7 +324,7 @@ def test_sarif_scan_of_a_non_utf8_file_name(tmp_path, checkpoint, cli):
     result = cli.scan(folder, "--weights", checkpoint, "--out", out, "--threshold", "0", "-q")
     assert result.exit_code == 0, result.output
     (finding,) = json.loads(out.read_bytes().decode("utf-8"))["runs"][0]["results"]
-    assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "%FF.png"
+    assert finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "photos/%FF.png"
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_the_actions_script_steps_run_here(tmp_path, checkpoint):
     assert outputs["scan"] == {"exit-code": "1"}  # --fail-on 0 flags the logo; the verdict step says so
     assert codes[-1] == 1
     report = (workspace / inputs["sarif"]).read_text()
-    assert '"ruleId": "ipdscan/ai-score"' in report and '"uri": "logo.png"' in report
+    assert '"ruleId": "ipdscan/ai-score"' in report and '"uri": "assets/logo.png"' in report  # the path from the repository's root
     assert (venv / "bin" / "ipdscan").exists()
 
 

@@ -352,3 +352,17 @@ def test_credentials_are_redacted_from_urls_and_messages():
     assert redact_credentials("https://host/a@b.png") == "https://host/a@b.png"  # an @ in the path is no credential
     assert url_item("https://u:p@h/x.png").redacted == "https://***@h/x.png"
     assert Item("photos/u:p@h.png", "file").redacted == "photos/u:p@h.png"
+
+
+def test_exclude_drops_local_files_before_sharding_and_never_urls(tmp_path, monkeypatch):
+    from ipdscan.scanning.options import ScanOptions
+    from ipdscan.scanning.sources import selected_items
+    (tmp_path / "vendor" / "deep").mkdir(parents=True)
+    for name in ("a.png", "b.jpg", "vendor/c.png", "vendor/deep/d.png"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    options = ScanOptions(exclude=("vendor/*", "*.jpg"))
+    inputs = [".", "b.jpg", str(tmp_path / "vendor" / "c.png"), "https://example.com/x.jpg"]
+    assert [item.input for item in selected_items(inputs, options)] == ["./a.png", "https://example.com/x.jpg"]
+    with pytest.raises(ValueError, match="--exclude sub/: a glob ending with '/'"):
+        ScanOptions(exclude=("sub/",))
