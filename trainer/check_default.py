@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ipdscan import ScanOptions, load_detector, scan
+from ipdscan import ScanOptions, load_backend, scan
 from ipdscan.eval.eval_report import to_markdown
 from ipdscan.eval.evaluate import evaluate
 from ipdscan.eval.perturbations import parse_perturbations
@@ -93,7 +93,7 @@ def scanned_scores(detector, workdir: Path):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.check_default", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", help="checkpoint (default: the shipped default)")
+    parser.add_argument("--weights", help="checkpoint or ONNX export (default: the shipped default)")
     parser.add_argument("--reals", nargs="+", required=True, help="folders of real photos for the format-bias check")
     parser.add_argument("--dev", nargs="+", required=True, help="labelled dev-eval roots (CNNSpot layout)")
     parser.add_argument("--examples", help="folder of example images to score")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="data/check_default")
     args = parser.parse_args(argv)
 
-    detector = load_detector(args.weights, args.device)
+    detector = load_backend(args.weights, args.device)
     lines = [f"# Acceptance checks: {detector.name}", "",
              f"weights sha256 `{detector.sha256}`, variant {detector.variant}, device {detector.device}, "
              f"precision {getattr(detector, 'precision', 'fp32')}", "",
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     flagged = float(np.mean(np.array(originals) >= threshold)) if originals else float("nan")
     flagged_ok = flagged <= FLAGGED_LIMIT
     passed &= flagged_ok
-    lines += ["## Shipped threshold", "", f"threshold {threshold_text(threshold)} ({'calibrated: ' + str(detector.checkpoint.calibration.get('photos')) + ' held-out photos' if detector.checkpoint.calibration else 'uncalibrated default'})",
+    lines += ["## Shipped threshold", "", f"threshold {threshold_text(threshold)} ({'calibrated: ' + str(detector.calibration.get('photos')) + ' held-out photos' if detector.calibration else 'uncalibrated default'})",
               "", f"- {len(originals)} real photos above (never trained or calibrated on) flagged at it: "
               f"{100 * flagged:.1f}% (target ≤ {100 * FLAGGED_LIMIT:.0f}%) — {'pass' if flagged_ok else 'FAIL'}", ""]
 

@@ -36,6 +36,7 @@ class Backend(Protocol):
     variant: str  # layer2, layer3, layer4
     sha256: str  # of the weights file, as the report header records it
     threshold: float  # the weights' own calibrated threshold
+    calibration: dict  # how that threshold was chosen (weights.Checkpoint.calibration); empty when never calibrated
     preprocessing: Preprocessing
 
     def score(self, crops: np.ndarray) -> np.ndarray:

@@ -63,6 +63,10 @@ class Detector:
         """The weights' own calibrated threshold (0.5 for an uncalibrated checkpoint)."""
         return self.checkpoint.threshold
 
+    @property
+    def calibration(self) -> dict:
+        return self.checkpoint.calibration
+
     @torch.inference_mode()
     def score(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
         """(B, 3, crop, crop) uint8 (a numpy array, or a tensor on any device) -> (B,) float32 probabilities."""

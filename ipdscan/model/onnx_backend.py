@@ -56,6 +56,10 @@ class OnnxDetector:
     precision: str = "fp32"
     backend: str = "onnxruntime"
 
+    @property
+    def calibration(self) -> dict:
+        return self.metadata.get("calibration") or {}
+
     def score(self, crops: np.ndarray) -> np.ndarray:
         """(B, 3, crop, crop) uint8 -> (B,) float32 probabilities."""
         crops = np.ascontiguousarray(crops, dtype=np.uint8)
