@@ -17,7 +17,8 @@ A view's **features** are the mean and standard deviation over space of every tr
 (UnivFD-style pooled statistics, low and high stages together): 1,568 numbers for EfficientNet-Lite0.
 
 **Store**: ``<cache>/<extractor>/<recipe>/<key[:2]>/<key>.npy``, float16 (views, features), ``key`` the sha256 of
-the file's bytes, its pair name and the view count. Written under a temporary name and renamed when whole, so an
+the file's bytes, its pair name and the view count, and ``<recipe>`` ``centre`` or ``train-`` and the first 12 hex
+digits of the processing's sha256 (``recipe_folder``): views drawn with other probabilities are other features. Written under a temporary name and renamed when whole, so an
 interrupted run loses at most a batch, and a rerun computes only what is missing. ``<extractor>`` names the trunk
 and its weights' sha256 (or the seed of a random initialisation: the content-only control).
 """
@@ -26,10 +27,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -155,8 +157,15 @@ def corpus_entries(root: Path, splits: tuple[str, ...] = ("train", "val", "test"
     return entries
 
 
-def cache_path(cache: Path, extractor_id: str, recipe: str, key: str) -> Path:
-    return cache / extractor_id / recipe / key[:2] / f"{key}.npy"
+def recipe_folder(recipe: str, p: Processing) -> str:
+    """The cache folder of a recipe's views: the training recipe's names its processing by content."""
+    if recipe == "centre":
+        return recipe
+    return f"{recipe}-{hashlib.sha256(json.dumps(asdict(p), sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+def cache_path(cache: Path, extractor_id: str, folder: str, key: str) -> Path:
+    return cache / extractor_id / folder / key[:2] / f"{key}.npy"
 
 
 def entry_key(entry: Entry, content_sha: str, views: int) -> str:
@@ -168,17 +177,18 @@ def file_sha256(path: str) -> str:
 
 
 def cache_features(entries: list[Entry], extractor: Extractor, cache: Path, recipe: str, views: int,
-                   batch: int = 48, log=print) -> dict[str, Path]:
+                   batch: int = 48, log=print, processing: Processing = Processing()) -> dict[str, Path]:
     """Compute and store what is missing; return each entry's cache file (entries that fail to decode are
     reported and left out)."""
     located, pending, failures, started = {}, [], 0, time.monotonic()
+    folder = recipe_folder(recipe, processing)
     for entry in entries:
         sha = file_sha256(entry.path)
-        target = cache_path(cache, extractor.id, recipe, entry_key(entry, sha, views))
+        target = cache_path(cache, extractor.id, folder, entry_key(entry, sha, views))
         located[entry.path] = target
         if not target.exists():
             pending.append((entry, sha, target))
-    log(f"{extractor.id}/{recipe}: {len(entries) - len(pending)} of {len(entries)} cached, {len(pending)} to do")
+    log(f"{extractor.id}/{folder}: {len(entries) - len(pending)} of {len(entries)} cached, {len(pending)} to do")
     buffered: list[tuple[Path, np.ndarray]] = []
 
     def flush():
@@ -196,7 +206,7 @@ def cache_features(entries: list[Entry], extractor: Extractor, cache: Path, reci
     done = 0
     for entry, sha, target in pending:
         try:
-            buffered.append((target, views_of(entry, sha, recipe, views)))
+            buffered.append((target, views_of(entry, sha, recipe, views, processing)))
         except Exception as exc:  # one unreadable file costs that file, never the run
             failures += 1
             located.pop(entry.path)
@@ -209,7 +219,7 @@ def cache_features(entries: list[Entry], extractor: Extractor, cache: Path, reci
             log(f"  {done}/{len(pending)} images, {rate:.1f} img/s ({rate * views:.0f} views/s)")
     if buffered:
         flush()
-    log(f"{extractor.id}/{recipe}: done in {time.monotonic() - started:.0f} s, {failures} unreadable")
+    log(f"{extractor.id}/{folder}: done in {time.monotonic() - started:.0f} s, {failures} unreadable")
     return located
 
 

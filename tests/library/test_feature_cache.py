@@ -94,6 +94,10 @@ def test_the_cache_is_resumable_and_skips_unreadable_files(tmp_path):
     calls.clear()
     again = feature_cache.cache_features(entries, extractor, tmp_path / "cache", "train", 2, log=lambda _: None)
     assert calls == [] and again == located
+    blurrier = feature_cache.Processing(blur_p=0.5)  # other views: computed anew, never the default's reused
+    other = feature_cache.cache_features(entries, extractor, tmp_path / "cache", "train", 2, log=lambda _: None,
+                                         processing=blurrier)
+    assert sum(calls) == 8 and set(other.values()).isdisjoint(located.values())
 
 
 def test_the_probe_separates_what_the_features_separate_and_picks_c_on_val():
