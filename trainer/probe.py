@@ -24,7 +24,7 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from ipdscan.eval.labelled import image_files
 from ipdscan.eval.metrics import bootstrap, percentile_interval
 from trainer.calibrate import threshold_for
-from trainer.feature_cache import Entry, Extractor, cache_features, corpus_entries, window
+from trainer.feature_cache import Entry, Extractor, Processing, cache_features, corpus_entries, window
 from trainer.shortcuts import balanced_sample, shifts_markdown, shortcut_shifts
 
 REGULARISATION = (0.003, 0.03, 0.3, 3.0)  # LogisticRegression's C, picked on the val split
@@ -194,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="fit only on generator folders starting with these, e.g. taef2")
     parser.add_argument("--trunk", default="lite0")
     parser.add_argument("--views", type=int, default=2, help="the views per training image the cache holds")
+    parser.add_argument("--blur-p", type=float, default=Processing.blur_p, help="a training view's blur probability")
+    parser.add_argument("--resize-p", type=float, default=Processing.resize_p,
+                        help="a training view's down-and-up resize probability")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    processing = Processing(blur_p=args.blur_p, resize_p=args.resize_p)
     args.out.mkdir(parents=True, exist_ok=True)
     entries = [entry for corpus in args.corpus for entry in corpus_entries(corpus, ("train", "val"))
                if chosen_family(entry.generator, args.only, args.without)]
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     fitted = {}
     for kind, random_init in (("pretrained", False), ("control", True)):
         extractor = Extractor.build(args.trunk, random_init)
-        located = cache_features(entries, extractor, args.cache, "train", args.views)
+        located = cache_features(entries, extractor, args.cache, "train", args.views, processing=processing)
         print(f"{kind}: fitting on {sum(e.split == 'train' for e in entries)} images")
         probe = fit(stacked([e for e in entries if e.split == "train"], located),
                     stacked([e for e in entries if e.split == "val"], located), extractor.id)
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.shortcuts:
         lines += shortcut_lines
     probe.save(args.out / "probe.npz", {"corpus": list(map(str, args.corpus)), "views": args.views,
+                                        "processing": asdict(processing),
                                         "calibration_photos": len(calibration)})
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
