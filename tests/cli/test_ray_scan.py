@@ -82,6 +82,10 @@ def test_a_ray_scan_writes_the_rows_of_a_local_scan(local_ray, corpus, checkpoin
     header = json.loads((tmp_path / "ray.jsonl.header.json").read_text())
     local_header = json.loads((tmp_path / "local.jsonl.header.json").read_text())
     timing = {"start_time", "end_time", "wall_s", "images_per_s"}
+    # The settings that differ: the executor and the report's own name.
+    assert header["settings"].pop("ray") == {"value": True, "source": "command line"}
+    assert header["settings"].pop("out")["value"].endswith("ray.jsonl")
+    assert local_header["settings"].pop("out")["value"].endswith("local.jsonl")
     assert {k: v for k, v in header.items() if k not in timing} == \
         {k: v for k, v in local_header.items() if k not in timing}
 
