@@ -428,7 +428,7 @@ def test_ctrl_c_outside_the_scan_loop_is_exit_2(tmp_path, checkpoint, monkeypatc
 
 
 @pytest.mark.parametrize("command,patched", [("merge", "reports.merge.merge_reports"), ("report", "reports.merge.merge_reports"),
-                                             ("eval", "model.detector.load_detector"), ("explain", "model.detector.load_detector")])
+                                             ("eval", "model.backends.load_backend"), ("explain", "model.detector.load_detector")])
 def test_ctrl_c_in_the_other_commands_is_exit_2(tmp_path, monkeypatch, command, patched, cli):
     """Unguarded, click turns the KeyboardInterrupt into its own abort: exit 130 (or 1, "flagged")."""
     (tmp_path / "part.jsonl").write_text("")
