@@ -61,10 +61,15 @@ def logit(scores: np.ndarray) -> np.ndarray:
     return np.log(clipped / (1 - clipped))
 
 
+def calibration_scale(calibration_logits: np.ndarray) -> tuple[float, float]:
+    """(centre, spread) that put a member's logits on the calibration photos' scale: (logit - centre) / spread."""
+    return float(calibration_logits.mean()), float(calibration_logits.std()) + 1e-9
+
+
 def standardised(scores: np.ndarray, calibration: np.ndarray) -> np.ndarray:
     """Member scores on the calibration photos' scale: z-scores of logits."""
-    reference = logit(calibration)
-    return (logit(scores) - reference.mean()) / (reference.std() + 1e-9)
+    centre, spread = calibration_scale(logit(calibration))
+    return (logit(scores) - centre) / spread
 
 
 def interval_text(value: float, draws: np.ndarray) -> str:

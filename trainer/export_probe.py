@@ -18,26 +18,24 @@ and licence, each checkpoint's sha256) and the calibration; ONNX Runtime must ag
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from ipdscan.eval.labelled import image_files, read_pixels
 from ipdscan.model.efficientnet_lite import PRETRAINED, load_lite
-from ipdscan.model.export import MAX_DIFFERENCE, OPSET, ScoringGraph
-from ipdscan.model.onnx_backend import INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME, opened
+from ipdscan.model.export import MAX_DIFFERENCE, ScoringGraph, graph_bytes
+from ipdscan.model.onnx_backend import ONNX_FORMAT, ONNX_FORMAT_VERSION, opened
 from ipdscan.model.preprocess import Preprocessing, crop
 from ipdscan.model.torch_preprocess import to_model_input
 from ipdscan.model.weights import bytes_sha256, load_checkpoint, sidecar
 from ipdscan.reports.publish import write_atomically
 from trainer.calibrate import flagged_share, require_photos, threshold_for
+from trainer.ensemble import calibration_scale
 from trainer.feature_cache import pooled_statistics
 
 PROBE_INPUT = Preprocessing(size=224)  # the probe sees the centre window at the image's own resolution
@@ -92,22 +90,10 @@ def batched(module: nn.Module, crops: np.ndarray, batch: int = 32) -> np.ndarray
                       for start in range(0, len(crops), batch)]).double().numpy()
 
 
-def onnx_bytes(graph: nn.Module, side: int, metadata: dict) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's notices and the tracer's constant-folding notes
-        torch.onnx.export(graph, (torch.zeros(2, 3, side, side, dtype=torch.uint8),), buffer, opset_version=OPSET,
-                          dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-    model = onnx.load_from_string(buffer.getvalue())
-    onnx.helper.set_model_props(model, {key: json.dumps(value, sort_keys=True, default=str)
-                                        for key, value in metadata.items()})
-    return model.SerializeToString()
-
-
 def build(probe_path: Path, checkpoints: list[Path], calibration: list[Path], max_flagged: float,
           name: str, log=print) -> tuple[bytes, dict]:
     """The export's bytes and a summary: the graph, calibrated and checked against ONNX Runtime."""
+    probe_sha256 = bytes_sha256(probe_path.read_bytes())
     probe_file = np.load(probe_path)
     probe = ProbeLogit(probe_file)
     checkpoints_loaded = [load_checkpoint(path) for path in checkpoints]
@@ -124,8 +110,8 @@ def build(probe_path: Path, checkpoints: list[Path], calibration: list[Path], ma
     if len(members) == 1:
         graph = AveragedScore(members, [0.0], [1.0])  # the mean of one unscaled logit: the probe's probability
     else:
-        logits = [batched(member, crops) for member in members]
-        graph = AveragedScore(members, [float(v.mean()) for v in logits], [float(v.std()) + 1e-9 for v in logits])
+        centres, spreads = zip(*(calibration_scale(batched(member, crops)) for member in members))
+        graph = AveragedScore(members, list(centres), list(spreads))
     graph.eval()
     reference = batched(graph, crops)
     threshold = float(probe_file["threshold"]) if len(members) == 1 else threshold_for(reference, max_flagged)
@@ -137,7 +123,7 @@ def build(probe_path: Path, checkpoints: list[Path], calibration: list[Path], ma
                    "members": [f"{probe.trunk_name} probe", *(c.name for c in checkpoints_loaded)]},
         "preprocessing": preprocessing.to_dict(),
         "provenance": {"probe": {**probe_about, "regularisation": float(probe_file["regularisation"]),
-                                 "temperature": probe.temperature, "file_sha256": bytes_sha256(probe_path.read_bytes())},
+                                 "temperature": probe.temperature, "file_sha256": probe_sha256},
                        "trunk": {"name": trunk.name, "file": trunk.file, "sha256": trunk.sha256, "source":
                                  f"{trunk.source} {trunk.package.replace('_', '-')}==0.1.0", "licence": trunk.licence},
                        "checkpoints": [{"name": c.name, "sha256": c.sha256} for c in checkpoints_loaded],
@@ -148,10 +134,10 @@ def build(probe_path: Path, checkpoints: list[Path], calibration: list[Path], ma
                         "folders": [str(folder) for folder in calibration],
                         "centres": graph.centres.tolist(), "spreads": graph.spreads.tolist()},
         "threshold": threshold,
-        "source_sha256": bytes_sha256(probe_path.read_bytes()),
-        "source_content_sha256": bytes_sha256(probe_path.read_bytes()),
+        "source_sha256": probe_sha256,
+        "source_content_sha256": probe_sha256,
     }
-    data = onnx_bytes(graph, preprocessing.crop, metadata)
+    data = graph_bytes(graph, preprocessing.crop, metadata)
     exported = opened(data, bytes_sha256(data), Path(f"{name}.onnx"))
     difference = float(np.abs(exported.score(crops).astype(np.float64) - reference).max())
     if not difference <= MAX_DIFFERENCE:

@@ -58,19 +58,18 @@ class Exported:
     crops: int
 
 
-def onnx_metadata(checkpoint: Checkpoint) -> dict[str, str]:
-    """The checkpoint's fields a scan needs, JSON-encoded, under ``onnx_backend.METADATA_KEYS``."""
-    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in {
-        "format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "name": checkpoint.name,
-        "config": checkpoint.config.to_dict(), "preprocessing": checkpoint.preprocessing.to_dict(),
-        "provenance": checkpoint.provenance, "calibration": checkpoint.calibration, "threshold": checkpoint.threshold,
-        "source_sha256": checkpoint.sha256, "source_content_sha256": checkpoint.meta["content_sha256"]}.items()}
+def onnx_metadata(checkpoint: Checkpoint) -> dict:
+    """The checkpoint's fields a scan needs, under ``onnx_backend.METADATA_KEYS``."""
+    return {"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "name": checkpoint.name,
+            "config": checkpoint.config.to_dict(), "preprocessing": checkpoint.preprocessing.to_dict(),
+            "provenance": checkpoint.provenance, "calibration": checkpoint.calibration, "threshold": checkpoint.threshold,
+            "source_sha256": checkpoint.sha256, "source_content_sha256": checkpoint.meta["content_sha256"]}
 
 
-def onnx_bytes(checkpoint: Checkpoint) -> bytes:
-    """The checkpoint's ``ScoringGraph`` as a serialised ONNX model, metadata included."""
-    graph = ScoringGraph(checkpoint)
-    example = torch.zeros(2, 3, checkpoint.preprocessing.crop, checkpoint.preprocessing.crop, dtype=torch.uint8)
+def graph_bytes(graph: nn.Module, crop: int, metadata: dict) -> bytes:
+    """``graph`` (uint8 crops (B, 3, crop, crop) -> probabilities (B,)) as a serialised ONNX model with a dynamic
+    batch axis, each metadata value JSON-encoded (ONNX metadata values are strings)."""
+    example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The legacy exporter's deprecation notice, and the tracer's note that the preprocessing's constants
@@ -81,8 +80,14 @@ def onnx_bytes(checkpoint: Checkpoint) -> bytes:
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     model = onnx.load_from_string(buffer.getvalue())
-    onnx.helper.set_model_props(model, onnx_metadata(checkpoint))
+    onnx.helper.set_model_props(model, {key: json.dumps(value, sort_keys=True, default=str)
+                                        for key, value in metadata.items()})
     return model.SerializeToString()
+
+
+def onnx_bytes(checkpoint: Checkpoint) -> bytes:
+    """The checkpoint's ``ScoringGraph`` as a serialised ONNX model, metadata included."""
+    return graph_bytes(ScoringGraph(checkpoint), checkpoint.preprocessing.crop, onnx_metadata(checkpoint))
 
 
 def check_crops(preprocessing: Preprocessing, count: int = CHECK_CROPS, seed: int = 0) -> np.ndarray:
